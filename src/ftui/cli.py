@@ -1,0 +1,212 @@
+"""The command line (DESIGN.md, Command line). Each subcommand is a thin call into the core.
+
+Exit codes: 0 success, 1 the work failed, 2 bad input (one paragraph, no traceback).
+Nothing heavy is imported at module level, so ``ftui --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ftui import __version__
+from ftui.core.errors import FtuiError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ftui",
+        description="From a dataset to a measured fine-tuned model. Without a command: the TUI.",
+    )
+    p.add_argument("--version", action="version", version=f"ftui {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="start a fine-tuning run")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="a shipped preset (see `ftui presets`)")
+    src.add_argument("--data", type=Path, help="a data file (JSONL, CSV, Parquet)")
+    t.add_argument("--task", help="task of --data: sql, funcrep, json, text")
+    t.add_argument("--backend", choices=("local", "openai"), default="local")
+    t.add_argument("--model")
+    t.add_argument("--epochs", type=float)
+    t.add_argument("--max-steps", type=int)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    t.add_argument("--detach", action="store_true", help="return at once; the run goes on")
+    t.add_argument("--json", action="store_true")
+
+    e = sub.add_parser("eval", help="evaluate a run on its held-out split")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("--variant", choices=("base", "kshot", "finetuned"))
+    e.add_argument("--limit", type=int)
+    e.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("runs", help="list runs")
+    r.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("show", help="one run: status, settings, metrics")
+    s.add_argument("run", metavar="RUN", help="id, unique prefix, or 'latest'")
+    s.add_argument("--json", action="store_true")
+
+    for name, text in (("attach", "watch a run's progress"), ("resume", "continue a stopped run"),
+                       ("cancel", "stop a run (it saves a checkpoint first)")):
+        a = sub.add_parser(name, help=text)
+        a.add_argument("run", metavar="RUN")
+
+    x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png")
+    x.add_argument("run", metavar="RUN")
+    x.add_argument("--format", choices=("md", "json", "csv"))
+    x.add_argument("--out", type=Path, help="a file with --format, else a folder (default: the run)")
+
+    d = sub.add_parser("data", help="check a dataset")
+    dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    c = dsub.add_parser("check", help="counts, per-line errors, duplicates, tokens, split sizes")
+    c.add_argument("file", nargs="?", type=Path, metavar="FILE")
+    c.add_argument("--task", help="sql, funcrep, json or text (default: the preset's, else text)")
+    c.add_argument("--preset", help="check a preset's data (its offline sample unless --hub)")
+    c.add_argument("--hub", action="store_true", help="with --preset: read its hub dataset")
+    c.add_argument("--model", help="tokenizer for token counts (default: the preset's model); 'none' to skip")
+    c.add_argument("--max-length", type=int, help="tokens per example (default: the preset's)")
+    c.add_argument("--json", action="store_true")
+
+    sc = sub.add_parser("score", help="score a JSONL of predictions made elsewhere")
+    sc.add_argument("file", type=Path, metavar="FILE")
+    g = sc.add_mutually_exclusive_group(required=True)
+    g.add_argument("--task", help="sql, funcrep, json or text")
+    g.add_argument("--preset", help="use a preset's task and its options (allowed lists, schema)")
+    sc.add_argument("--json", action="store_true")
+
+    pr = sub.add_parser("presets", help="list the shipped presets")
+    pr.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            from ftui.tui.app import run_app  # textual only for the TUI
+
+            return run_app()
+        handler = _HANDLERS[args.command if args.command != "data" else "data " + args.data_command]
+        return handler(args)
+    except FtuiError as exc:
+        print(f"ftui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `ftui runs | head`
+        return EXIT_OK
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    print(f"ftui {args.command}: not available in this version yet (it comes with the "
+          "local backend; see the README's roadmap).", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from ftui.commands import presets_table
+
+    rows = presets_table()
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['task']:<8} {r['rows']:>6} rows  {r['title']}")
+    return EXIT_OK
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from ftui.commands import data_check, format_report
+
+    report = data_check(file=args.file, task=args.task, preset=args.preset, hub=args.hub,
+                        model=args.model, max_length=args.max_length)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(format_report(report))
+    if report.issues:
+        if not args.json:
+            print(f"ftui: error: {report.source}: {len(report.issues)} bad row(s), listed above "
+                  "by line; fix them or remove them.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK if report.ok else EXIT_BAD_INPUT
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from ftui.commands import score_file
+
+    result = score_file(args.file, task=args.task, preset=args.preset)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{result['task']}: {result['n']} predictions")
+        for k, v in result["metrics"].items():
+            print(f"  {k:<20} {v:7.1%}")
+    return EXIT_OK
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from ftui.core.runs import iter_summaries, list_runs
+
+    rows = iter_summaries(list_runs())
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("no runs yet: start one with `ftui train --preset demo` or the TUI (`ftui`).")
+        return EXIT_OK
+    for r in rows:
+        headline = ", ".join(f"{v} exact {m.get('exact', 0):.0%}" for v, m in r["eval"].items())
+        print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<7} {r['model'] or '':<24} {headline}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from ftui.core.runs import resolve_run
+
+    run = resolve_run(args.run)
+    info = run.summary()
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    for k, v in info.items():
+        if k != "eval":
+            print(f"{k:<12} {'' if v is None else v}")
+    for variant, metrics in info["eval"].items():
+        print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ftui.core.export import export
+    from ftui.core.runs import resolve_run
+
+    for path in export(resolve_run(args.run), fmt=args.format, out=args.out):
+        print(path)
+    return EXIT_OK
+
+
+_HANDLERS = {
+    "train": _not_yet,
+    "eval": _not_yet,
+    "attach": _not_yet,
+    "resume": _not_yet,
+    "cancel": _not_yet,
+    "runs": _cmd_runs,
+    "show": _cmd_show,
+    "export": _cmd_export,
+    "data check": _cmd_data_check,
+    "score": _cmd_score,
+    "presets": _cmd_presets,
+}

@@ -1,0 +1,244 @@
+"""Typed settings of a preset and of a run. Each field is validated where it is made.
+
+The dataclasses here are what ``run.json`` freezes: ``to_dict`` gives plain JSON values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ftui.core.errors import ConfigError
+
+TASKS = ("sql", "funcrep", "json", "text")
+BACKENDS = ("local", "openai")
+
+
+def _check(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a preset's rows come from."""
+
+    sample: str
+    """Offline sample, a path relative to the presets folder (``data/sql.jsonl``)."""
+    fields: Mapping[str, str]
+    """Task field -> source column, e.g. ``{"question": "question", "reference": "answer"}``."""
+    hub: str = ""
+    """Hub dataset id used when reachable (``b-mc2/sql-create-context``); empty for none."""
+    config: str = ""
+    """Hub dataset configuration name, if the dataset has several."""
+    split: str = "train"
+    """Hub split to read."""
+    limit: int = 0
+    """Use at most this many rows (0: all), taken after a seeded shuffle."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.sample), "data.sample", "is empty")
+        _check("reference" in self.fields, "data.fields", "must map 'reference' to a column")
+        _check(self.limit >= 0, "data.limit", f"must be >= 0, got {self.limit}")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How rows are split into train / val / test. Sizes < 1 are fractions, else counts."""
+
+    seed: int = 42
+    """Seed of the shuffle; the same seed and rows give the same split."""
+    val: float = 0.05
+    """Validation size: a fraction of the rows (< 1) or a count (>= 1)."""
+    test: float = 0.1
+    """Held-out test size: a fraction of the rows (< 1) or a count (>= 1)."""
+
+    def __post_init__(self) -> None:
+        for name in ("val", "test"):
+            value = getattr(self, name)
+            _check(value >= 0, f"split.{name}", f"must be >= 0, got {value}")
+            _check(value < 1 or float(value).is_integer(), f"split.{name}",
+                   f"a count must be a whole number, got {value}")
+
+    def sizes(self, n: int) -> tuple[int, int, int]:
+        """(train, val, test) counts for ``n`` rows; raises when nothing is left to train on."""
+
+        def count(v: float) -> int:
+            return int(round(v * n)) if v < 1 else int(v)
+
+        val, test = count(self.val), count(self.test)
+        train = n - val - test
+        if train < 1:
+            raise ConfigError(
+                f"split: {n} rows cannot hold val={val} and test={test} and still train"
+            )
+        return train, val, test
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """System and user messages; ``{field}`` placeholders name task fields."""
+
+    system: str
+    """The system message (may be empty)."""
+    user: str
+    """The user message, e.g. ``"{context}\\n\\nQuestion: {question}"``."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.user.strip()), "prompt.user", "is empty")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Defaults for the local (LoRA/QLoRA) backend."""
+
+    model: str = "smollm2-135m"
+    """``smollm2-135m`` (embedded), a hub id, or a local folder."""
+    epochs: float = 1.0
+    """Passes over the training split."""
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1: as many as the epochs need)."""
+    learning_rate: float = 2e-4
+    """Peak learning rate of the LoRA parameters."""
+    batch_size: int = 8
+    """Examples per device per step."""
+    grad_accum: int = 1
+    """Gradient accumulation steps."""
+    max_length: int = 512
+    """Tokens per example (prompt + completion); longer ones are truncated and reported."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA branch."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    """Modules that get adapters (the attention projections by default)."""
+    quantization: str = "none"
+    """``none``, ``4bit`` or ``8bit`` (bitsandbytes, CUDA only)."""
+    eval_every: int = 50
+    """Validation loss every N steps."""
+    price_per_hour: float | None = None
+    """USD per hour of this machine; None: from the dated table by GPU name ($0 on CPU)."""
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "local.epochs", f"must be > 0, got {self.epochs}")
+        _check(self.learning_rate > 0, "local.learning_rate", f"must be > 0, got {self.learning_rate}")
+        for name in ("batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_every"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"local.{name}",
+                   f"must be a whole number >= 1, got {value!r}")
+        _check(0 <= self.lora_dropout < 1, "local.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        _check(self.quantization in ("none", "4bit", "8bit"), "local.quantization",
+               f"must be none, 4bit or 8bit, got {self.quantization!r}")
+        _check(bool(self.target_modules), "local.target_modules", "is empty")
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """Defaults for the OpenAI fine-tuning backend."""
+
+    model: str = "gpt-4.1-nano-2025-04-14"
+    """Base model to fine-tune."""
+    n_epochs: int | str = "auto"
+    """Epochs, or ``auto`` (OpenAI picks by dataset size)."""
+    batch_size: int | str = "auto"
+    """Batch size, or ``auto``."""
+    learning_rate_multiplier: float | str = "auto"
+    """Learning-rate multiplier, or ``auto``."""
+    suffix: str = "ftui"
+    """Up to 64 characters added to the fine-tuned model's name."""
+    budget_usd: float = 5.0
+    """Estimated cost above which ftui asks before spending."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_epochs", "batch_size", "learning_rate_multiplier"):
+            value = getattr(self, name)
+            _check(value == "auto" or (isinstance(value, (int, float)) and value > 0),
+                   f"openai.{name}", f"must be 'auto' or a positive number, got {value!r}")
+        _check(self.budget_usd >= 0, "openai.budget_usd", f"must be >= 0, got {self.budget_usd}")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How held-out examples are evaluated."""
+
+    max_new_tokens: int = 128
+    """Generation budget per example."""
+    k: int = 3
+    """Training examples put in the prompt for the ``kshot`` variant."""
+    limit: int = 0
+    """Evaluate at most this many test examples (0: all)."""
+    batch_size: int = 16
+    """Prompts per generation batch (local backend)."""
+
+    def __post_init__(self) -> None:
+        _check(self.max_new_tokens >= 1, "eval.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        _check(self.k >= 0, "eval.k", f"must be >= 0, got {self.k}")
+        _check(self.limit >= 0, "eval.limit", f"must be >= 0, got {self.limit}")
+        _check(self.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: data, task, prompt, per-backend defaults and eval settings."""
+
+    name: str
+    """Short id used on the command line (``sql``)."""
+    title: str
+    """One-line title for lists."""
+    description: str
+    """A paragraph for the Dataset screen."""
+    task: str
+    """One of ``sql``, ``funcrep``, ``json``, ``text``."""
+    data: DataSource
+    """Where the rows come from."""
+    prompt: PromptTemplate
+    """System and user templates."""
+    split: SplitSpec = field(default_factory=SplitSpec)
+    """Train / val / test split."""
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    """Passed to the task (allowed lists, JSON Schema, regex)."""
+    local: LocalSettings = field(default_factory=LocalSettings)
+    """Local backend defaults."""
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
+    """OpenAI backend defaults."""
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    """Evaluation settings."""
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", "is empty")
+        _check(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}, got {self.task!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values, as frozen into ``run.json``."""
+        return to_plain(self)
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses, mappings and tuples -> dicts and lists (JSON-able)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def build(cls: type, values: Mapping[str, Any], where: str) -> Any:
+    """Make dataclass ``cls`` from a TOML table, naming unknown keys and wrong types."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    kwargs = {}
+    for key, value in values.items():
+        if key == "target_modules" and isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

@@ -1,0 +1,326 @@
+"""Reading datasets into ``Example``s, naming every bad row by line and field.
+
+Sources: JSON Lines (OpenAI chat ``messages``, ``prompt``/``completion`` pairs, or any
+columns with a field map), CSV, Parquet, and hub datasets through ``datasets``.
+Rows are checked one by one; a bad row is recorded as an ``Issue`` and skipped, so a
+report can list every problem at once. ``load`` callers decide whether issues are fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from ftui.core.config import Preset, SplitSpec
+from ftui.core.errors import DataError, OfflineError
+from ftui.core.examples import Example
+
+# Task field -> candidate source columns, first present wins (per file, from the first row).
+DEFAULT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sql": {"question": ("question",), "context": ("context",), "reference": ("answer", "query", "sql")},
+    "funcrep": {
+        "text": ("target", "text", "sentence", "input"),
+        "reference": ("meaning_representation", "mr", "reference", "output"),
+    },
+    "json": {"text": ("text", "input"), "reference": ("reference", "output", "json")},
+    "text": {"input": ("input", "question", "text"), "reference": ("output", "reference", "answer", "target")},
+}
+
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem with one row (``line`` 0: the whole file)."""
+
+    line: int
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        fld = f", field '{self.field}'" if self.field else ""
+        return f"{where}{fld}: {self.message}"
+
+
+@dataclass
+class Loaded:
+    """What reading a source gave: good examples, bad rows, and how it was read."""
+
+    source: str
+    format: str
+    """``chat``, ``prompt-completion``, ``columns`` (JSONL), ``csv``, ``parquet`` or ``hub``."""
+    rows: int
+    examples: list[Example] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+    """Task field -> source column actually used (columns formats)."""
+
+    def raise_if_bad(self, most: int = 10) -> None:
+        """Raise one DataError listing the first ``most`` issues, if there are any."""
+        if not self.issues:
+            return
+        shown = "; ".join(str(i) for i in self.issues[:most])
+        more = f"; and {len(self.issues) - most} more" if len(self.issues) > most else ""
+        raise DataError(f"{len(self.issues)} bad row(s): {shown}{more}", path=self.source)
+
+
+def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None = None) -> Loaded:
+    """Read a local JSONL, JSON, CSV or Parquet file for ``task``."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError("no such file", path=str(p))
+    if p.is_dir():
+        raise DataError("is a folder, not a data file", path=str(p))
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        return _from_rows(str(p), "csv", _csv_rows(p), task, field_map)
+    if suffix == ".parquet":
+        return _from_rows(str(p), "parquet", _parquet_rows(p), task, field_map)
+    if suffix in (".jsonl", ".json", ".ndjson", ""):
+        return _load_jsonl(p, task, field_map)
+    raise DataError(f"unknown file type '{suffix}'; use .jsonl, .csv or .parquet", path=str(p))
+
+
+def load_preset_rows(preset: Preset, *, hub: bool = False) -> Loaded:
+    """The preset's rows: its offline sample, or its hub dataset when ``hub`` is asked for."""
+    from ftui.core.presets import sample_path
+
+    if hub:
+        if not preset.data.hub:
+            raise DataError(f"preset '{preset.name}' has no hub source; it ships its sample only")
+        loaded = load_hub(preset.data.hub, preset.task, preset.data.fields,
+                          config=preset.data.config, split=preset.data.split)
+    else:
+        loaded = load_file(sample_path(preset), preset.task, preset.data.fields)
+    if preset.data.limit and len(loaded.examples) > preset.data.limit:
+        rng = random.Random(preset.split.seed)
+        picked = sorted(rng.sample(range(len(loaded.examples)), preset.data.limit))
+        loaded.examples = [loaded.examples[i] for i in picked]
+    return loaded
+
+
+def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
+             config: str = "", split: str = "train") -> Loaded:
+    """A hub dataset via ``datasets``; a one-line OfflineError when it cannot be fetched."""
+    try:
+        import datasets  # heavy: only when a hub dataset is asked for
+    except ImportError as exc:  # pragma: no cover - installed with ftui
+        raise OfflineError(f"the 'datasets' package is missing: {exc}") from None
+    try:
+        ds = datasets.load_dataset(dataset_id, config or None, split=split)
+    except Exception as exc:  # network, auth and missing-dataset errors all land here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OfflineError(
+            f"cannot load hub dataset '{dataset_id}' ({first[:200]}); offline? "
+            "Use the preset's offline sample (drop --hub) or a local file."
+        ) from None
+    return _from_rows(f"hub:{dataset_id}", "hub", ((i + 1, dict(r)) for i, r in enumerate(ds)),
+                      task, field_map)
+
+
+def split_examples(examples: Sequence[Example], spec: SplitSpec) -> dict[str, list[Example]]:
+    """Deterministic train/val/test split: a seeded shuffle, then test, val, train."""
+    train_n, val_n, test_n = spec.sizes(len(examples))
+    order = list(range(len(examples)))
+    random.Random(spec.seed).shuffle(order)
+    test = [examples[i] for i in order[:test_n]]
+    val = [examples[i] for i in order[test_n:test_n + val_n]]
+    train = [examples[i] for i in order[test_n + val_n:]]
+    assert len(train) == train_n
+    return {"train": train, "val": val, "test": test}
+
+
+# -- JSON Lines -------------------------------------------------------------------------
+
+def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None) -> Loaded:
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    if p.suffix.lower() == ".json" and raw.lstrip().startswith(b"["):
+        return _load_json_array(p, raw, task, field_map)
+    issues: list[Issue] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            issues.append(Issue(number, f"not UTF-8: byte 0x{line[exc.start]:02x} at column {exc.start + 1}"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            issues.append(Issue(number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(obj, dict):
+            issues.append(Issue(number, f"expected a JSON object, got {_kind(obj)}"))
+            continue
+        rows.append((number, obj))
+    first = rows[0][1] if rows else {}
+    if "messages" in first:
+        fmt = "chat"
+    elif "prompt" in first and "completion" in first:
+        fmt = "prompt-completion"
+    else:
+        fmt = "columns"
+    loaded = _from_rows(str(p), fmt, iter(rows), task, field_map)
+    loaded.rows += len(issues)
+    loaded.issues = sorted(issues + loaded.issues, key=lambda i: i.line)
+    return loaded
+
+
+def _load_json_array(p: Path, raw: bytes, task: str, field_map: Mapping[str, str] | None) -> Loaded:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"not a valid JSON array: {exc}", path=str(p)) from None
+    rows = ((i + 1, r) for i, r in enumerate(data))
+    return _from_rows(str(p), "columns", rows, task, field_map)
+
+
+def _csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 at byte {exc.start}", path=str(p), line=line) from None
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        # reader.line_num is the physical line just read; the header is line 1.
+        yield reader.line_num, dict(row)
+
+
+def _parquet_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq  # heavy: only for Parquet files
+
+    try:
+        table = pq.read_table(p)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(f"not a readable Parquet file: {exc}", path=str(p)) from None
+    for i, row in enumerate(table.to_pylist(), start=1):
+        yield i, row
+
+
+# -- rows -> examples -------------------------------------------------------------------
+
+def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str,
+               field_map: Mapping[str, str] | None) -> Loaded:
+    loaded = Loaded(source=source, format=fmt, rows=0)
+    resolved: dict[str, str] | None = None
+    for number, row in rows:
+        loaded.rows += 1
+        if not isinstance(row, dict):
+            loaded.issues.append(Issue(number, f"expected an object, got {_kind(row)}"))
+            continue
+        if fmt == "chat" or "messages" in row:
+            example, issues = _from_chat(number, row)
+        elif fmt == "prompt-completion":
+            example, issues = _from_pair(number, row)
+        else:
+            if resolved is None:
+                resolved = _resolve_fields(task, field_map, row)
+                loaded.fields = resolved
+            example, issues = _from_columns(number, row, resolved)
+        loaded.issues.extend(issues)
+        if example is not None:
+            loaded.examples.append(example)
+    return loaded
+
+
+def _resolve_fields(task: str, field_map: Mapping[str, str] | None, row: Mapping[str, Any]) -> dict[str, str]:
+    if field_map:
+        return dict(field_map)
+    resolved = {}
+    for name, candidates in DEFAULT_FIELDS[task].items():
+        resolved[name] = next((c for c in candidates if c in row), candidates[0])
+    return resolved
+
+
+def _from_columns(number: int, row: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[Example | None, list[Issue]]:
+    issues: list[Issue] = []
+    values: dict[str, str] = {}
+    for name, column in fields.items():
+        if column not in row or row[column] is None:
+            issues.append(Issue(number, "missing", column))
+            continue
+        value = row[column]
+        if not isinstance(value, str):
+            issues.append(Issue(number, f"must be text, got {_kind(value)} ({_short(value)})", column))
+            continue
+        values[name] = value
+    if issues:
+        return None, issues
+    reference = values.pop("reference")
+    if not reference.strip():
+        return None, [Issue(number, "empty reference", fields["reference"])]
+    return Example(fields=values, reference=reference, line=number), []
+
+
+def _from_pair(number: int, row: Mapping[str, Any]) -> tuple[Example | None, list[Issue]]:
+    issues = [Issue(number, f"must be text, got {_kind(row.get(k))} ({_short(row.get(k))})", k)
+              for k in ("prompt", "completion") if not isinstance(row.get(k), str)]
+    if issues:
+        return None, issues
+    if not row["completion"].strip():
+        return None, [Issue(number, "empty reference", "completion")]
+    messages = ({"role": "user", "content": row["prompt"]},)
+    return Example(fields={"input": row["prompt"]}, reference=row["completion"].strip(),
+                   messages=messages, line=number), []
+
+
+def _from_chat(number: int, row: Mapping[str, Any]) -> tuple[Example | None, list[Issue]]:
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return None, [Issue(number, f"must be a non-empty list of turns, got {_kind(messages)}", "messages")]
+    for i, turn in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(turn, dict):
+            return None, [Issue(number, f"must be an object, got {_kind(turn)}", where)]
+        if turn.get("role") not in CHAT_ROLES:
+            return None, [Issue(number, f"role must be one of {', '.join(CHAT_ROLES)}, got {_short(turn.get('role'))}", f"{where}.role")]
+        content = turn.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            return None, [Issue(number, f"must be text, got {_kind(content)} ({_short(content)})", f"{where}.content")]
+    last = messages[-1]
+    if last.get("role") != "assistant":
+        return None, [Issue(number, "the last turn must be the assistant's answer (the reference)", f"messages[{len(messages) - 1}].role")]
+    reference = last.get("content")
+    if not isinstance(reference, str) or not reference.strip():
+        return None, [Issue(number, "empty reference", f"messages[{len(messages) - 1}].content")]
+    users = [m for m in messages[:-1] if m.get("role") == "user"]
+    if not users:
+        return None, [Issue(number, "no user turn before the answer", "messages")]
+    last_user = users[-1].get("content")
+    text = last_user if isinstance(last_user, str) else json.dumps(last_user, ensure_ascii=False)
+    extra = {k: v for k, v in row.items() if k != "messages"}
+    return Example(fields={"input": text}, reference=reference, messages=tuple(messages[:-1]),
+                   line=number, extra=extra), []
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,192 @@
+"""The event schema of ``events.jsonl``: one module for the writer and every reader.
+
+Each line is one JSON object with ``v`` (schema version), ``ts`` (Unix seconds), ``type``,
+and the fields of that type. The writer flushes per line; the tail reader keeps a partial
+last line for the next read, so a viewer never misreads a line the runner is still writing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+SCHEMA_VERSION = 1
+
+STATES = ("queued", "starting", "running", "evaluating", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+LOST = "lost"
+"""Not written by anyone: what viewers call a run whose runner stopped heartbeating."""
+
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_STR = (str,)
+_OPT_STR = (str, type(None))
+
+# type -> {field: (allowed types, required)}
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "status": {"state": (_STR, True), "message": (_OPT_STR, False)},
+    "train": {
+        "step": ((int,), True),
+        "total_steps": ((int,), True),
+        "epoch": (_NUM, True),
+        "loss": (_NUM, True),
+        "lr": (_NUM, True),
+        "tokens": ((int,), True),
+        "tokens_per_s": (_NUM, True),
+    },
+    "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False)},
+    "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
+    "hw": {
+        "gpu_util": (_OPT_NUM, False),
+        "gpu_mem_used": (_OPT_NUM, False),
+        "gpu_mem_total": (_OPT_NUM, False),
+        "gpu_power_w": (_OPT_NUM, False),
+        "gpus": ((list, type(None)), False),
+        "cpu_percent": (_OPT_NUM, False),
+        "rss_bytes": (_OPT_NUM, False),
+        "ram_total_bytes": (_OPT_NUM, False),
+    },
+    "checkpoint": {"step": ((int,), True), "path": (_STR, True)},
+    "log": {"level": (_STR, True), "message": (_STR, True)},
+    "eval": {"variant": (_STR, True), "n": ((int,), True), "metrics": ((dict,), True)},
+    "error": {"message": (_STR, True)},
+}
+EVENT_TYPES = tuple(SCHEMA)
+
+
+class EventSchemaError(ValueError):
+    """An event does not match the schema (a bug in the writer, or a damaged line)."""
+
+
+def validate(event: Mapping[str, Any]) -> None:
+    """Raise EventSchemaError naming the first field that does not fit."""
+    kind = event.get("type")
+    if kind not in SCHEMA:
+        raise EventSchemaError(f"unknown event type {kind!r}")
+    if not isinstance(event.get("ts"), _NUM) or not isinstance(event.get("v"), int):
+        raise EventSchemaError(f"{kind} event: 'v' and 'ts' must be numbers")
+    for name, (types, required) in SCHEMA[kind].items():
+        if name not in event:
+            if required:
+                raise EventSchemaError(f"{kind} event: missing '{name}'")
+            continue
+        value = event[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise EventSchemaError(f"{kind} event: '{name}' has the wrong type ({type(value).__name__})")
+    if kind == "status" and event["state"] not in STATES:
+        raise EventSchemaError(f"status event: unknown state {event['state']!r}")
+
+
+def make_event(kind: str, *, ts: float | None = None, **fields: Any) -> dict[str, Any]:
+    """A validated event dict of type ``kind``."""
+    event = {"v": SCHEMA_VERSION, "ts": round(time.time() if ts is None else ts, 3), "type": kind, **fields}
+    validate(event)
+    return event
+
+
+class EventWriter:
+    """Appends events to ``events.jsonl``, one line each, flushed per line. Thread-safe."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")
+        # A runner killed mid-write leaves a partial line; end it so the next event is whole.
+        if self._file.tell() > 0:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self._file.write("\n")
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = make_event(kind, **fields)
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+        return event
+
+    def sync(self) -> None:
+        """Force the lines to disk (before a status change that others act on)."""
+        with self._lock:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class TailState:
+    offset: int = 0
+    partial: bytes = b""
+    bad_lines: int = 0
+
+
+class EventTail:
+    """Reads new complete lines of ``events.jsonl`` on each ``read()``; replays from the start.
+
+    A trailing line without its newline is kept back until it is complete. Lines that are not
+    valid events (damaged, or from a newer schema) are counted in ``bad_lines`` and skipped.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.state = TailState()
+
+    @property
+    def bad_lines(self) -> int:
+        return self.state.bad_lines
+
+    def read(self, max_bytes: int | None = 8 << 20) -> list[dict[str, Any]]:
+        """New complete events since the last call (at most ``max_bytes`` read; None: all)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.state.offset)
+                chunk = f.read(-1 if max_bytes is None else max_bytes)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self.state.offset += len(chunk)
+        data = self.state.partial + chunk
+        *lines, self.state.partial = data.split(b"\n")
+        events = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            event = parse_line(raw)
+            if event is None:
+                self.state.bad_lines += 1
+            else:
+                events.append(event)
+        return events
+
+
+def parse_line(raw: bytes | str) -> dict[str, Any] | None:
+    """One event from one complete line, or None when the line is not a valid event."""
+    try:
+        event = json.loads(raw)
+        if not isinstance(event, dict):
+            return None
+        validate(event)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return event
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete, valid event in the file."""
+    return EventTail(path).read(max_bytes=None)

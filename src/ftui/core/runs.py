@@ -1,0 +1,229 @@
+"""The run store: run directories under ``$FTUI_HOME/runs`` (DESIGN.md, The run directory)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ftui import __version__
+from ftui.core.errors import RunNotFoundError
+from ftui.core.events import LOST, TERMINAL_STATES, read_events
+from ftui.core.examples import Example
+from ftui.core.paths import runs_dir
+
+HEARTBEAT_STALE_S = 60.0
+"""A running status whose heartbeat is older than this (and whose pid is gone) is ``lost``."""
+
+SPLITS = ("train", "val", "test")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON so a reader sees the old file or the new one, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory and what can be read from it. Cheap to make; reads on demand."""
+
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return _read_json(self.dir / "run.json") or {}
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "events.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.json"
+
+    @property
+    def stop_path(self) -> Path:
+        return self.dir / "stop"
+
+    def examples(self, split: str) -> list[Example]:
+        """The frozen examples of ``split`` (train, val or test)."""
+        path = self.dir / "data" / f"{split}.jsonl"
+        with open(path, encoding="utf-8") as f:
+            return [Example.from_json(json.loads(line)) for line in f if line.strip()]
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        """Atomic ``status.json`` with this process's pid, host and a fresh heartbeat."""
+        now = time.time()
+        write_json_atomic(self.status_path, {
+            "state": state, "pid": os.getpid(), "host": socket.gethostname(),
+            "heartbeat": now, "updated": now, **fields,
+        })
+
+    def status(self, *, now: float | None = None) -> dict[str, Any]:
+        """The latest state, with ``lost`` for a silent runner that has gone."""
+        st = _read_json(self.status_path)
+        if st is None:
+            return {"state": "queued"}
+        state = st.get("state", "queued")
+        if state not in TERMINAL_STATES and state != "queued" and _runner_gone(st, now or time.time()):
+            st = {**st, "state": LOST, "last_state": state}
+        return st
+
+    def eval_metrics(self) -> dict[str, dict[str, Any]]:
+        """variant -> metrics.json contents, for every evaluated variant."""
+        out = {}
+        eval_dir = self.dir / "eval"
+        if eval_dir.is_dir():
+            for sub in sorted(eval_dir.iterdir()):
+                m = _read_json(sub / "metrics.json")
+                if m is not None:
+                    out[sub.name] = m
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The object ``ftui show --json`` prints and ``ftui runs --json`` lists."""
+        spec = self.spec
+        st = self.status()
+        last: dict[str, dict[str, Any]] = {}
+        for ev in read_events(self.events_path):
+            last[ev["type"]] = ev
+        train, cost = last.get("train", {}), last.get("cost", {})
+        started = spec.get("created")
+        ended = st.get("ended")
+        return {
+            "id": self.id,
+            "dir": str(self.dir),
+            "status": st.get("state", "queued"),
+            "message": st.get("message", ""),
+            "preset": spec.get("preset"),
+            "task": spec.get("task"),
+            "backend": spec.get("backend"),
+            "model": spec.get("model"),
+            "created": started,
+            "ended": ended,
+            "duration_s": round(ended - started, 1) if ended and started else None,
+            "step": train.get("step"),
+            "total_steps": train.get("total_steps"),
+            "tokens": train.get("tokens"),
+            "cost_usd": cost.get("usd"),
+            "eval": {v: m.get("metrics", {}) for v, m in self.eval_metrics().items()},
+        }
+
+
+def _runner_gone(st: Mapping[str, Any], now: float) -> bool:
+    heartbeat = st.get("heartbeat")
+    if not isinstance(heartbeat, (int, float)) or now - heartbeat <= HEARTBEAT_STALE_S:
+        return False
+    pid = st.get("pid")
+    if st.get("host") == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False  # alive but silent: hung, not lost
+    return True
+
+
+def new_run_id(label: str, *, now: float | None = None) -> str:
+    """``20261123-104501-demo-3fa2`` (UTC): sortable by time, readable, unique."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:24] or "run"
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def create_run(*, label: str, spec: Mapping[str, Any], splits: Mapping[str, Sequence[Example]],
+               root: Path | None = None) -> Run:
+    """Make ``runs/<id>/`` with ``run.json`` (spec + id, version, split sizes) and the splits."""
+    root = root or runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = root / new_run_id(label)
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:  # same second, same random suffix: try another
+            continue
+    (run_dir / "data").mkdir()
+    for name in SPLITS:
+        with open(run_dir / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for ex in splits.get(name, ()):
+                f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+    frozen = {
+        "id": run_dir.name,
+        "ftui_version": __version__,
+        "created": round(time.time(), 3),
+        **spec,
+        "split_sizes": {name: len(splits.get(name, ())) for name in SPLITS},
+    }
+    write_json_atomic(run_dir / "run.json", frozen)
+    return Run(run_dir)
+
+
+def list_runs(root: Path | None = None) -> list[Run]:
+    """Every run, oldest first (ids sort by creation time)."""
+    root = root or runs_dir()
+    if not root.is_dir():
+        return []
+    return [Run(p) for p in sorted(root.iterdir()) if (p / "run.json").is_file()]
+
+
+def resolve_run(ref: str, root: Path | None = None) -> Run:
+    """A run by full id, unique prefix, ``latest``, or a path to a run directory."""
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        return Run(path.resolve())
+    runs = list_runs(root)
+    if ref == "latest":
+        if not runs:
+            raise RunNotFoundError(f"no runs yet in {root or runs_dir()}")
+        return max(runs, key=lambda r: (r.spec.get("created", 0), r.id))
+    exact = [r for r in runs if r.id == ref]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r.id.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunNotFoundError(f"no run matches '{ref}' in {root or runs_dir()} (try `ftui runs`)")
+    raise RunNotFoundError(
+        f"'{ref}' matches {len(matches)} runs ({', '.join(r.id for r in matches[:4])}...); give more of the id"
+    )
+
+
+def iter_summaries(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    return [r.summary() for r in runs]

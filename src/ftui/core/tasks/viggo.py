@@ -1,0 +1,35 @@
+"""The ViGGO meaning-representation vocabulary (GEM/viggo; Juraska et al., 2019).
+
+Nine dialogue-act functions and fourteen attributes, as they appear in the dataset.
+"""
+
+from __future__ import annotations
+
+FUNCTIONS: tuple[str, ...] = (
+    "inform",
+    "request",
+    "give_opinion",
+    "confirm",
+    "verify_attribute",
+    "suggest",
+    "request_explanation",
+    "recommend",
+    "request_attribute",
+)
+
+ATTRIBUTES: tuple[str, ...] = (
+    "name",
+    "release_year",
+    "exp_release_date",
+    "developer",
+    "esrb",
+    "rating",
+    "genres",
+    "player_perspective",
+    "platforms",
+    "available_on_steam",
+    "has_linux_release",
+    "has_mac_release",
+    "specifier",
+    "has_multiplayer",
+)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def ftui_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own FTUI_HOME (runs), sharing one model cache for speed."""
+    home = tmp_path_factory.mktemp("home")
+    shared_models = tmp_path_factory.getbasetemp() / "models"
+    shared_models.mkdir(exist_ok=True)
+    (home / "models").symlink_to(shared_models)
+    monkeypatch.setenv("FTUI_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+def run_cli(*args: str, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """``ftui ARGS`` as a real subprocess with the current environment (FTUI_HOME included)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ftui", *args],
+        capture_output=True, text=True, env={**os.environ, **(env or {})}, input=input, timeout=240,
+    )
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path

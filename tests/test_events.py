@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ftui.core.events import EventSchemaError, EventTail, EventWriter, make_event, read_events
+
+
+def test_writer_flushes_each_line_and_tail_reads_incrementally(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    assert tail.read() == []  # no file yet
+    w = EventWriter(path)
+    w.write("status", state="running", message="go")
+    # Flushed per line: another reader sees it before close.
+    assert [e["type"] for e in tail.read()] == ["status"]
+    w.write("train", step=1, total_steps=10, epoch=0.1, loss=2.5, lr=1e-4, tokens=100, tokens_per_s=50.0)
+    w.write("val", step=1, loss=2.4)
+    assert [e["type"] for e in tail.read()] == ["train", "val"]
+    assert tail.read() == []
+    w.close()
+
+
+def test_partial_last_line_is_never_misread(tmp_path):
+    path = tmp_path / "events.jsonl"
+    line = json.dumps(make_event("log", level="info", message="hello")) + "\n"
+    half = len(line) // 2
+    path.write_text(line + line[:half])
+    tail = EventTail(path)
+    assert len(tail.read()) == 1  # the half line is held back
+    with open(path, "a") as f:
+        f.write(line[half:])
+    events = tail.read()
+    assert len(events) == 1 and events[0]["message"] == "hello"
+    assert tail.bad_lines == 0
+
+
+def test_writer_ends_a_torn_line_left_by_a_killed_runner(tmp_path):
+    path = tmp_path / "events.jsonl"
+    good = json.dumps(make_event("log", level="info", message="a")) + "\n"
+    path.write_text(good + '{"v":1,"ts":1,"type":"tra')  # killed mid-write
+    with EventWriter(path) as w:
+        w.write("status", state="running")
+    events = read_events(path)
+    assert [e["type"] for e in events] == ["log", "status"]
+
+
+def test_damaged_lines_are_counted_and_skipped(tmp_path):
+    path = tmp_path / "events.jsonl"
+    ok = json.dumps(make_event("error", message="boom"))
+    path.write_text("not json\n" + ok + "\n" + '{"v":1,"ts":1,"type":"train","step":"x"}\n')
+    tail = EventTail(path)
+    assert [e["type"] for e in tail.read()] == ["error"]
+    assert tail.bad_lines == 2
+
+
+@pytest.mark.parametrize("kind,fields", [
+    ("status", {"state": "exploded"}),
+    ("train", {"step": 1}),
+    ("nope", {}),
+    ("cost", {"usd": "1", "basis": "x"}),
+    ("train", {"step": True, "total_steps": 1, "epoch": 0, "loss": 1, "lr": 1, "tokens": 1, "tokens_per_s": 1}),
+])
+def test_schema_rejects_bad_events(kind, fields):
+    with pytest.raises(EventSchemaError):
+        make_event(kind, **fields)

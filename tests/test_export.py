@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import csv
+import json
+
+from ftui.core.events import EventWriter
+from ftui.core.examples import Example
+from ftui.core.export import export
+from ftui.core.runs import create_run
+from ftui.core.scoring import score_examples, write_eval
+from ftui.core.tasks import make_task
+
+from conftest import run_cli
+
+
+def finished_run():
+    test = [Example(fields={"input": f"say {w}"}, reference=w, line=i + 1) for i, w in enumerate(["a", "b", "c", "d"])]
+    run = create_run(label="text", spec={"preset": None, "task": "text", "backend": "local", "model": "tiny",
+                                         "hyperparameters": {"lora_r": 8, "learning_rate": 2e-4},
+                                         "data": {"source": "mine.jsonl", "sha256": "ab" * 32}},
+                     splits={"train": test, "val": test[:1], "test": test})
+    with EventWriter(run.events_path) as w:
+        w.write("status", state="running")
+        for step in range(1, 6):
+            w.write("train", step=step, total_steps=5, epoch=step / 5, loss=3.0 / step, lr=2e-4,
+                    tokens=100 * step, tokens_per_s=250.0)
+        w.write("val", step=5, loss=0.9)
+        w.write("cost", usd=0.0123, projected_usd=0.0123, basis="1.0 h x $0.475/h (A40)")
+        w.write("status", state="succeeded")
+    task = make_task("text")
+    for variant, outs in (("base", ["x", "b", "y", "z"]), ("finetuned", ["a", "b", "c", "q"])):
+        records, metrics = score_examples(task, test, outs)
+        write_eval(run.dir, variant, records, metrics, model="tiny")
+    run.write_status("succeeded", ended=run.spec["created"] + 75)
+    return run
+
+
+def test_export_writes_markdown_json_csv_and_plot(tmp_path):
+    run = finished_run()
+    written = export(run, out=tmp_path / "share")
+    names = sorted(p.name for p in written)
+    assert names == ["loss.png", "predictions.csv", "summary.json", "summary.md"]
+    md = (tmp_path / "share" / "summary.md").read_text()
+    assert "| variant | n | valid | exact | normalized |" in md
+    assert "| base | 4 | 100.0% | 25.0% | 25.0% |" in md
+    assert "| finetuned | 4 | 100.0% (+0.0) | 75.0% (+50.0) | 75.0% (+50.0) |" in md
+    assert "$0.0123" in md and "1m 15s" in md and "![training and validation loss](loss.png)" in md
+    assert (tmp_path / "share" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / "share" / "summary.json").read_text())
+    assert data["eval"]["finetuned"]["metrics"]["exact"] == 0.75
+    assert data["training"]["final_loss"] == 0.6 and data["loss"]["val"] == [[5, 0.9]]
+    rows = list(csv.DictReader(open(tmp_path / "share" / "predictions.csv", encoding="utf-8")))
+    assert len(rows) == 8 and {r["variant"] for r in rows} == {"base", "finetuned"}
+    assert rows[0]["output"] == "x" and rows[0]["exact"] == "False"
+
+
+def test_export_cli_single_format_and_show(tmp_path):
+    run = finished_run()
+    out = tmp_path / "s.json"
+    res = run_cli("export", run.id[:-2], "--format", "json", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text())["id"] == run.id
+    show = json.loads(run_cli("show", "latest", "--json").stdout)
+    assert show["status"] == "succeeded" and show["eval"]["base"]["exact"] == 0.25
+    assert show["duration_s"] == 75.0 and show["cost_usd"] == 0.0123
+    listed = json.loads(run_cli("runs", "--json").stdout)
+    assert [r["id"] for r in listed] == [run.id]
+    missing = run_cli("export", "nope")
+    assert missing.returncode == 2 and "no run matches 'nope'" in missing.stderr

@@ -1,0 +1,44 @@
+"""The import rules of DESIGN.md, checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE_MODULES = [
+    "ftui.core.config", "ftui.core.presets", "ftui.core.data", "ftui.core.datacheck",
+    "ftui.core.prompts", "ftui.core.events", "ftui.core.runs", "ftui.core.scoring",
+    "ftui.core.export", "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
+    "ftui.core.tasks.jsontask", "ftui.core.tasks.text",
+]
+
+
+def loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_core_does_not_load_textual_or_ml_libraries():
+    mods = loaded_after("\n".join(f"import {m}" for m in CORE_MODULES))
+    for heavy in ("textual", "torch", "transformers", "openai", "datasets"):
+        assert heavy not in mods, f"importing the core loaded {heavy}"
+
+
+def test_tui_does_not_load_torch_or_openai():
+    mods = loaded_after("import ftui.tui.app")
+    assert "textual" in mods
+    for heavy in ("torch", "transformers", "peft", "openai"):
+        assert heavy not in mods, f"importing the TUI loaded {heavy}"
+
+
+def test_help_does_not_load_torch():
+    mods = loaded_after(
+        "import sys\nfrom ftui.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert "ftui.cli" in mods
+    for heavy in ("torch", "transformers", "textual", "openai"):
+        assert heavy not in mods, f"`ftui --help` loaded {heavy}"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ftui.core.errors import RunNotFoundError
+from ftui.core.examples import Example
+from ftui.core.runs import HEARTBEAT_STALE_S, create_run, list_runs, resolve_run
+
+
+def make_run(label="demo", **spec):
+    ex = [Example(fields={"question": f"q{i}"}, reference=f"a{i}", line=i + 1) for i in range(6)]
+    return create_run(label=label, spec={"preset": label, "task": "sql", "backend": "local",
+                                         "model": "smollm2-135m", **spec},
+                      splits={"train": ex[:4], "val": ex[4:5], "test": ex[5:]})
+
+
+def test_create_run_freezes_spec_and_splits():
+    run = make_run()
+    spec = json.loads((run.dir / "run.json").read_text())
+    assert spec["id"] == run.id and spec["ftui_version"] and spec["split_sizes"] == {"train": 4, "val": 1, "test": 1}
+    assert [e.reference for e in run.examples("train")] == ["a0", "a1", "a2", "a3"]
+    assert run.examples("test")[0].fields == {"question": "q5"}
+    assert run.status()["state"] == "queued"
+
+
+def test_resolve_by_id_prefix_latest_and_errors():
+    a = make_run("alpha")
+    b = make_run("beta")
+    assert resolve_run(a.id).dir == a.dir
+    assert resolve_run("latest").dir == b.dir
+    # ids share the timestamp prefix: a too-short prefix is ambiguous
+    with pytest.raises(RunNotFoundError, match="matches 2 runs"):
+        resolve_run(a.id[:8])
+    assert resolve_run(a.id.rsplit("-", 1)[0]).dir == a.dir
+    with pytest.raises(RunNotFoundError, match="no run matches"):
+        resolve_run("zzz")
+    assert [r.id for r in list_runs()] == sorted([a.id, b.id])
+
+
+def test_status_written_atomically_and_lost_when_runner_gone():
+    run = make_run()
+    run.write_status("running", message="step 3")
+    st = run.status()
+    assert st["state"] == "running" and st["pid"] == os.getpid()
+    assert not list(run.dir.glob(".status.json*"))  # no temp file left behind
+    # A finished process with a stale heartbeat: lost.
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    data = json.loads(run.status_path.read_text())
+    data.update(pid=int(proc.stdout), heartbeat=time.time() - HEARTBEAT_STALE_S - 5)
+    run.status_path.write_text(json.dumps(data))
+    assert run.status()["state"] == "lost"
+    assert run.summary()["status"] == "lost"
+    # A live process with a stale heartbeat is hung, not lost; a fresh heartbeat is running.
+    data.update(pid=os.getpid())
+    run.status_path.write_text(json.dumps(data))
+    assert run.status()["state"] == "running"
+    # Terminal states never turn lost.
+    data.update(state="succeeded", pid=int(proc.stdout))
+    run.status_path.write_text(json.dumps(data))
+    assert run.status()["state"] == "succeeded"

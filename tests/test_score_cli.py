@@ -1,0 +1,53 @@
+"""`ftui score` as a user runs it: a JSONL of predictions in, rates out, bad files named."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli, write_jsonl
+
+EMOTIONS_OK = '[{"text": "Thanks!", "emotion": "gratitude"}]'
+
+
+def test_score_funcrep_with_preset(tmp_path):
+    ref = "inform(name[Portal 2], rating[excellent], genres[puzzle, platformer])"
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"prediction": "inform(genres[platformer, puzzle], name[Portal 2], rating[excellent])", "reference": ref},
+        {"prediction": "inform(name[Portal 2], price[cheap])", "reference": ref},
+        {"prediction": "I don't know", "reference": ref},
+        {"prediction": "inform(name[Portal 2], rating[excellent])", "reference": ref},
+    ])
+    res = run_cli("score", "--preset", "viggo", str(path), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["task"] == "funcrep" and out["n"] == 4
+    m = out["metrics"]
+    assert m["valid"] == 0.5 and m["exact"] == 0.25 and m["function_accuracy"] == 0.75
+    # slots: ref has 4 each time; tp 4+1+0+2 = 7, fp 0+1+0+0 = 1, fn 0+3+4+2 = 9
+    assert abs(m["slot_precision"] - 7 / 8) < 1e-9 and abs(m["slot_recall"] - 7 / 16) < 1e-9
+
+
+def test_score_json_with_preset(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"prediction": EMOTIONS_OK, "reference": EMOTIONS_OK},
+        {"prediction": '[{"text": "Thanks!", "emotion": "happy"}]', "reference": EMOTIONS_OK},
+        {"prediction": '[{"text": "Thanks!", "emo', "reference": EMOTIONS_OK},
+    ])
+    out = json.loads(run_cli("score", "--preset", "json-emotions", str(path), "--json").stdout)
+    assert out["metrics"]["parses"] == 2 / 3 and out["metrics"]["schema_valid"] == 1 / 3
+    assert out["metrics"]["valid"] == 1 / 3 and out["metrics"]["exact"] == 1 / 3
+
+
+def test_score_bad_file_exits_2_naming_lines(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"prediction": "a", "reference": "a"},
+        '{"prediction": "a", "refer',
+        {"prediction": 5, "reference": "a"},
+    ])
+    res = run_cli("score", "--task", "text", str(path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "line 2: not valid JSON" in res.stderr and "line 3: field(s) 'prediction'" in res.stderr
+    res = run_cli("score", "--task", "sql", str(write_jsonl(tmp_path / "q.jsonl", [{"prediction": "SELECT 1", "reference": "SELECT 1"}])))
+    assert res.returncode == 2 and "'context'" in res.stderr
+    res = run_cli("score", "--preset", "nope", str(path))
+    assert res.returncode == 2 and "no preset named 'nope'" in res.stderr
