@@ -134,3 +134,18 @@ def test_report_counts_duplicates_and_long_examples(tmp_path):
     assert report.too_long == [4]
     assert report.tokens["max"] > 100 and report.split == {"train": 2, "val": 1, "test": 1}
     assert report.ok
+
+
+def test_hub_loader_uses_datasets_and_fails_in_one_line(tmp_path, monkeypatch):
+    from ftui.core.data import load_hub
+    from ftui.core.errors import OfflineError
+
+    folder = tmp_path / "my-dataset"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [SQL_ROW, {**SQL_ROW, "question": "Oldest?"}])
+    loaded = load_hub(str(folder), "sql", None)  # datasets reads a local folder like a hub id
+    assert loaded.format == "hub" and [e.fields["question"] for e in loaded.examples] == ["How many heads?", "Oldest?"]
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
+    with pytest.raises(OfflineError, match="cannot be reached"):
+        load_hub("b-mc2/sql-create-context", "sql", None)

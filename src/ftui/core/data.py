@@ -11,7 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
+import socket
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -108,6 +111,11 @@ def load_preset_rows(preset: Preset, *, hub: bool = False) -> Loaded:
 def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
              config: str = "", split: str = "train") -> Loaded:
     """A hub dataset via ``datasets``; a one-line OfflineError when it cannot be fetched."""
+    if not os.environ.get("HF_HUB_OFFLINE") and not hub_reachable():
+        raise OfflineError(
+            f"cannot load hub dataset '{dataset_id}': the hub ({_hub_host()}) cannot be reached "
+            "from this machine. Use the preset's offline sample (drop --hub) or a local file."
+        )
     try:
         import datasets  # heavy: only when a hub dataset is asked for
     except ImportError as exc:  # pragma: no cover - installed with ftui
@@ -122,6 +130,20 @@ def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
         ) from None
     return _from_rows(f"hub:{dataset_id}", "hub", ((i + 1, dict(r)) for i, r in enumerate(ds)),
                       task, field_map)
+
+
+def _hub_host() -> str:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return urllib.parse.urlparse(endpoint).hostname or "huggingface.co"
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens: a quick answer instead of a minute of retries."""
+    try:
+        with socket.create_connection((_hub_host(), 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def split_examples(examples: Sequence[Example], spec: SplitSpec) -> dict[str, list[Example]]:

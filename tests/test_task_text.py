@@ -1,0 +1,71 @@
+"""The text task and the shared output cleanup ``strip_fence``."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftui.core.errors import ConfigError
+from ftui.core.tasks import make_task
+from ftui.core.tasks.text import TextTask, normalize_text, strip_fence
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("  answer \n", "answer"),
+        ("```\nanswer\n```", "answer"),
+        ("```json\n{\"a\": 1}\n```\n", '{"a": 1}'),
+        ("```sql\nSELECT 1", "SELECT 1"),  # cut off before the closing fence
+        ("```answer```", "answer"),
+        ("Here it is: ```x```", "Here it is: ```x```"),  # fence inside prose stays
+        ("a ``` b", "a ``` b"),
+    ],
+)
+def test_strip_fence(raw: str, cleaned: str) -> None:
+    assert strip_fence(raw) == cleaned
+
+
+def test_normalize_text_strips_edges_only() -> None:
+    assert normalize_text('  "The  U.S.A.!" ') == "the u.s.a"
+    assert normalize_text("don't") != normalize_text("dont")
+
+
+def test_exact_and_normalized() -> None:
+    task = TextTask()
+    exact = task.score("  Paris\n", "Paris", {})
+    assert exact.valid and exact.exact and exact.details["normalized"]
+    loose = task.score("paris.", "Paris", {})
+    assert loose.valid and not loose.exact and loose.details["normalized"]
+    wrong = task.score("Lyon", "Paris", {})
+    assert not wrong.exact and not wrong.details["normalized"]
+
+
+def test_fenced_answer_is_exact() -> None:
+    assert TextTask().score("```\nParis\n```", "Paris\n", {}).exact
+
+
+def test_valid_regex_through_make_task() -> None:
+    task = make_task("text", {"valid_regex": "(yes|no)"})
+    assert task.score(" yes ", "no", {}).valid
+    s = task.score("maybe yes", "yes", {})
+    assert not s.valid and s.error is not None and "(yes|no)" in s.error
+
+
+def test_aggregate_by_hand() -> None:
+    task = TextTask(valid_regex=r"[A-Z][a-z]+")
+    scores = [
+        task.score("Paris", "Paris", {}),
+        task.score("paris", "Paris", {}),
+        task.score("Lyon", "Paris", {}),
+        task.score("", "Paris", {}),
+    ]
+    metrics = task.aggregate(scores)
+    assert list(metrics) == list(task.metric_keys)
+    assert metrics == {"valid": 0.5, "exact": 0.25, "normalized": 0.5}
+    assert TextTask().aggregate([]) == {"valid": 0.0, "exact": 0.0, "normalized": 0.0}
+
+
+@pytest.mark.parametrize("options", [{"valid_regex": "(unclosed"}, {"valid_regex": 3}, {"x": 1}])
+def test_bad_options_are_config_errors(options: dict) -> None:
+    with pytest.raises(ConfigError):
+        make_task("text", options)
