@@ -5,7 +5,8 @@ SQLite databases built from the example's CREATE TABLE context and filled with
 deterministic pseudo-random rows that contain the gold query's literals in the columns
 they are compared with, so that WHERE clauses select some rows but not all (the idea of
 Zhong et al., 2020, "Semantic Evaluation for Text-to-SQL with Distilled Test Suites").
-The databases and the untrusted-query limits live in ``sql_sandbox``.
+The databases and the untrusted-query limits live in ``sql_sandbox``, the rows that
+fill them in ``sql_rows``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,8 @@ from sqlglot.tokens import TokenType
 
 from ftui.core.errors import ConfigError
 from ftui.core.tasks.base import Score, rate
-from ftui.core.tasks.sql_sandbox import (
-    QueryError,
-    SandboxDatabase,
-    create_table_statements,
-    rows_for,
-    seeds_from,
-)
+from ftui.core.tasks.sql_rows import rows_for, seeds_from
+from ftui.core.tasks.sql_sandbox import QueryError, SandboxDatabase, create_table_statements
 
 # sqlglot warns ("Falling back to parsing as a 'Command'") on statements it only half
 # parses; model output is full of them, and an unconfigured logger would print them over
