@@ -1,0 +1,34 @@
+"""The command line's contract: exit codes and --json output, for good and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["export", "latest", "--format", "pdf"], "invalid choice: 'pdf'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["data", "check"], "give a FILE or --preset NAME"),
+    (["data", "check", "--preset", "sql", "--task", "json"], "disagrees with preset 'sql'"),
+    (["show", "latest"], "no runs yet"),
+    (["score", "--task", "text", "missing.jsonl"], "missing.jsonl: no such file"),
+])
+def test_bad_input_is_one_message_and_exit_2(args, needle):
+    res = run_cli(*args)
+    assert res.returncode == 2, res
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    assert res.stdout == ""
+
+
+def test_runs_json_is_an_empty_list_without_runs():
+    res = run_cli("runs", "--json")
+    assert res.returncode == 0 and json.loads(res.stdout) == []
+
+
+def test_training_commands_say_they_are_not_here_yet():
+    res = run_cli("train", "--preset", "demo")
+    assert res.returncode == 1 and "not available in this version yet" in res.stderr
