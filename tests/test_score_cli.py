@@ -51,3 +51,38 @@ def test_score_bad_file_exits_2_naming_lines(tmp_path):
     assert res.returncode == 2 and "'context'" in res.stderr
     res = run_cli("score", "--preset", "nope", str(path))
     assert res.returncode == 2 and "no preset named 'nope'" in res.stderr
+
+
+CTX = "CREATE TABLE table_name_7 (player VARCHAR, college VARCHAR, pick INTEGER)"
+GOLD = 'SELECT player FROM table_name_7 WHERE college = "duke" AND pick > 10'
+HOSTILE = [
+    "ATTACH DATABASE 'attached.db' AS x",
+    "PRAGMA table_info(table_name_7)",
+    "INSERT INTO table_name_7 VALUES ('a', 'b', 1)",
+    "DROP TABLE table_name_7",
+    "SELECT load_extension('./evil')",
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+    "SELECT * FROM table_name_7 a, table_name_7 b, table_name_7 c, table_name_7 d, table_name_7 e, table_name_7 f",
+    "VACUUM INTO 'copy.db'",
+]
+
+
+def test_score_sql_hand_checked_and_hostile(tmp_path):
+    rows = [
+        # equivalent, written differently: execution match, not exact
+        {"prediction": "select player from table_name_7 where 10 < pick and college = 'duke'"},
+        # same text up to case, whitespace and quote style: exact
+        {"prediction": "SELECT  player FROM table_name_7 WHERE college = 'duke' AND pick > 10"},
+        # a different literal, a different column: valid but wrong
+        {"prediction": 'SELECT player FROM table_name_7 WHERE college = "rice" AND pick > 10'},
+        {"prediction": 'SELECT college FROM table_name_7 WHERE college = "duke" AND pick > 10'},
+    ] + [{"prediction": h} for h in HOSTILE]
+    path = write_jsonl(tmp_path / "p.jsonl", [{**r, "reference": GOLD, "context": CTX} for r in rows])
+    work = tmp_path / "cwd"
+    work.mkdir()
+    res = run_cli("score", "--task", "sql", str(path), "--json", cwd=work)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["n"] == 12
+    assert out["metrics"] == {"valid": 4 / 12, "exact": 1 / 12, "execution": 2 / 12}
+    assert list(work.iterdir()) == []  # nothing written by ATTACH / VACUUM INTO

@@ -82,7 +82,8 @@ def _token_counter(model: str):
 def format_report(r: DataReport) -> str:
     """The human-readable data report."""
     out = [f"{r.source}  ({r.format}, task {r.task})",
-           f"  rows {r.rows}, usable {r.valid}, bad {len(r.issues)}"]
+           f"  rows {r.rows}, usable {r.limited_from or r.valid}, bad {len(r.issues)}"
+           + (f"; the preset uses {r.valid} of them" if r.limited_from else "")]
     for issue in r.issues[:50]:
         out.append(f"    {issue}")
     if len(r.issues) > 50:

@@ -63,6 +63,8 @@ class Loaded:
     issues: list[Issue] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
     """Task field -> source column actually used (columns formats)."""
+    limited_from: int = 0
+    """Usable examples before a preset's ``limit`` picked some (0: no limit applied)."""
 
     def raise_if_bad(self, most: int = 10) -> None:
         """Raise one DataError listing the first ``most`` issues, if there are any."""
@@ -104,6 +106,7 @@ def load_preset_rows(preset: Preset, *, hub: bool = False) -> Loaded:
     if preset.data.limit and len(loaded.examples) > preset.data.limit:
         rng = random.Random(preset.split.seed)
         picked = sorted(rng.sample(range(len(loaded.examples)), preset.data.limit))
+        loaded.limited_from = len(loaded.examples)
         loaded.examples = [loaded.examples[i] for i in picked]
     return loaded
 

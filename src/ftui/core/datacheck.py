@@ -24,7 +24,10 @@ class DataReport:
     task: str
     rows: int
     valid: int
+    """Usable examples (after a preset's limit, if any)."""
     issues: list[Issue]
+    limited_from: int = 0
+    """Usable examples before the preset's limit (0: no limit)."""
     duplicates: list[tuple[int, int]] = field(default_factory=list)
     """(line, line of its first occurrence) for repeated inputs."""
     conflicting: int = 0
@@ -52,6 +55,7 @@ class DataReport:
             "ok": self.ok,
             "rows": self.rows,
             "valid": self.valid,
+            "limited_from": self.limited_from or None,
             "errors": [{"line": i.line, "field": i.field, "message": i.message} for i in self.issues],
             "duplicates": len(self.duplicates),
             "duplicate_lines": [{"line": a, "first": b} for a, b in self.duplicates],
@@ -71,7 +75,8 @@ def build_report(loaded: Loaded, *, task: str, template: PromptTemplate, split: 
                  tokenizer_name: str = "") -> DataReport:
     """Check a loaded dataset: duplicates, token lengths against ``max_length``, split sizes."""
     report = DataReport(source=loaded.source, format=loaded.format, task=task, rows=loaded.rows,
-                        valid=len(loaded.examples), issues=list(loaded.issues), max_length=max_length)
+                        valid=len(loaded.examples), issues=list(loaded.issues), max_length=max_length,
+                        limited_from=loaded.limited_from)
     first_seen: dict[tuple[str, ...], tuple[int, str]] = {}
     for ex in loaded.examples:
         key = ex.key()
