@@ -157,6 +157,11 @@ def create_table_statements(context: str) -> list[str]:
     return statements
 
 
+def _allow_all(*_: Any) -> int:
+    """Our own statements between phases. (Python 3.10 cannot clear an authorizer with None.)"""
+    return sqlite3.SQLITE_OK
+
+
 class SandboxDatabase:
     """One in-memory database: tables from checked DDL, rows from us, then sealed."""
 
@@ -180,7 +185,7 @@ class SandboxDatabase:
             except Exception:  # noqa: BLE001 - a broken or refused statement is skipped
                 continue
         self._deadline = math.inf
-        conn.set_authorizer(None)
+        conn.set_authorizer(_allow_all)
         self.tables = self._read_schema()  # our own PRAGMA, before any authorizer
         conn.set_authorizer(_fill_authorizer)
 
@@ -221,7 +226,7 @@ class SandboxDatabase:
 
     def seal(self) -> None:
         """From now on the database only answers reads."""
-        self._conn.set_authorizer(None)
+        self._conn.set_authorizer(_allow_all)
         self._conn.execute("PRAGMA query_only = ON")  # a second lock behind the authorizer
         self._conn.set_authorizer(_read_only_authorizer)
 
@@ -261,11 +266,16 @@ class SandboxDatabase:
         self._conn.close()
 
 
+PY310_HEAP_LIMIT = 256 << 20
+"""Python 3.10 only: SQLite's heap cap for the whole process, in place of per-value limits."""
+
+
 def _set_limits(conn: sqlite3.Connection) -> None:
-    # Connection.setlimit is Python 3.11+. On 3.10 the SQLite defaults stay (1 GB values,
-    # LIKE patterns of 50,000): ATTACH is still refused by the authorizer, but one query
-    # may then build values big enough to take seconds and gigabytes.
+    # Connection.setlimit is Python 3.11+. On 3.10 the SQLite defaults would stay (1 GB
+    # values), so a doubling recursive CTE could take seconds and gigabytes; a process-wide
+    # hard heap limit stops it instead. ATTACH is refused by the authorizer either way.
     if not hasattr(conn, "setlimit"):
+        conn.execute(f"PRAGMA hard_heap_limit = {PY310_HEAP_LIMIT}")
         return
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
