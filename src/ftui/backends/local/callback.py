@@ -1,0 +1,107 @@
+"""The Trainer callback that turns training into events, checkpoints and a clean stop."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+from ftui.core.cost import Price, spent_and_projected
+from ftui.core.events import EventWriter
+
+MIN_EVENT_INTERVAL_S = 0.25
+"""Train events at most four times a second (every step on a CPU, where steps are slower)."""
+HW_INTERVAL_S = 5.0
+KEEP_CHECKPOINTS = 2
+
+
+class EventsCallback(TrainerCallback):
+    """Writes ``train``, ``val``, ``hw``, ``cost`` and ``checkpoint`` events; honours stop requests.
+
+    Checkpoints are saved by the Trainer as ``checkpoint-N`` and renamed to the run
+    directory's ``checkpoints/step-N`` (the contract); the last two are kept.
+    """
+
+    def __init__(self, events: EventWriter, *, should_stop: Callable[[], bool], price: Price,
+                 sampler: Any, spent_before_s: float = 0.0, tokens_before: int = 0) -> None:
+        self.events = events
+        self.should_stop = should_stop
+        self.price = price
+        self.sampler = sampler
+        self.spent_before_s = spent_before_s
+        self.started = time.monotonic()
+        self.last_event = 0.0
+        self.last_hw = 0.0
+        self.stopped = False
+        self.speed_anchor: tuple[float, int] | None = None
+
+    def elapsed_s(self) -> float:
+        return self.spent_before_s + time.monotonic() - self.started
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.speed_anchor = (time.monotonic(), state.num_input_tokens_seen or 0)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.should_stop():
+            self.stopped = True
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs:
+            return
+        now = time.monotonic()
+        final = state.global_step >= state.max_steps or self.stopped
+        if now - self.last_event < MIN_EVENT_INTERVAL_S and not final:
+            return
+        self.last_event = now
+        tokens = int(state.num_input_tokens_seen or 0)
+        t0, tok0 = self.speed_anchor or (self.started, 0)
+        speed = (tokens - tok0) / max(now - t0, 1e-6)
+        self.events.write("train", step=state.global_step, total_steps=state.max_steps,
+                          epoch=round(float(state.epoch or 0), 4), loss=round(float(logs["loss"]), 5),
+                          lr=float(logs.get("learning_rate", 0.0)), tokens=tokens,
+                          tokens_per_s=round(speed, 1))
+        if now - self.last_hw >= HW_INTERVAL_S or final:
+            self.last_hw = now
+            self.events.write("hw", **self.sampler.sample())
+            spent, projected = spent_and_projected(self.price, self.elapsed_s(), state.global_step, state.max_steps)
+            self.events.write("cost", usd=round(spent, 6),
+                              projected_usd=None if projected is None else round(projected, 6),
+                              basis=self.price.basis)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        if "eval_loss" in metrics:
+            acc = metrics.get("eval_token_accuracy")
+            self.events.write("val", step=state.global_step, loss=round(float(metrics["eval_loss"]), 5),
+                              token_accuracy=None if acc is None else round(float(acc), 5))
+
+    def on_save(self, args, state, control, **kwargs):
+        out = Path(args.output_dir)
+        saved = out / f"checkpoint-{state.global_step}"
+        if not saved.is_dir():
+            return
+        target = out / f"step-{state.global_step}"
+        if target.exists():
+            shutil.rmtree(target)
+        saved.rename(target)
+        self.events.write("checkpoint", step=state.global_step, path=f"checkpoints/{target.name}")
+        steps = sorted((int(p.name.split("-")[1]), p) for p in out.glob("step-*") if p.name.split("-")[1].isdigit())
+        for _, old in steps[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def last_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete ``step-N`` folder (one with its trainer state), if any."""
+    found = []
+    for p in checkpoints.glob("step-*"):
+        suffix = p.name.split("-", 1)[1]
+        if suffix.isdigit() and (p / "trainer_state.json").is_file():
+            found.append((int(suffix), p))
+    return max(found)[1] if found else None

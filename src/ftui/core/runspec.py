@@ -1,0 +1,164 @@
+"""From a preset or a file plus command-line settings to a new run directory (``run.json``).
+
+The spec written here is what the runner reads; its keys are documented in the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ftui.core.config import (
+    EvalSettings,
+    LocalSettings,
+    OpenAISettings,
+    PromptTemplate,
+    SplitSpec,
+    to_plain,
+)
+from ftui.core.data import Loaded, load_file, load_preset_rows, split_examples
+from ftui.core.errors import ConfigError
+from ftui.core.presets import load_preset, sample_path
+from ftui.core.prompts import DEFAULT_TEMPLATES
+from ftui.core.runs import Run, create_run, file_sha256
+from ftui.core.tasks import TASK_NAMES, make_task
+
+
+@dataclass
+class RunRequest:
+    """What a person asked for (CLI flags or the TUI's choices)."""
+
+    preset: str | None = None
+    data: Path | None = None
+    task: str | None = None
+    backend: str = "local"
+    model: str | None = None
+    epochs: float | None = None
+    max_steps: int | None = None
+    overrides: Sequence[str] = field(default_factory=tuple)
+    """``key=value`` settings; keys of the local/openai, eval or split settings."""
+    hub: bool = False
+
+
+_SECTIONS = {"local": LocalSettings, "openai": OpenAISettings, "eval": EvalSettings, "split": SplitSpec}
+
+
+def parse_value(raw: str, current: Any) -> Any:
+    """A ``--set`` value, typed like the setting's current value."""
+    text = raw.strip()
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if isinstance(current, tuple):
+        return tuple(p.strip() for p in text.split(",") if p.strip())
+    if text == "auto" or current == "auto":
+        if text == "auto":
+            return "auto"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    if isinstance(current, (int, float)) and not isinstance(current, bool):
+        raise ValueError(f"expected a number, got {raw!r}")
+    return text
+
+
+def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend: str) -> dict[str, Any]:
+    """``settings`` maps section -> dataclass; returns new ones with ``key=value`` applied."""
+    out = dict(settings)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if "." in key:
+            section, name = key.split(".", 1)
+        else:
+            section, name = next(((s, key) for s in (backend, "eval", "split")
+                                  if key in {f.name for f in dataclasses.fields(_SECTIONS[s])}), (backend, key))
+        if section not in out or name not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
+            known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(_SECTIONS[s])})
+            raise ConfigError(f"--set {key}: unknown setting; known: {', '.join(known)}")
+        current = getattr(out[section], name)
+        try:
+            value = parse_value(raw, current if current is not None else 0.0)
+        except ValueError as exc:
+            raise ConfigError(f"--set {key}: {exc}") from None
+        try:
+            out[section] = replace(out[section], **{name: value})
+        except (TypeError, ConfigError) as exc:
+            raise ConfigError(f"--set {key}={raw}: {exc}") from None
+    return out
+
+
+def prepare_run(req: RunRequest) -> Run:
+    """Load and check the data, split it, freeze the settings: a new run directory, queued."""
+    if req.backend not in ("local", "openai"):
+        raise ConfigError(f"--backend: must be local or openai, got {req.backend!r}")
+    if req.preset:
+        p = load_preset(req.preset)
+        if req.task and req.task != p.task:
+            raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
+        task, options, template = p.task, dict(p.task_options), p.prompt
+        settings: dict[str, Any] = {"local": p.local, "openai": p.openai, "eval": p.eval, "split": p.split}
+        loaded = load_file(req.data, task, p.data.fields) if req.data else load_preset_rows(p, hub=req.hub)
+        source = str(req.data) if req.data else (f"hub:{p.data.hub}" if req.hub else str(sample_path(p)))
+        label = p.name
+    elif req.data:
+        task = req.task or "text"
+        if task not in TASK_NAMES:
+            raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(TASK_NAMES)}")
+        options, template = {}, DEFAULT_TEMPLATES[task]
+        settings = {"local": LocalSettings(), "openai": OpenAISettings(), "eval": EvalSettings(),
+                    "split": SplitSpec()}
+        loaded = load_file(req.data, task)
+        source, label = str(req.data), req.data.stem
+    else:
+        raise ConfigError("train: give --preset NAME or --data FILE")
+    make_task(task, options)  # bad task options fail here, before anything is written
+    loaded.raise_if_bad()
+    flags = [f"epochs={req.epochs}"] if req.epochs is not None else []
+    flags += [f"max_steps={req.max_steps}"] if req.max_steps is not None else []
+    flags += [f"model={req.model}"] if req.model else []
+    settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
+    splits = split_examples(loaded.examples, settings["split"])
+    backend_settings = settings[req.backend]
+    spec = {
+        "preset": req.preset,
+        "task": task,
+        "task_options": options,
+        "prompt": to_plain(template),
+        "data": _data_info(loaded, source),
+        "split": to_plain(settings["split"]),
+        "backend": req.backend,
+        "model": backend_settings.model,
+        "hyperparameters": to_plain(backend_settings),
+        "eval": to_plain(settings["eval"]),
+    }
+    return create_run(label=label, spec=spec, splits=splits)
+
+
+def _data_info(loaded: Loaded, source: str) -> dict[str, Any]:
+    path = Path(source)
+    return {
+        "source": source,
+        "sha256": file_sha256(path) if path.is_file() else None,
+        "format": loaded.format,
+        "fields": loaded.fields,
+        "rows": loaded.rows,
+        "used": len(loaded.examples),
+    }
+
+
+def template_of(spec: Mapping[str, Any]) -> PromptTemplate:
+    return PromptTemplate(**spec["prompt"])
+
+
+def eval_settings_of(spec: Mapping[str, Any]) -> EvalSettings:
+    return EvalSettings(**spec["eval"])

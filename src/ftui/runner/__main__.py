@@ -1,0 +1,29 @@
+"""Entry point of the detached runner (started by ``ftui.runner.launch``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ftui.core.runs import Run
+from ftui.runner.runner import Runner
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m ftui.runner")
+    p.add_argument("run_dir")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--eval-only", action="store_true")
+    p.add_argument("--variant", action="append", dest="variants")
+    p.add_argument("--limit", type=int)
+    args = p.parse_args()
+    # Quiet libraries: progress bars would only fill runner.log.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    return Runner(Run(Path(args.run_dir).resolve())).main(
+        resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""The detached runner: ``python -m ftui.runner RUN_DIR [--resume] [--eval-only ...]``.
+
+It is the only writer of ``events.jsonl`` and ``status.json``. A heartbeat thread refreshes
+``status.json``; a ``stop`` file or SIGTERM ends the current step, saves a checkpoint and
+records ``cancelled``. Errors end as ``failed`` with a readable ``error`` event; tracebacks
+go to ``runner.log`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from ftui.core.errors import FtuiError
+from ftui.core.events import EventWriter, read_events
+from ftui.core.runs import Run
+from ftui.core.scoring import VARIANTS
+
+HEARTBEAT_S = 5.0
+
+
+class Runner:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.events = EventWriter(run.events_path)
+        self.state = "starting"
+        self.message = ""
+        self._sigterm = threading.Event()
+        self._done = threading.Event()
+        self.extra: dict[str, Any] = {}
+
+    # -- status and stop ----------------------------------------------------------------
+    def set_state(self, state: str, message: str = "", **extra: Any) -> None:
+        self.state, self.message = state, message
+        self.extra.update(extra)
+        self.events.write("status", state=state, message=message or None)
+        self._write_status()
+
+    def _write_status(self) -> None:
+        self.run.write_status(self.state, message=self.message, **self.extra)
+
+    def _heartbeat(self) -> None:
+        while not self._done.wait(HEARTBEAT_S):
+            self._write_status()
+
+    def should_stop(self) -> bool:
+        return self._sigterm.is_set() or self.run.stop_path.exists()
+
+    # -- the work ------------------------------------------------------------------------
+    def main(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._sigterm.set())
+        beat = threading.Thread(target=self._heartbeat, daemon=True)
+        beat.start()
+        try:
+            self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
+            code = self._work(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
+        except FtuiError as exc:
+            self.events.write("error", message=str(exc))
+            self.set_state("failed", str(exc), ended=time.time())
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - the runner records every failure
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {exc}".strip()[:500]
+            self.events.write("error", message=f"{message} (traceback in runner.log)")
+            self.set_state("failed", message, ended=time.time())
+            code = 1
+        finally:
+            self._done.set()
+            self.events.close()
+        return code
+
+    def _work(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
+        from ftui.backends.local import hardware
+        from ftui.backends.local.callback import last_checkpoint
+        from ftui.core.cost import hardware_price
+
+        spec = self.run.spec
+        if spec.get("backend") != "local":
+            raise FtuiError(f"backend {spec.get('backend')!r} is not available in this version")
+        hw = hardware.detect()
+        dtype = hardware.precision(hw)
+        price = hardware_price(hw.gpu_name, spec["hyperparameters"].get("price_per_hour"))
+        self.events.write("log", level="info", message=(
+            f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "
+            f"training precision {dtype}"))
+        adapter = self.run.dir / "adapter"
+        if not eval_only and not (adapter / "adapter_config.json").is_file():
+            checkpoint = last_checkpoint(self.run.dir / "checkpoints") if resume else None
+            spent_before = 0.0
+            if checkpoint is not None:
+                step = int(checkpoint.name.split("-")[1])
+                dropped = drop_events_after(self.run.events_path, step)
+                self.events.write("log", level="info", message=(
+                    f"resuming from checkpoint step {step}" + (f" ({dropped} later step events re-done)" if dropped else "")))
+                spent_before = _spent_seconds(self.run.events_path, price.per_hour)
+            elif resume:
+                self.events.write("log", level="info", message="no checkpoint yet: training from the start")
+                drop_events_after(self.run.events_path, 0)
+            self.set_state("running", "training")
+            from ftui.backends.local.train import train_run
+
+            finished = train_run(self.run, events=self.events, should_stop=self.should_stop, price=price,
+                                 sampler=hardware.Sampler(), device=hw.device, dtype=dtype,
+                                 resume_from=checkpoint, spent_before_s=spent_before)
+            if not finished:
+                self.set_state("cancelled", "stopped; a checkpoint was saved (ftui resume continues)",
+                               ended=time.time())
+                return 0
+        from ftui.backends.local.evaluate import evaluate_run
+
+        todo = list(variants) if variants else [v for v in VARIANTS if not (self.run.dir / "eval" / v / "metrics.json").is_file()]
+        if todo:
+            self.set_state("evaluating", f"evaluating {', '.join(todo)}")
+            evaluate_run(self.run, variants=todo, limit=limit, events=self.events,
+                         should_stop=self.should_stop, device=hw.device)
+            if self.should_stop():
+                self.set_state("cancelled", "stopped during evaluation", ended=time.time())
+                return 0
+        self.set_state("succeeded", "done", ended=time.time())
+        return 0
+
+
+def drop_events_after(path: Path, step: int) -> int:
+    """Remove step events (train, val, checkpoint) past ``step``: a resume re-does those steps.
+
+    The only rewrite of the append-only log, made by the runner before it appends again, so
+    the finished log holds every step exactly once. Returns how many events were dropped.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for event in read_events(path):
+        if event["type"] in ("train", "val", "checkpoint") and event["step"] > step:
+            dropped += 1
+            continue
+        kept.append(event)
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for event in kept:
+                f.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped
+
+
+def _spent_seconds(path: Path, per_hour: float) -> float:
+    """Compute time already paid for by earlier sessions of this run (from the last cost event)."""
+    if per_hour <= 0:
+        return 0.0
+    costs = [e for e in read_events(path) if e["type"] == "cost"]
+    return costs[-1]["usd"] * 3600 / per_hour if costs else 0.0

@@ -1,0 +1,129 @@
+"""The runner as a real subprocess on a tiny model: train, stream, stop, kill, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ftui.core.events import read_events
+from ftui.core.runs import HEARTBEAT_STALE_S, Run, resolve_run
+
+from conftest import run_cli, write_jsonl
+
+
+def toy_data(tmp_path: Path, n: int = 48) -> Path:
+    """A learnable toy task: repeat the colour word."""
+    words = ["red", "green", "blue", "black", "white", "pink", "grey", "brown"]
+    rows = [{"input": f"Colour {i}: {words[i % len(words)]}. Repeat the colour.", "output": words[i % len(words)]}
+            for i in range(n)]
+    return write_jsonl(tmp_path / "toy.jsonl", rows)
+
+
+def start(tmp_path, tiny_model, *extra: str) -> Run:
+    res = run_cli("train", "--data", str(toy_data(tmp_path)), "--task", "text", "--model", str(tiny_model),
+                  "--detach", "--json", "--set", "batch_size=4", "--set", "eval_every=3",
+                  "--set", "learning_rate=0.003", "--set", "split.test=4", "--set", "split.val=4",
+                  "--set", "eval.max_new_tokens=4", "--set", "eval.k=1", *extra)
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["status"] in ("queued", "starting", "running")
+    return Run(Path(info["dir"]))
+
+
+def wait_for(run: Run, states=("succeeded", "failed", "cancelled", "lost"), timeout=180.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = run.status()["state"]
+        if state in states:
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"run still {run.status()} after {timeout} s; log: {(run.dir / 'runner.log').read_text()[-2000:]}")
+
+
+def train_steps(run: Run) -> list[int]:
+    return [e["step"] for e in read_events(run.events_path) if e["type"] == "train"]
+
+
+def final_loss(run: Run) -> float:
+    return [e for e in read_events(run.events_path) if e["type"] == "train"][-1]["loss"]
+
+
+def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
+    run = start(tmp_path, tiny_model, "--epochs", "6")
+    assert wait_for(run) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
+    events = read_events(run.events_path)
+    train = [e for e in events if e["type"] == "train"]
+    assert train_steps(run) == list(range(1, train[-1]["total_steps"] + 1))
+    assert train[-1]["loss"] < 0.5 * train[0]["loss"], [e["loss"] for e in train]
+    assert train[-1]["tokens"] > train[0]["tokens"] > 0 and train[-1]["tokens_per_s"] > 0
+    kinds = {e["type"] for e in events}
+    assert {"status", "train", "val", "hw", "cost", "checkpoint", "eval"} <= kinds
+    assert (run.dir / "adapter" / "adapter_config.json").is_file()
+    show = json.loads(run_cli("show", run.id, "--json").stdout)
+    assert show["status"] == "succeeded" and set(show["eval"]) == {"base", "kshot", "finetuned"}
+    records = [json.loads(l) for l in open(run.dir / "eval" / "finetuned" / "predictions.jsonl")]
+    assert len(records) == 4 and {"input", "reference", "output", "valid", "exact", "latency_s"} <= set(records[0])
+
+
+def test_stop_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, tiny_model):
+    steps = ["--max-steps", "12", "--set", "eval.limit=1"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = start(tmp_path / "a", tiny_model, *steps)
+    assert wait_for(whole) == "succeeded"
+
+    stopped = start(tmp_path / "b", tiny_model, *steps)
+    stopped.stop_path.touch()  # the runner ends its first step, saves a checkpoint, stops
+    assert wait_for(stopped) == "cancelled"
+    checkpoints = [e for e in read_events(stopped.events_path) if e["type"] == "checkpoint"]
+    assert checkpoints and (stopped.dir / checkpoints[-1]["path"] / "optimizer.pt").is_file()
+    assert len(train_steps(stopped)) < 12
+
+    res = run_cli("resume", stopped.id)
+    assert res.returncode == 0, res.stderr
+    assert wait_for(stopped) == "succeeded"
+    assert train_steps(stopped) == list(range(1, 13))  # every step exactly once
+    assert final_loss(stopped) == pytest.approx(final_loss(whole), rel=1e-3)
+
+
+def test_kill_9_shows_lost_and_resume_completes(tmp_path, tiny_model):
+    run = start(tmp_path, tiny_model, "--max-steps", "300", "--set", "eval.limit=1")
+    deadline = time.monotonic() + 120
+    while not any(e["type"] == "checkpoint" for e in read_events(run.events_path)):
+        assert time.monotonic() < deadline and run.status()["state"] != "failed"
+        time.sleep(0.1)
+    pid = run.status()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    while True:  # wait until the process is gone
+        try:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        except ProcessLookupError:
+            break
+    # Let the heartbeat go stale without waiting a minute.
+    st = json.loads(run.status_path.read_text())
+    st["heartbeat"] = time.time() - HEARTBEAT_STALE_S - 1
+    run.status_path.write_text(json.dumps(st))
+    show = json.loads(run_cli("show", run.id, "--json").stdout)
+    assert show["status"] == "lost"
+    assert run_cli("resume", run.id, "--detach").returncode == 0
+    assert wait_for(run, timeout=240) == "succeeded"
+    assert train_steps(run) == list(range(1, 301))
+
+
+def test_cancel_command_stops_a_running_run(tmp_path, tiny_model):
+    run = start(tmp_path, tiny_model, "--max-steps", "2000", "--set", "eval.limit=1")
+    deadline = time.monotonic() + 120
+    while not train_steps(run):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    res = run_cli("cancel", run.id)
+    assert res.returncode == 0 and "cancelled" in res.stdout, res.stderr
+    assert resolve_run(run.id).status()["state"] == "cancelled"
+    assert any(e["type"] == "checkpoint" for e in read_events(run.events_path))
+    assert len(train_steps(run)) < 2000
