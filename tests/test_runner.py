@@ -27,7 +27,8 @@ def toy_data(tmp_path: Path, n: int = 48) -> Path:
 def start(tmp_path, tiny_model, *extra: str) -> Run:
     res = run_cli("train", "--data", str(toy_data(tmp_path)), "--task", "text", "--model", str(tiny_model),
                   "--detach", "--json", "--set", "batch_size=4", "--set", "eval_every=3",
-                  "--set", "learning_rate=0.003", "--set", "split.test=4", "--set", "split.val=4",
+                  "--set", "learning_rate=0.02", "--set", "lora_r=16",
+                  "--set", "target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--set", "split.test=4", "--set", "split.val=4",
                   "--set", "eval.max_new_tokens=4", "--set", "eval.k=1", *extra)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
@@ -54,12 +55,13 @@ def final_loss(run: Run) -> float:
 
 
 def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
-    run = start(tmp_path, tiny_model, "--epochs", "6")
+    run = start(tmp_path, tiny_model, "--epochs", "20")
     assert wait_for(run) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
     events = read_events(run.events_path)
     train = [e for e in events if e["type"] == "train"]
     assert train_steps(run) == list(range(1, train[-1]["total_steps"] + 1))
-    assert train[-1]["loss"] < 0.5 * train[0]["loss"], [e["loss"] for e in train]
+    first, last = [e["loss"] for e in train[:3]], [e["loss"] for e in train[-3:]]
+    assert sum(last) < 0.5 * sum(first), [e["loss"] for e in train]
     assert train[-1]["tokens"] > train[0]["tokens"] > 0 and train[-1]["tokens_per_s"] > 0
     kinds = {e["type"] for e in events}
     assert {"status", "train", "val", "hw", "cost", "checkpoint", "eval"} <= kinds

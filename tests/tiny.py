@@ -21,6 +21,9 @@ def build_tiny_model(folder: Path, *, seed: int = 0) -> Path:
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
+        # Wide enough initial weights that logits can move: with the default 0.02 the
+        # final norm caps every logit near zero and the loss cannot leave log(vocab).
+        initializer_range=0.3,
     )
     model = transformers.LlamaForCausalLM(config)
     model.generation_config.eos_token_id = tok.eos_token_id

@@ -117,6 +117,8 @@ class LocalSettings:
     """Modules that get adapters (the attention projections by default)."""
     quantization: str = "none"
     """``none``, ``4bit`` or ``8bit`` (bitsandbytes, CUDA only)."""
+    precision: str = "auto"
+    """``auto`` (bf16 where the hardware runs it fast, else fp32), ``bf16`` or ``fp32``."""
     eval_every: int = 50
     """Validation loss every N steps."""
     price_per_hour: float | None = None
@@ -133,6 +135,8 @@ class LocalSettings:
         _check(self.quantization in ("none", "4bit", "8bit"), "local.quantization",
                f"must be none, 4bit or 8bit, got {self.quantization!r}")
         _check(bool(self.target_modules), "local.target_modules", "is empty")
+        _check(self.precision in ("auto", "bf16", "fp32"), "local.precision",
+               f"must be auto, bf16 or fp32, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

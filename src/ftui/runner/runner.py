@@ -84,7 +84,7 @@ class Runner:
         if spec.get("backend") != "local":
             raise FtuiError(f"backend {spec.get('backend')!r} is not available in this version")
         hw = hardware.detect()
-        dtype = hardware.precision(hw)
+        dtype = hardware.precision(hw, spec["hyperparameters"].get("precision", "auto"))
         price = hardware_price(hw.gpu_name, spec["hyperparameters"].get("price_per_hour"))
         self.events.write("log", level="info", message=(
             f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "

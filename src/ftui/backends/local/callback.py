@@ -13,7 +13,7 @@ from ftui.core.cost import Price, spent_and_projected
 from ftui.core.events import EventWriter
 
 MIN_EVENT_INTERVAL_S = 0.25
-"""Train events at most four times a second (every step on a CPU, where steps are slower)."""
+"""Events are written in bursts at most four times a second; every step still gets its line."""
 HW_INTERVAL_S = 5.0
 KEEP_CHECKPOINTS = 2
 
@@ -33,18 +33,26 @@ class EventsCallback(TrainerCallback):
         self.sampler = sampler
         self.spent_before_s = spent_before_s
         self.started = time.monotonic()
-        self.last_event = 0.0
+        self.last_flush = 0.0
+        self.pending: list[tuple[str, dict[str, Any]]] = []
         self.last_hw = 0.0
         self.stopped = False
-        self.speed_anchor: tuple[float, int] | None = None
+        self.step_began = 0.0
+        self.busy_s = 0.0
+        """Time inside training steps only (validation and checkpoint saves excluded)."""
+        self.tokens_at_start = 0
 
     def elapsed_s(self) -> float:
         return self.spent_before_s + time.monotonic() - self.started
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.speed_anchor = (time.monotonic(), state.num_input_tokens_seen or 0)
+        self.tokens_at_start = int(state.num_input_tokens_seen or 0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_began = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.busy_s += time.monotonic() - self.step_began
         if self.should_stop():
             self.stopped = True
             control.should_save = True
@@ -57,25 +65,33 @@ class EventsCallback(TrainerCallback):
             return
         now = time.monotonic()
         final = state.global_step >= state.max_steps or self.stopped
-        if now - self.last_event < MIN_EVENT_INTERVAL_S and not final:
-            return
-        self.last_event = now
         tokens = int(state.num_input_tokens_seen or 0)
-        t0, tok0 = self.speed_anchor or (self.started, 0)
-        speed = (tokens - tok0) / max(now - t0, 1e-6)
-        self.events.write("train", step=state.global_step, total_steps=state.max_steps,
-                          epoch=round(float(state.epoch or 0), 4), loss=round(float(logs["loss"]), 5),
-                          lr=float(logs.get("learning_rate", 0.0)), tokens=tokens,
-                          tokens_per_s=round(speed, 1))
+        speed = (tokens - self.tokens_at_start) / max(self.busy_s, 1e-6)
+        self.pending.append(("train", dict(
+            step=state.global_step, total_steps=state.max_steps, epoch=round(float(state.epoch or 0), 4),
+            loss=round(float(logs["loss"]), 5), lr=float(logs.get("learning_rate", 0.0)), tokens=tokens,
+            tokens_per_s=round(speed, 1))))
         if now - self.last_hw >= HW_INTERVAL_S or final:
             self.last_hw = now
-            self.events.write("hw", **self.sampler.sample())
+            self.pending.append(("hw", self.sampler.sample()))
             spent, projected = spent_and_projected(self.price, self.elapsed_s(), state.global_step, state.max_steps)
-            self.events.write("cost", usd=round(spent, 6),
-                              projected_usd=None if projected is None else round(projected, 6),
-                              basis=self.price.basis)
+            self.pending.append(("cost", dict(
+                usd=round(spent, 6), projected_usd=None if projected is None else round(projected, 6),
+                basis=self.price.basis)))
+        if final or now - self.last_flush >= MIN_EVENT_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        for kind, fields in self.pending:
+            self.events.write(kind, **fields)
+        self.pending.clear()
+        self.last_flush = time.monotonic()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.flush()
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.flush()  # the steps before this validation point come first in the log
         metrics = metrics or {}
         if "eval_loss" in metrics:
             acc = metrics.get("eval_token_accuracy")
@@ -83,6 +99,7 @@ class EventsCallback(TrainerCallback):
                               token_accuracy=None if acc is None else round(float(acc), 5))
 
     def on_save(self, args, state, control, **kwargs):
+        self.flush()
         out = Path(args.output_dir)
         saved = out / f"checkpoint-{state.global_step}"
         if not saved.is_dir():

@@ -127,6 +127,9 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
                        quantization=hp.quantization, device=device)
     if hp.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    # LoRA's A matrices start random: seed them, or two runs (and a run and its resume)
+    # start from different adapters.
+    transformers.set_seed(int(spec["split"]["seed"]))
     lora = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                       target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
     try:
@@ -158,7 +161,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         dataloader_num_workers=0,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="random",
         seed=int(spec["split"]["seed"]),
         save_only_model=False,
     )
@@ -182,8 +185,6 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         ) from None
     if callback.stopped:
         return False
-    if has_val and trainer.state.global_step % hp.eval_every:
-        trainer.evaluate()  # a validation point at the very end, for the chart
     model.save_pretrained(run.dir / "adapter")
     tokenizer.save_pretrained(run.dir / "adapter")
     return True
