@@ -29,6 +29,18 @@ def test_runs_json_is_an_empty_list_without_runs():
     assert res.returncode == 0 and json.loads(res.stdout) == []
 
 
-def test_training_commands_say_they_are_not_here_yet():
-    res = run_cli("train", "--preset", "demo")
-    assert res.returncode == 1 and "not available in this version yet" in res.stderr
+def test_openai_backend_says_it_is_not_here_yet():
+    res = run_cli("train", "--preset", "demo", "--backend", "openai")
+    assert res.returncode == 2 and "not available in this version yet" in res.stderr
+    assert json.loads(run_cli("runs", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["resume", "nope"], "no run matches 'nope'"),
+    (["cancel", "latest"], "no runs yet"),
+    (["eval", "latest"], "no runs yet"),
+    (["eval", "x", "--variant", "best"], "invalid choice: 'best'"),
+])
+def test_run_commands_refuse_bad_input(args, needle):
+    res = run_cli(*args)
+    assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr

@@ -55,8 +55,24 @@ def load_tokenizer(model: str) -> Any:
         cache.mkdir(parents=True, exist_ok=True)
         tok.save_pretrained(cache)
         return tok
+    return _from_pretrained(transformers.AutoTokenizer, model)
+
+
+def _from_pretrained(cls: Any, model: str, **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` that answers at once, in one line, when the hub is out of reach.
+
+    A local folder or a model already in the hub cache loads without the network; otherwise
+    the hub is asked only if it can be reached, instead of minutes of retries.
+    """
+    from ftui.core.data import hub_reachable
+
     try:
-        return transformers.AutoTokenizer.from_pretrained(model)
+        return cls.from_pretrained(model, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        if Path(model).exists() or os.environ.get("HF_HUB_OFFLINE") or not hub_reachable():
+            raise OfflineError(_not_found(model, exc)) from None
+    try:
+        return cls.from_pretrained(model, **kwargs)
     except (OSError, ValueError) as exc:
         raise OfflineError(_not_found(model, exc)) from None
 
@@ -132,13 +148,60 @@ def load_model(model: str, *, dtype: str = "float32", quantization: str = "none"
             bnb_4bit_use_double_quant=True,
         )
         kwargs["device_map"] = {"": 0}
-    try:
-        lm = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise OfflineError(_not_found(model, exc)) from None
+    check_fit(path, device=device, dtype=dtype, quantization=quantization)
+    lm = _from_pretrained(transformers.AutoModelForCausalLM, path, **kwargs)
     if quantization == "none":
         lm.to(device)
     return lm
+
+
+def weight_bytes(path: str) -> int | None:
+    """Size of a local model's weight files (None for a hub id not yet downloaded)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    files = list(folder.glob("*.safetensors")) or list(folder.glob("*.bin"))
+    return sum(f.stat().st_size for f in files) or None
+
+
+BYTES_PER_PARAM = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "8bit": 1.0, "4bit": 0.55}
+
+
+def check_fit(path: str, *, device: str, dtype: str, quantization: str) -> None:
+    """Refuse, with the numbers, a model whose weights alone would not fit this machine."""
+    import psutil
+    import torch  # heavy: device memory
+
+    params = _param_guess(path)
+    per_param = BYTES_PER_PARAM[quantization if quantization != "none" else dtype]
+    needed = params * per_param if params else weight_bytes(path)
+    if not needed:
+        return  # a hub id not downloaded yet: from_pretrained will tell
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        where = "free GPU memory"
+    else:
+        free = psutil.virtual_memory().available
+        where = "available RAM"
+    if needed > 0.9 * free:
+        raise ConfigError(
+            f"model '{path}' needs about {needed / 2**30:.1f} GiB for its weights alone and this machine "
+            f"has {free / 2**30:.1f} GiB of {where}: choose a smaller model"
+            + (" or --set quantization=4bit" if device == "cuda" and quantization == "none" else "")
+        )
+
+
+def _param_guess(path: str) -> int:
+    """Parameter count from config.json where it can be estimated, else 0 (unknown)."""
+    import json
+
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+        h, n, v = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+        inter = cfg.get("intermediate_size", 4 * h)
+    except (OSError, ValueError, KeyError):
+        return 0
+    return n * (4 * h * h + 3 * h * inter) + v * h
 
 
 def token_counter(tokenizer: Any):

@@ -6,7 +6,6 @@ The Trainer does the loop, gradient accumulation, bf16 autocast, checkpoints and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -137,7 +136,6 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     except ValueError as exc:
         raise ConfigError(f"target_modules {list(hp.target_modules)}: {exc}") from None
 
-    steps_per_epoch = math.ceil(len(encoded["train"]) / (hp.batch_size * hp.grad_accum))
     has_val = bool(encoded["val"])
     args = transformers.TrainingArguments(
         output_dir=str(run.dir / "checkpoints"),
@@ -147,7 +145,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps,
-        warmup_steps=min(0.05, 1 / max(steps_per_epoch, 1)),
+        warmup_steps=0.05,  # a fraction: 5% of the steps
         lr_scheduler_type="linear",
         logging_steps=1,
         eval_strategy="steps" if has_val else "no",
@@ -161,6 +159,9 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         dataloader_num_workers=0,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
+        # accelerate's seedable random sampler: the same order after a resume's skip. (The
+        # length-grouped sampler draws from the global RNG when iterated, so a resumed run
+        # would see other batches.)
         train_sampling_strategy="random",
         seed=int(spec["split"]["seed"]),
         save_only_model=False,
