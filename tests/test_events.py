@@ -65,3 +65,16 @@ def test_damaged_lines_are_counted_and_skipped(tmp_path):
 def test_schema_rejects_bad_events(kind, fields):
     with pytest.raises(EventSchemaError):
         make_event(kind, **fields)
+
+
+def test_reopen_follows_a_rewritten_file(tmp_path):
+    path = tmp_path / "events.jsonl"
+    w = EventWriter(path)
+    w.write("log", level="info", message="before")
+    tmp = tmp_path / "new"
+    tmp.write_text(path.read_text())
+    tmp.replace(path)  # what a resume's rewrite does
+    w.reopen()
+    w.write("log", level="info", message="after")
+    w.close()
+    assert [e["message"] for e in read_events(path)] == ["before", "after"]

@@ -70,6 +70,12 @@ def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
     assert show["status"] == "succeeded" and set(show["eval"]) == {"base", "kshot", "finetuned"}
     records = [json.loads(l) for l in open(run.dir / "eval" / "finetuned" / "predictions.jsonl")]
     assert len(records) == 4 and {"input", "reference", "output", "valid", "exact", "latency_s"} <= set(records[0])
+    # Re-evaluate one variant on fewer examples through the CLI.
+    res = run_cli("eval", run.id, "--variant", "base", "--limit", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    again = json.loads(res.stdout)
+    assert again["status"] == "succeeded"
+    assert json.loads((run.dir / "eval" / "base" / "metrics.json").read_text())["n"] == 2
 
 
 def test_stop_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, tiny_model):
@@ -96,9 +102,15 @@ def test_stop_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_pat
 def test_kill_9_shows_lost_and_resume_completes(tmp_path, tiny_model):
     run = start(tmp_path, tiny_model, "--max-steps", "300", "--set", "eval.limit=1")
     deadline = time.monotonic() + 120
-    while not any(e["type"] == "checkpoint" for e in read_events(run.events_path)):
+
+    def past_a_checkpoint() -> bool:  # killed with steps after the checkpoint, to be re-done
+        events = read_events(run.events_path)
+        saved = [e["step"] for e in events if e["type"] == "checkpoint"]
+        return bool(saved) and any(e["type"] == "train" and e["step"] > saved[-1] for e in events)
+
+    while not past_a_checkpoint():
         assert time.monotonic() < deadline and run.status()["state"] != "failed"
-        time.sleep(0.1)
+        time.sleep(0.05)
     pid = run.status()["pid"]
     os.kill(pid, signal.SIGKILL)
     while True:  # wait until the process is gone
@@ -116,6 +128,8 @@ def test_kill_9_shows_lost_and_resume_completes(tmp_path, tiny_model):
     assert run_cli("resume", run.id, "--detach").returncode == 0
     assert wait_for(run, timeout=240) == "succeeded"
     assert train_steps(run) == list(range(1, 301))
+    logs = [e["message"] for e in read_events(run.events_path) if e["type"] == "log"]
+    assert any("later step events re-done" in m for m in logs), logs
 
 
 def test_cancel_command_stops_a_running_run(tmp_path, tiny_model):
@@ -129,3 +143,18 @@ def test_cancel_command_stops_a_running_run(tmp_path, tiny_model):
     assert resolve_run(run.id).status()["state"] == "cancelled"
     assert any(e["type"] == "checkpoint" for e in read_events(run.events_path))
     assert len(train_steps(run)) < 2000
+    # Evaluating a cancelled run (no adapter yet) runs base and k-shot and leaves it cancelled.
+    res = run_cli("eval", run.id, "--limit", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["status"] == "cancelled" and set(info["eval"]) == {"base", "kshot"}
+    res = run_cli("eval", run.id, "--variant", "finetuned")
+    assert res.returncode == 2 and "has no adapter yet" in res.stderr
+
+
+def test_a_bad_setting_ends_as_failed_with_a_readable_message(tmp_path, tiny_model):
+    run = start(tmp_path, tiny_model, "--max-steps", "2", "--set", "target_modules=nope_proj")
+    assert wait_for(run) == "failed"
+    errors = [e["message"] for e in read_events(run.events_path) if e["type"] == "error"]
+    assert errors and "target_modules ['nope_proj']" in errors[0] and "Traceback" not in errors[0]
+    assert json.loads(run_cli("show", run.id, "--json").stdout)["status"] == "failed"

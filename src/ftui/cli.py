@@ -153,8 +153,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise FtuiError(f"run {run.id} is still {run.status()['state']}; it evaluates when training ends")
     if args.limit is not None and args.limit < 1:
         raise FtuiError(f"--limit must be >= 1, got {args.limit}")
-    launch(run, eval_only=True, variants=[args.variant] if args.variant else ["base", "kshot", "finetuned"],
-           limit=args.limit)
+    has_adapter = (run.dir / "adapter" / "adapter_config.json").is_file()
+    if args.variant == "finetuned" and not has_adapter:
+        raise FtuiError(f"run {run.id} has no adapter yet: train it first (ftui resume {run.id})")
+    variants = [args.variant] if args.variant else ["base", "kshot"] + (["finetuned"] if has_adapter else [])
+    launch(run, eval_only=True, variants=variants, limit=args.limit)
     return _after_launch(run, detach=False, as_json=args.json, verb="evaluating")
 
 

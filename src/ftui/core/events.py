@@ -95,13 +95,23 @@ class EventWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = self._open()
+
+    def _open(self):
+        file = open(self.path, "a", encoding="utf-8")
         # A runner killed mid-write leaves a partial line; end it so the next event is whole.
-        if self._file.tell() > 0:
+        if file.tell() > 0:
             with open(self.path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
-                    self._file.write("\n")
+                    file.write("\n")
+        return file
+
+    def reopen(self) -> None:
+        """Write to the file now at ``path`` (after it was replaced by a rewrite)."""
+        with self._lock:
+            self._file.close()
+            self._file = self._open()
 
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = make_event(kind, **fields)

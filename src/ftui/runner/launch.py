@@ -28,6 +28,7 @@ def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
     for v in variants:
         cmd += ["--variant", v]
     cmd += ["--limit", str(limit)] if limit else []
+    previous = run.status()["state"]
     run.stop_path.unlink(missing_ok=True)
     # The runner imports the same ftui as this process, wherever it was imported from.
     package_root = str(Path(ftui.__file__).resolve().parents[1])
@@ -36,7 +37,7 @@ def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, cwd=run.dir, env=env)
     # Record the pid at once, so a viewer can tell "starting" from "never started".
-    run.write_status("queued", message="runner started", pid=proc.pid)
+    run.write_status("queued", message="runner started", pid=proc.pid, previous_state=previous)
     return proc.pid
 
 

@@ -55,6 +55,8 @@ class Runner:
     # -- the work ------------------------------------------------------------------------
     def main(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._sigterm.set())
+        before = self.run.status().get("previous_state")
+        self.final_state = before if eval_only and before in ("cancelled", "failed") else "succeeded"
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         try:
@@ -96,12 +98,14 @@ class Runner:
             if checkpoint is not None:
                 step = int(checkpoint.name.split("-")[1])
                 dropped = drop_events_after(self.run.events_path, step)
+                self.events.reopen()
                 self.events.write("log", level="info", message=(
                     f"resuming from checkpoint step {step}" + (f" ({dropped} later step events re-done)" if dropped else "")))
                 spent_before = _spent_seconds(self.run.events_path, price.per_hour)
             elif resume:
                 self.events.write("log", level="info", message="no checkpoint yet: training from the start")
                 drop_events_after(self.run.events_path, 0)
+                self.events.reopen()
             self.set_state("running", "training")
             from ftui.backends.local.train import train_run
 
@@ -122,7 +126,9 @@ class Runner:
             if self.should_stop():
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
-        self.set_state("succeeded", "done", ended=time.time())
+        # A re-evaluation leaves a cancelled or failed training run as it was.
+        self.set_state(self.final_state, "done" if self.final_state == "succeeded" else
+                       f"evaluated; training is {self.final_state}", ended=time.time())
         return 0
 
 

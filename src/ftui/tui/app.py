@@ -22,8 +22,9 @@ class FtuiApp(App):
         yield DataTable(id="presets", cursor_type="row")
         yield Static(id="description")
         yield Static(
-            "Training, evaluation and the run browser arrive in the next releases. "
-            "Meanwhile: `ftui data check --preset demo`, `ftui presets`, `ftui score`.",
+            "The guided flow and the live training view come next. Meanwhile, from a shell: "
+            "`ftui train --preset demo` trains and evaluates, `ftui runs` lists runs, "
+            "`ftui export latest` writes the summary.",
             classes="note",
         )
         yield Footer()
