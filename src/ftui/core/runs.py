@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,11 @@ SPLITS = ("train", "val", "test")
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so a reader sees the old file or the new one, never a torn one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    # A unique temp name per writer: two threads of one process may write the same file.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; these files are read by viewers like any other
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, indent=2)
         f.write("\n")
         f.flush()

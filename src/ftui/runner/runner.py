@@ -33,17 +33,20 @@ class Runner:
         self.message = ""
         self._sigterm = threading.Event()
         self._done = threading.Event()
+        self._status_lock = threading.Lock()  # the heartbeat thread writes status.json too
         self.extra: dict[str, Any] = {}
 
     # -- status and stop ----------------------------------------------------------------
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
-        self.state, self.message = state, message
-        self.extra.update(extra)
-        self.events.write("status", state=state, message=message or None)
-        self._write_status()
+        with self._status_lock:
+            self.state, self.message = state, message
+            self.extra.update(extra)
+            self.events.write("status", state=state, message=message or None)
+            self.run.write_status(self.state, message=self.message, **self.extra)
 
     def _write_status(self) -> None:
-        self.run.write_status(self.state, message=self.message, **self.extra)
+        with self._status_lock:
+            self.run.write_status(self.state, message=self.message, **self.extra)
 
     def _heartbeat(self) -> None:
         while not self._done.wait(HEARTBEAT_S):
