@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +16,8 @@ from ftui.core.events import EventWriter
 MIN_EVENT_INTERVAL_S = 0.25
 """Events are written in bursts at most four times a second; every step still gets its line."""
 HW_INTERVAL_S = 5.0
+SPEED_WINDOW = 10
+"""tokens_per_s is measured over the last this many steps."""
 KEEP_CHECKPOINTS = 2
 
 
@@ -40,13 +43,14 @@ class EventsCallback(TrainerCallback):
         self.step_began = 0.0
         self.busy_s = 0.0
         """Time inside training steps only (validation and checkpoint saves excluded)."""
-        self.tokens_at_start = 0
+        self.window: deque[tuple[float, int]] = deque(maxlen=SPEED_WINDOW + 1)
+        """(busy seconds, tokens) at the last steps: tokens/s over a recent window."""
 
     def elapsed_s(self) -> float:
         return self.spent_before_s + time.monotonic() - self.started
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.tokens_at_start = int(state.num_input_tokens_seen or 0)
+        self.window.append((0.0, int(state.num_input_tokens_seen or 0)))
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_began = time.monotonic()
@@ -66,7 +70,9 @@ class EventsCallback(TrainerCallback):
         now = time.monotonic()
         final = state.global_step >= state.max_steps or self.stopped
         tokens = int(state.num_input_tokens_seen or 0)
-        speed = (tokens - self.tokens_at_start) / max(self.busy_s, 1e-6)
+        self.window.append((self.busy_s, tokens))
+        (busy0, tokens0), (busy1, tokens1) = self.window[0], self.window[-1]
+        speed = (tokens1 - tokens0) / max(busy1 - busy0, 1e-6)
         self.pending.append(("train", dict(
             step=state.global_step, total_steps=state.max_steps, epoch=round(float(state.epoch or 0), 4),
             loss=round(float(logs["loss"]), 5), lr=float(logs.get("learning_rate", 0.0)), tokens=tokens,
