@@ -56,9 +56,8 @@ def parse_value(raw: str, current: Any) -> Any:
         raise ValueError(f"expected true or false, got {raw!r}")
     if isinstance(current, tuple):
         return tuple(p.strip() for p in text.split(",") if p.strip())
-    if text == "auto" or current == "auto":
-        if text == "auto":
-            return "auto"
+    if text == "auto":  # openai's n_epochs, batch_size, learning_rate_multiplier
+        return "auto"
     for kind in (int, float):
         try:
             return kind(text)
