@@ -26,5 +26,4 @@ def test_embedded_model_trains_a_few_steps_and_evaluates(tmp_path):
     assert [e["step"] for e in train] == [1, 2, 3] and all(e["loss"] > 0 for e in train)
     assert train[-1]["tokens_per_s"] > 0
     assert set(info["eval"]) == {"base", "kshot", "finetuned"}
-    assert all(m["valid"] >= 0 for m in info["eval"].values())
     assert (run.dir / "adapter" / "adapter_model.safetensors").is_file()

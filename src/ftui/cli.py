@@ -246,9 +246,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from ftui.core.runs import iter_summaries, list_runs
+    from ftui.core.runs import list_runs
 
-    rows = iter_summaries(list_runs())
+    rows = [r.summary() for r in list_runs()]
     if args.json:
         _print_json(rows)
         return EXIT_OK

@@ -40,16 +40,17 @@ def follow(run: Run, *, out: TextIO = sys.stdout, quiet: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> str:
     """Print progress until the run is no longer active; returns its final state."""
     tail = EventTail(run.events_path)
-    while True:
+
+    def show_new() -> None:
         for event in tail.read():
             line = describe(event)
             if line and not quiet:
                 print(line, file=out, flush=True)
+
+    while True:
+        show_new()
         state = run.status()["state"]
         if not is_active(state):
-            for event in tail.read():  # the last lines written before the state changed
-                line = describe(event)
-                if line and not quiet:
-                    print(line, file=out, flush=True)
+            show_new()  # the last lines, written just before the state changed
             return state
         sleep(POLL_S)

@@ -99,7 +99,7 @@ def build_report(loaded: Loaded, *, task: str, template: PromptTemplate, split: 
             report.tokens = token_stats(counts)
             report.tokenizer = tokenizer_name
             report.too_long = [ex.line for ex, n in zip(loaded.examples, counts) if n > max_length]
-    elif not report.tokenizer:
+    else:
         report.tokenizer = tokenizer_name or "not counted"
     return report
 

@@ -27,7 +27,7 @@ def summary_data(run: Run) -> dict[str, Any]:
     cost = next((e for e in reversed(events) if e["type"] == "cost"), None)
     evals = run.eval_metrics()
     ordered = {v: evals[v] for v in (*VARIANTS, *sorted(set(evals) - set(VARIANTS))) if v in evals}
-    info = run.summary()
+    info = run.summary(events)
     return {
         "id": run.id,
         "status": info["status"],

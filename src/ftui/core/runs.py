@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ftui import __version__
 from ftui.core.errors import RunNotFoundError
@@ -109,12 +109,15 @@ class Run:
                     out[sub.name] = m
         return out
 
-    def summary(self) -> dict[str, Any]:
-        """The object ``ftui show --json`` prints and ``ftui runs --json`` lists."""
+    def summary(self, events: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The object ``ftui show --json`` prints and ``ftui runs --json`` lists.
+
+        ``events``: the run's events when the caller has read them already.
+        """
         spec = self.spec
         st = self.status()
-        last: dict[str, dict[str, Any]] = {}
-        for ev in read_events(self.events_path):
+        last: dict[str, Mapping[str, Any]] = {}
+        for ev in read_events(self.events_path) if events is None else events:
             last[ev["type"]] = ev
         train, cost = last.get("train", {}), last.get("cost", {})
         started = spec.get("created")
@@ -228,6 +231,3 @@ def resolve_run(ref: str, root: Path | None = None) -> Run:
         f"'{ref}' matches {len(matches)} runs ({', '.join(r.id for r in matches[:4])}...); give more of the id"
     )
 
-
-def iter_summaries(runs: Iterable[Run]) -> list[dict[str, Any]]:
-    return [r.summary() for r in runs]
