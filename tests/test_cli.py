@@ -29,9 +29,9 @@ def test_runs_json_is_an_empty_list_without_runs():
     assert res.returncode == 0 and json.loads(res.stdout) == []
 
 
-def test_openai_backend_says_it_is_not_here_yet():
-    res = run_cli("train", "--preset", "demo", "--backend", "openai")
-    assert res.returncode == 2 and "not available in this version yet" in res.stderr
+def test_openai_backend_without_a_key_starts_nothing():
+    res = run_cli("train", "--preset", "demo", "--backend", "openai", env={"OPENAI_API_KEY": ""})
+    assert res.returncode == 2 and "OPENAI_API_KEY is not set" in res.stderr
     assert json.loads(run_cli("runs", "--json").stdout) == []
 
 

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps", type=int)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
     t.add_argument("--detach", action="store_true", help="return at once; the run goes on")
+    t.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
     t.add_argument("--json", action="store_true")
 
     e = sub.add_parser("eval", help="evaluate a run on its held-out split")
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hub", action="store_true", help="with --preset: read its hub dataset")
     c.add_argument("--model", help="tokenizer for token counts (default: the preset's model); 'none' to skip")
     c.add_argument("--max-length", type=int, help="tokens per example (default: the preset's)")
+    c.add_argument("--backend", choices=("local", "openai"), default="local",
+                   help="openai: also the pre-flight (chat format, token counts, epochs, cost)")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="with --backend openai: settings as for train (model, n_epochs, budget_usd)")
     c.add_argument("--json", action="store_true")
 
     sc = sub.add_parser("score", help="score a JSONL of predictions made elsewhere")
@@ -113,13 +118,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ftui.core.runspec import RunRequest, prepare_run
     from ftui.runner.launch import launch
 
+    req = RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
+                     model=args.model, epochs=args.epochs, max_steps=args.max_steps, overrides=args.overrides)
     if args.backend == "openai":
-        raise FtuiError("--backend openai is not available in this version yet; use --backend local")
-    run = prepare_run(RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
-                                 model=args.model, epochs=args.epochs, max_steps=args.max_steps,
-                                 overrides=args.overrides))
+        from ftui.core.openai_prep import key_present, preflight_examples
+        from ftui.core.runspec import resolve_request
+
+        resolved = resolve_request(req)
+        pre = preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
+                                 template=resolved.template, settings=resolved.settings["openai"],
+                                 eval_settings=resolved.settings["eval"])
+        print("\n".join(pre.lines()), file=sys.stderr)
+        if pre.problems:
+            raise FtuiError(f"{resolved.spec['data']['source']}: OpenAI would refuse this training data "
+                            f"({len(pre.problems)} problem(s) above); nothing was sent")
+        if not key_present():
+            raise FtuiError("OPENAI_API_KEY is not set: export it in this shell (ftui reads the key from the "
+                            "environment only, and never writes it anywhere)")
+        if pre.over_budget and not args.yes and not _confirm(
+                f"The estimate ${pre.total_usd:.2f} is above the budget ${pre.budget_usd:g}. Start anyway?"):
+            raise FtuiError(f"estimated ${pre.total_usd:.2f} is above budget_usd ${pre.budget_usd:g}: "
+                            "nothing was started; pass --yes, or raise it with --set budget_usd=N")
+        run = prepare_run(req, resolved)
+    else:
+        run = prepare_run(req)
     launch(run)
     return _after_launch(run, detach=args.detach, as_json=args.json, verb="started")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; without one (a script, a pipe) the answer is no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def _after_launch(run, *, detach: bool, as_json: bool, verb: str) -> int:
@@ -153,9 +187,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise FtuiError(f"run {run.id} is still {run.status()['state']}; it evaluates when training ends")
     if args.limit is not None and args.limit < 1:
         raise FtuiError(f"--limit must be >= 1, got {args.limit}")
-    has_adapter = (run.dir / "adapter" / "adapter_config.json").is_file()
+    has_adapter = run.finetuned_ready()
     if args.variant == "finetuned" and not has_adapter:
-        raise FtuiError(f"run {run.id} has no adapter yet: train it first (ftui resume {run.id})")
+        raise FtuiError(f"run {run.id} has no fine-tuned model yet: train it first (ftui resume {run.id})")
     variants = [args.variant] if args.variant else ["base", "kshot"] + (["finetuned"] if has_adapter else [])
     launch(run, eval_only=True, variants=variants, limit=args.limit)
     return _after_launch(run, detach=False, as_json=args.json, verb="evaluating")
@@ -219,11 +253,24 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     from ftui.commands import data_check, format_report
 
     report = data_check(file=args.file, task=args.task, preset=args.preset, hub=args.hub,
-                        model=args.model, max_length=args.max_length)
+                        model="none" if args.backend == "openai" else args.model, max_length=args.max_length)
+    pre = None
+    if args.backend == "openai" and report.ok and not report.issues:
+        from ftui.commands import openai_preflight
+
+        pre = openai_preflight(file=args.file, task=args.task, preset=args.preset, hub=args.hub,
+                               model=args.model, overrides=args.overrides)
     if args.json:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), **({"openai": pre.to_dict()} if pre else {})})
     else:
         print(format_report(report))
+        if pre:
+            print("\nOpenAI pre-flight\n" + "\n".join("  " + line for line in pre.lines()))
+    if pre and pre.problems:
+        if not args.json:
+            print(f"ftui: error: {report.source}: OpenAI would refuse this training data "
+                  f"({len(pre.problems)} problem(s) listed above)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if report.issues:
         if not args.json:
             print(f"ftui: error: {report.source}: {len(report.issues)} bad row(s), listed above "

@@ -69,6 +69,16 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
                         count_tokens=counter, tokenizer_name=name)
 
 
+def openai_preflight(*, file: Path | None, task: str | None, preset: str | None, hub: bool = False,
+                     model: str | None = None, overrides: tuple[str, ...] | list[str] = ()):
+    """The OpenAI pre-flight of what ``ftui train --backend openai`` would start."""
+    from ftui.core.openai_prep import preflight
+    from ftui.core.runspec import RunRequest
+
+    return preflight(RunRequest(preset=preset, data=file, task=task if file else None, backend="openai",
+                                model=model, overrides=tuple(overrides), hub=hub))
+
+
 def _token_counter(model: str):
     """The model's tokenizer as a counter, or (None, why not) when it cannot be had."""
     from ftui.backends.local.models import load_tokenizer, token_counter

@@ -17,8 +17,9 @@ def describe(event: dict[str, Any]) -> str | None:
     """One progress line for an event (None for events not worth a line)."""
     kind = event["type"]
     if kind == "train":
+        lr = f"  lr {event['lr']:.2e}" if event.get("lr") is not None else ""
         return (f"step {event['step']}/{event['total_steps']}  epoch {event['epoch']:.2f}  "
-                f"loss {event['loss']:.4f}  lr {event['lr']:.2e}  {event['tokens_per_s']:.0f} tok/s")
+                f"loss {event['loss']:.4f}{lr}  {event['tokens_per_s']:.0f} tok/s")
     if kind == "val":
         acc = event.get("token_accuracy")
         return f"validation at step {event['step']}: loss {event['loss']:.4f}" + (

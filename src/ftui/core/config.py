@@ -155,6 +155,19 @@ class OpenAISettings:
     """Up to 64 characters added to the fine-tuned model's name."""
     budget_usd: float = 5.0
     """Estimated cost above which ftui asks before spending."""
+    seed: int = -1
+    """Seed of the job (-1: the split seed), so a rerun of the same data is comparable."""
+    poll_interval_s: float = 10.0
+    """Seconds between polls of the job and its events."""
+    request_timeout_s: float = 60.0
+    """Seconds one API request may take before it is retried."""
+    max_retries: int = 5
+    """Retries of one request after a 429, a 5xx, a timeout or a dropped connection."""
+    outage_limit_s: float = 1800.0
+    """How long polling keeps trying through failing requests before the runner gives up
+    (the job goes on at OpenAI; ``ftui resume`` re-attaches)."""
+    eval_concurrency: int = 8
+    """Chat completions in flight at once during evaluation."""
 
     def __post_init__(self) -> None:
         for name in ("n_epochs", "batch_size", "learning_rate_multiplier"):
@@ -162,6 +175,14 @@ class OpenAISettings:
             _check(value == "auto" or (isinstance(value, (int, float)) and value > 0),
                    f"openai.{name}", f"must be 'auto' or a positive number, got {value!r}")
         _check(self.budget_usd >= 0, "openai.budget_usd", f"must be >= 0, got {self.budget_usd}")
+        _check(len(self.suffix) <= 64, "openai.suffix", f"must be at most 64 characters, got {len(self.suffix)}")
+        for name in ("poll_interval_s", "request_timeout_s", "outage_limit_s"):
+            value = getattr(self, name)
+            _check(isinstance(value, (int, float)) and value > 0, f"openai.{name}", f"must be > 0, got {value!r}")
+        for name in ("max_retries", "eval_concurrency"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= (1 if name == "eval_concurrency" else 0),
+                   f"openai.{name}", f"must be a whole number >= {1 if name == 'eval_concurrency' else 0}, got {value!r}")
 
 
 @dataclass(frozen=True)

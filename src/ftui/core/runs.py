@@ -98,6 +98,14 @@ class Run:
             st = {**st, "state": LOST, "last_state": state}
         return st
 
+    def job(self) -> dict[str, Any]:
+        """``job.json`` of an OpenAI run (ids at OpenAI, the fine-tuned model); {} otherwise."""
+        return _read_json(self.dir / "job.json") or {}
+
+    def finetuned_ready(self) -> bool:
+        """Whether the fine-tuned variant can be evaluated: a local adapter or an ``ft:`` model."""
+        return (self.dir / "adapter" / "adapter_config.json").is_file() or bool(self.job().get("fine_tuned_model"))
+
     def eval_metrics(self) -> dict[str, dict[str, Any]]:
         """variant -> metrics.json contents, for every evaluated variant."""
         out = {}

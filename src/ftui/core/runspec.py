@@ -96,8 +96,19 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
     return out
 
 
-def prepare_run(req: RunRequest) -> Run:
-    """Load and check the data, split it, freeze the settings: a new run directory, queued."""
+@dataclass
+class Resolved:
+    """A request resolved into settings, splits and the spec ``run.json`` would freeze."""
+
+    spec: dict[str, Any]
+    splits: dict[str, list]
+    settings: dict[str, Any]
+    template: PromptTemplate
+    label: str
+
+
+def resolve_request(req: RunRequest) -> Resolved:
+    """Load and check the data, split it, apply the settings; nothing is written."""
     if req.backend not in ("local", "openai"):
         raise ConfigError(f"--backend: must be local or openai, got {req.backend!r}")
     if req.preset:
@@ -122,7 +133,10 @@ def prepare_run(req: RunRequest) -> Run:
         raise ConfigError("train: give --preset NAME or --data FILE")
     make_task(task, options)  # bad task options fail here, before anything is written
     loaded.raise_if_bad()
-    flags = [f"epochs={req.epochs}"] if req.epochs is not None else []
+    flags = [f"epochs={req.epochs}"] if req.epochs is not None and req.backend == "local" else []
+    flags += [f"n_epochs={_whole(req.epochs)}"] if req.epochs is not None and req.backend == "openai" else []
+    if req.max_steps is not None and req.backend == "openai":
+        raise ConfigError("--max-steps: OpenAI jobs train whole epochs; use --epochs N")
     flags += [f"max_steps={req.max_steps}"] if req.max_steps is not None else []
     flags += [f"model={req.model}"] if req.model else []
     settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
@@ -140,7 +154,19 @@ def prepare_run(req: RunRequest) -> Run:
         "hyperparameters": to_plain(backend_settings),
         "eval": to_plain(settings["eval"]),
     }
-    return create_run(label=label, spec=spec, splits=splits)
+    return Resolved(spec=spec, splits=splits, settings=settings, template=template, label=label)
+
+
+def _whole(epochs: float) -> int:
+    if not float(epochs).is_integer() or epochs < 1:
+        raise ConfigError(f"--epochs: OpenAI trains whole epochs, got {epochs:g}")
+    return int(epochs)
+
+
+def prepare_run(req: RunRequest, resolved: Resolved | None = None) -> Run:
+    """A new run directory, queued: ``resolve_request`` frozen into ``run.json`` and the splits."""
+    resolved = resolved or resolve_request(req)
+    return create_run(label=resolved.label, spec=resolved.spec, splits=resolved.splits)
 
 
 def _data_info(loaded: Loaded, source: str) -> dict[str, Any]:

@@ -81,13 +81,50 @@ class Runner:
         return code
 
     def _work(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
+        backend = self.run.spec.get("backend")
+        if backend == "openai":
+            return self._work_openai(eval_only=eval_only, variants=variants, limit=limit)
+        if backend != "local":
+            raise FtuiError(f"run.json: unknown backend {backend!r}")
+        return self._work_local(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
+
+    def _todo(self, variants: Sequence[str] | None) -> list[str]:
+        return list(variants) if variants else [
+            v for v in VARIANTS if not (self.run.dir / "eval" / v / "metrics.json").is_file()]
+
+    def _end(self) -> int:
+        # A re-evaluation leaves a cancelled or failed training run as it was.
+        self.set_state(self.final_state, "done" if self.final_state == "succeeded" else
+                       f"evaluated; training is {self.final_state}", ended=time.time())
+        return 0
+
+    def _work_openai(self, *, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
+        from ftui.backends.openai.evaluate import evaluate_run
+        from ftui.backends.openai.train import JobFile, train_run
+
+        if not eval_only and not JobFile(self.run).get("fine_tuned_model"):
+            self.set_state("running", "starting the OpenAI job")
+            outcome = train_run(self.run, events=self.events, should_stop=self.should_stop,
+                                set_state=self.set_state)
+            if outcome.state == "cancelled":
+                self.set_state("cancelled", outcome.message, ended=time.time())
+                return 0
+            self.events.write("log", level="info", message=outcome.message)
+        todo = self._todo(variants)
+        if todo:
+            self.set_state("evaluating", f"evaluating {', '.join(todo)}")
+            evaluate_run(self.run, variants=todo, limit=limit, events=self.events, should_stop=self.should_stop)
+            if self.should_stop():
+                self.set_state("cancelled", "stopped during evaluation", ended=time.time())
+                return 0
+        return self._end()
+
+    def _work_local(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
         from ftui.backends.local import hardware
         from ftui.backends.local.callback import last_checkpoint
         from ftui.core.cost import hardware_price
 
         spec = self.run.spec
-        if spec.get("backend") != "local":
-            raise FtuiError(f"backend {spec.get('backend')!r} is not available in this version")
         hw = hardware.detect()
         dtype = hardware.precision(hw, spec["hyperparameters"].get("precision", "auto"))
         price = hardware_price(hw.gpu_name, spec["hyperparameters"].get("price_per_hour"))
@@ -121,7 +158,7 @@ class Runner:
                 return 0
         from ftui.backends.local.evaluate import evaluate_run
 
-        todo = list(variants) if variants else [v for v in VARIANTS if not (self.run.dir / "eval" / v / "metrics.json").is_file()]
+        todo = self._todo(variants)
         if todo:
             self.set_state("evaluating", f"evaluating {', '.join(todo)}")
             evaluate_run(self.run, variants=todo, limit=limit, events=self.events,
@@ -129,10 +166,7 @@ class Runner:
             if self.should_stop():
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
-        # A re-evaluation leaves a cancelled or failed training run as it was.
-        self.set_state(self.final_state, "done" if self.final_state == "succeeded" else
-                       f"evaluated; training is {self.final_state}", ended=time.time())
-        return 0
+        return self._end()
 
 
 def drop_events_after(path: Path, step: int) -> int:

@@ -1,0 +1,179 @@
+"""Evaluation of an OpenAI run through chat completions: the same records and metrics as local.
+
+``base`` asks the base model zero-shot, ``kshot`` the base model with k training examples in
+the prompt, ``finetuned`` the job's ``ft:`` model. Requests run a few at a time
+(``eval_concurrency``); the inference cost comes from the usage each answer reports.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Callable, Sequence
+
+from ftui.backends.local.evaluate import choose_shots
+from ftui.backends.openai.client import ServiceError, explain, is_transient, make_client
+from ftui.backends.openai.train import JobFile, settings_of
+from ftui.core.errors import ConfigError
+from ftui.core.events import EventWriter
+from ftui.core.openai_prep import PRICES_AS_OF, inference_price
+from ftui.core.prompts import render_messages, render_user
+from ftui.core.runs import Run
+from ftui.core.runspec import eval_settings_of, template_of
+from ftui.core.scoring import VARIANTS, score_examples, write_eval
+from ftui.core.tasks import make_task
+
+
+def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
+                 events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None
+                 ) -> dict[str, dict[str, float]]:
+    """Evaluate ``variants`` on the run's test split through chat completions."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown eval variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    spec = run.spec
+    hp = settings_of(spec)
+    settings = eval_settings_of(spec)
+    tuned = JobFile(run).get("fine_tuned_model")
+    if "finetuned" in variants and not tuned:
+        raise ConfigError(f"run {run.id} has no fine-tuned model yet: its OpenAI job has not succeeded")
+    template = template_of(spec)
+    task = make_task(spec["task"], spec.get("task_options") or {})
+    n = limit if limit is not None else settings.limit
+    examples = run.examples("test")
+    examples = examples[:n] if n and n > 0 else examples
+    if not examples:
+        raise ConfigError(f"run {run.id} has no test examples to evaluate")
+    train = run.examples("train") if "kshot" in variants else []
+    shot_indices = choose_shots(len(train), settings.k, seed=spec.get("split", {}).get("seed", 0))
+    shots = [train[i] for i in shot_indices]
+    client = make_client(hp)
+    stopping = should_stop or (lambda: False)
+    results: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        if stopping():
+            break
+        model = tuned if variant == "finetuned" else spec["model"]
+        prompts = [render_messages(ex, template, shots=shots if variant == "kshot" else ()) for ex in examples]
+        _log(events, f"eval {variant}: {len(examples)} held-out examples on {model}, "
+                     f"{hp.eval_concurrency} requests at a time")
+        began = time.perf_counter()
+        answers = _complete_all(client, model, prompts, max_tokens=settings.max_new_tokens,
+                                seed=int(spec.get("split", {}).get("seed", 0)),
+                                concurrency=hp.eval_concurrency, stopping=stopping)
+        if answers is None:
+            _log(events, f"eval {variant}: stopped before the end; no metrics written for it")
+            break
+        duration = time.perf_counter() - began
+        records, metrics = score_examples(
+            task, examples, [a.text for a in answers],
+            inputs=[render_user(ex, template) for ex in examples],
+            latencies=[round(a.latency, 4) for a in answers],
+        )
+        failed = [a for a in answers if a.error]
+        if failed:
+            records = [replace(r, error=a.error) if a.error else r for r, a in zip(records, answers)]
+        usage_in = sum(a.prompt_tokens for a in answers)
+        usage_out = sum(a.completion_tokens for a in answers)
+        price = inference_price(model)
+        cost = (usage_in * price[0] + usage_out * price[1]) / 1e6 if price else None
+        info: dict[str, Any] = {"model": model, "backend": "openai", "usage": {
+            "prompt_tokens": usage_in, "completion_tokens": usage_out}, "failed_requests": len(failed),
+            "cost_usd": round(cost, 6) if cost is not None else None,
+            "cost_basis": (f"reported usage x ${price[0]:g}/${price[1]:g} per 1M input/output tokens "
+                           f"(OpenAI prices {PRICES_AS_OF})") if price else "model not in ftui's price table"}
+        if variant == "kshot":
+            info["shots"] = shot_indices
+        write_eval(run.dir, variant, records, metrics, **info, duration_s=round(duration, 3),
+                   examples_per_s=round(len(examples) / duration, 3) if duration > 0 else None,
+                   max_new_tokens=settings.max_new_tokens, concurrency=hp.eval_concurrency)
+        results[variant] = dict(metrics)
+        if events is not None:
+            events.write("eval", variant=variant, n=len(records), metrics=dict(metrics))
+            if failed:
+                _log(events, f"eval {variant}: {len(failed)} request(s) failed and count as invalid "
+                             f"(first: {failed[0].error})", level="warning")
+            _cost_event(run, events)
+    return results
+
+
+class _Answer:
+    __slots__ = ("text", "latency", "prompt_tokens", "completion_tokens", "error")
+
+    def __init__(self, text: str = "", latency: float = 0.0, prompt_tokens: int = 0, completion_tokens: int = 0,
+                 error: str | None = None) -> None:
+        self.text, self.latency, self.error = text, latency, error
+        self.prompt_tokens, self.completion_tokens = prompt_tokens, completion_tokens
+
+
+def _complete_all(client: Any, model: str, prompts: Sequence[Sequence[dict]], *, max_tokens: int, seed: int,
+                  concurrency: int, stopping: Callable[[], bool]) -> list[_Answer] | None:
+    """Every prompt's answer, in order, ``concurrency`` at a time; None when stopped."""
+    answers: list[_Answer | None] = [None] * len(prompts)
+    fatal: list[BaseException] = []
+
+    def one(i: int) -> None:
+        began = time.perf_counter()
+        try:
+            resp = client.chat.completions.create(model=model, messages=list(prompts[i]), temperature=0,
+                                                  max_completion_tokens=max_tokens, seed=seed)
+        except Exception as exc:  # noqa: BLE001 - one failed request is one invalid answer
+            if _fatal(exc):
+                fatal.append(exc)
+            answers[i] = _Answer(latency=time.perf_counter() - began, error=explain(exc, f"example {i}"))
+            return
+        choice = resp.choices[0] if resp.choices else None
+        text = (choice.message.content or "") if choice is not None and choice.message is not None else ""
+        usage = resp.usage
+        answers[i] = _Answer(text=text, latency=time.perf_counter() - began,
+                             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ftui-eval") as pool:
+        pending: set[Future] = set()
+        queue = iter(range(len(prompts)))
+        for i in queue:
+            pending.add(pool.submit(one, i))
+            if len(pending) >= concurrency:
+                break
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()
+            if fatal:
+                for f in pending:
+                    f.cancel()
+                raise ServiceError(explain(fatal[0], f"evaluating on {model}"))
+            if stopping():
+                for f in pending:
+                    f.cancel()
+                return None
+            for _ in range(len(done)):
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(one, nxt))
+    return [a if a is not None else _Answer(error="no answer") for a in answers]
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Failures every other request would hit too: a bad key, no access, an unknown model."""
+    import openai
+
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in (401, 403, 404) and not is_transient(exc)
+
+
+def _cost_event(run: Run, events: EventWriter) -> None:
+    """The run's cost so far: the training bill plus every evaluated variant's inference."""
+    job = JobFile(run)
+    trained = job.get("billed_usd")
+    eval_usd = sum((m.get("cost_usd") or 0.0) for m in run.eval_metrics().values())
+    base = trained or 0.0
+    events.write("cost", usd=round(base + eval_usd, 6), projected_usd=None,
+                 basis=f"training ${base:.4f} + evaluation ${eval_usd:.4f} (reported usage x OpenAI prices "
+                       f"{PRICES_AS_OF})")
+
+
+def _log(events: EventWriter | None, message: str, level: str = "info") -> None:
+    if events is not None:
+        events.write("log", level=level, message=message)
