@@ -80,7 +80,7 @@ def test_exact_ignores_order_of_attributes_list_items_case_and_spacing() -> None
         "name[tom clancy's  the division (2016)])"
     )
     assert s.valid and s.exact and s.error is None
-    assert s.details == {"function_correct": True, "tp": 5, "fp": 0, "fn": 0}
+    assert s.details == {"function_correct": True, "tp": 5, "fp": 0, "fn": 0, "exact_strict": False}
 
 
 def test_wrong_value_is_one_false_positive_and_one_miss() -> None:
@@ -89,7 +89,7 @@ def test_wrong_value_is_one_false_positive_and_one_miss() -> None:
         "genres[action-adventure, role-playing, shooter], rating[poor])"
     )
     assert s.valid and not s.exact
-    assert s.details == {"function_correct": True, "tp": 4, "fp": 1, "fn": 1}
+    assert s.details == {"function_correct": True, "tp": 4, "fp": 1, "fn": 1, "exact_strict": False}
 
 
 def test_missing_slot_keeps_precision_and_lowers_recall() -> None:
@@ -119,14 +119,14 @@ def test_extra_slot_lowers_precision() -> None:
 def test_wrong_function_with_right_slots() -> None:
     s = score(REF.replace("inform", "give_opinion"))
     assert s.valid and not s.exact
-    assert s.details == {"function_correct": False, "tp": 5, "fp": 0, "fn": 0}
+    assert s.details == {"function_correct": False, "tp": 5, "fp": 0, "fn": 0, "exact_strict": False}
 
 
 def test_attribute_not_allowed_is_invalid_but_still_scored() -> None:
     s = score(REF[:-1] + ", price[cheap])")
     assert not s.valid and not s.exact
     assert s.error == "attribute 'price' is not allowed"
-    assert s.details == {"function_correct": True, "tp": 5, "fp": 1, "fn": 0}
+    assert s.details == {"function_correct": True, "tp": 5, "fp": 1, "fn": 0, "exact_strict": False}
 
 
 def test_unknown_function_is_invalid_and_wrong() -> None:
@@ -150,7 +150,7 @@ def test_unparsable_output_misses_every_reference_slot(prediction: str) -> None:
     s = score(prediction)
     assert not s.valid and not s.exact
     assert s.error is not None and s.error.startswith("does not parse: ")
-    assert s.details == {"function_correct": False, "tp": 0, "fp": 0, "fn": 5}
+    assert s.details == {"function_correct": False, "tp": 0, "fp": 0, "fn": 5, "exact_strict": False}
 
 
 def test_fenced_answer_is_exact_once_the_fence_is_stripped() -> None:
@@ -180,6 +180,7 @@ def test_aggregate_micro_averages_slots_by_hand() -> None:
         {
             "valid": 3 / 4,
             "exact": 1 / 4,
+            "exact_strict": 1 / 4,
             "function_accuracy": 3 / 4,
             "slot_precision": 14 / 15,
             "slot_recall": 14 / 20,
@@ -209,3 +210,15 @@ def test_make_task_with_preset_lists_restricts_validity() -> None:
 def test_bad_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
         make_task("funcrep", options)
+
+
+def test_strict_exact_needs_the_gold_order_and_normalises_only_whitespace() -> None:
+    assert score(REF).details["exact_strict"] is True
+    assert score("  " + REF.replace(", ", ",  ") + "\n").details["exact_strict"] is True
+    lower = score(REF.replace("Division", "division"))
+    assert lower.exact and not lower.details["exact_strict"]  # case counts for strict
+    reordered = score("inform(rating[good], name[Tom Clancy's The Division (2016)], "
+                      "genres[action-adventure, role-playing, shooter])")
+    assert reordered.exact and not reordered.details["exact_strict"]
+    metrics = FuncrepTask().aggregate([score(REF), reordered])
+    assert metrics["exact"] == 1.0 and metrics["exact_strict"] == 0.5

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("run", metavar="RUN")
         if name == "resume":
             a.add_argument("--detach", action="store_true", help="return at once; the run goes on")
+        if name == "attach":
+            a.add_argument("--plain", action="store_true",
+                           help="print progress lines instead of opening the TUI (the default off a terminal)")
 
     x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png")
     x.add_argument("run", metavar="RUN")
@@ -86,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--task", help="sql, funcrep, json or text")
     g.add_argument("--preset", help="use a preset's task and its options (allowed lists, schema)")
     sc.add_argument("--json", action="store_true")
+
+    st = sub.add_parser("study", help="compare backends and models on the same data and held-out split")
+    st.add_argument("study", nargs="?", metavar="STUDY", help="pick up an earlier study (id, prefix or latest)")
+    st_src = st.add_mutually_exclusive_group()
+    st_src.add_argument("--preset", help="a shipped preset")
+    st_src.add_argument("--data", type=Path, help="a data file (with --task), or a folder of split files")
+    st.add_argument("--task", help="task of --data: sql, funcrep, json, text")
+    st.add_argument("--backends", default="local", help="comma-separated: local, openai (default: local)")
+    st.add_argument("--models", default="", help="comma-separated backend:model (or bare models for one backend)")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                    help="settings for every run; local.KEY=... or openai.KEY=... for one backend")
+    st.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
+    st.add_argument("--out", type=Path, help="folder for table.md/json/csv (default: the study's folder)")
+    st.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("presets", help="list the shipped presets")
     pr.add_argument("--json", action="store_true")
@@ -197,9 +214,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_attach(args: argparse.Namespace) -> int:
     from ftui.core.runs import resolve_run
-    from ftui.watch import follow
 
     run = resolve_run(args.run)
+    if not args.plain and sys.stdin.isatty() and sys.stdout.isatty():
+        from ftui.tui.app import run_app  # textual only for the TUI
+
+        return run_app(attach=run)
+    from ftui.watch import follow
+
     try:
         state = follow(run)
     except KeyboardInterrupt:
@@ -245,7 +267,8 @@ def _cmd_presets(args: argparse.Namespace) -> int:
         return EXIT_OK
     width = max(len(r["name"]) for r in rows)
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['task']:<8} {r['rows']:>6} rows  {r['title']}")
+        rows = f"{r['rows']:>6} rows" if r["rows"] is not None else "   hub only"
+        print(f"{r['name']:<{width}}  {r['task']:<8} {rows}  {r['title']}")
     return EXIT_OK
 
 
@@ -333,6 +356,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from ftui.core.study import export_study, render_text, resolve_study, table
+    from ftui.studies import run_study, start_study
+
+    if args.study:
+        if args.preset or args.data:
+            raise FtuiError("study: give STUDY to pick one up, or --preset/--data to start one, not both")
+        study = resolve_study(args.study)
+    elif args.preset or args.data:
+        study = start_study(preset=args.preset, data=args.data, task=args.task,
+                            backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+                            models=[m.strip() for m in args.models.split(",") if m.strip()],
+                            overrides=args.overrides,
+                            confirm=lambda q: args.yes or _confirm(q))
+    else:
+        raise FtuiError("study: give --preset NAME (or --data FILE) to start one, or STUDY to pick one up")
+    print(f"study {study.id}: {len(study.runs())} run(s); Ctrl-C stops waiting, not the runs "
+          f"(ftui study {study.id} picks it up again)", file=sys.stderr)
+    try:
+        states = run_study(study)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; the runs go on: ftui study {study.id}", file=sys.stderr)
+        return EXIT_OK
+    paths = export_study(study, out=args.out)
+    data = table(study.runs())
+    if args.json:
+        _print_json({"id": study.id, "dir": str(study.dir), "states": states, **data})
+    else:
+        print(render_text(data))
+        for path in paths:
+            print(path)
+    return EXIT_OK if all(s == "succeeded" for s in states.values()) else EXIT_FAILED
+
+
 _HANDLERS = {
     "train": _cmd_train,
     "eval": _cmd_eval,
@@ -345,4 +402,5 @@ _HANDLERS = {
     "data check": _cmd_data_check,
     "score": _cmd_score,
     "presets": _cmd_presets,
+    "study": _cmd_study,
 }

@@ -22,14 +22,18 @@ def presets_table() -> list[dict[str, Any]]:
     """One row per shipped preset, as ``ftui presets --json`` prints."""
     rows = []
     for p in all_presets():
-        with open(sample_path(p), "rb") as f:
-            n = sum(1 for line in f if line.strip())
-        n = min(n, p.data.limit) if p.data.limit else n
-        train, val, test = p.split.sizes(n)
+        if p.data.sample:
+            with open(sample_path(p), "rb") as f:
+                n = sum(1 for line in f if line.strip())
+            n = min(n, p.data.limit) if p.data.limit else n
+            train, val, test = p.split.sizes(n)
+            split: dict[str, int] | None = {"train": train, "val": val, "test": test}
+        else:
+            n, split = None, None  # hub only: sizes are known once the hub dataset is read
         rows.append({
             "name": p.name, "title": p.title, "task": p.task, "description": p.description,
-            "hub": p.data.hub or None, "sample": p.data.sample, "rows": n,
-            "split": {"train": train, "val": val, "test": test},
+            "hub": p.data.hub or None, "sample": p.data.sample or None, "rows": n,
+            "split": split,
             "local_model": p.local.model, "openai_model": p.openai.model,
         })
     return rows
@@ -55,7 +59,12 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
         task, template, split = p.task, p.prompt, p.split
         max_length = max_length or p.local.max_length
         model = model or p.local.model
-        loaded = load_file(file, task, p.data.fields) if file else load_preset_rows(p, hub=hub)
+        if file is not None and Path(file).is_dir():
+            loaded = load_preset_rows(p, folder=file)
+        elif file is not None:
+            loaded = load_file(file, task, p.data.fields)
+        else:
+            loaded = load_preset_rows(p, hub=hub)
     else:
         task = _check_task(task)
         template, split = DEFAULT_TEMPLATES[task], SplitSpec()

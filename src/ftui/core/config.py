@@ -25,7 +25,8 @@ class DataSource:
     """Where a preset's rows come from."""
 
     sample: str
-    """Offline sample, a path relative to the presets folder (``data/sql.jsonl``)."""
+    """Offline sample, a path relative to the presets folder (``data/sql.jsonl``); empty for a
+    preset that reads its hub dataset (or a local copy of it) only."""
     fields: Mapping[str, str]
     """Task field -> source column, e.g. ``{"question": "question", "reference": "answer"}``."""
     hub: str = ""
@@ -36,11 +37,19 @@ class DataSource:
     """Hub split to read."""
     limit: int = 0
     """Use at most this many rows (0: all), taken after a seeded shuffle."""
+    splits: Mapping[str, str] = field(default_factory=dict)
+    """The hub dataset's own splits: ftui split (train, val, test) -> source split name, e.g.
+    ``{train = "train", test = "validation"}``. With them, the hub data (or a local folder
+    holding those splits) is used as published; a split not named is carved from train by
+    the ``[split]`` sizes. Empty: ``split`` is read and split at random."""
 
     def __post_init__(self) -> None:
-        _check(bool(self.sample), "data.sample", "is empty")
+        _check(bool(self.sample) or bool(self.hub), "data", "needs a sample, a hub id, or both")
         _check("reference" in self.fields, "data.fields", "must map 'reference' to a column")
         _check(self.limit >= 0, "data.limit", f"must be >= 0, got {self.limit}")
+        unknown = sorted(set(self.splits) - {"train", "val", "test"})
+        _check(not unknown, "data.splits", f"keys must be train, val, test; got {', '.join(unknown)}")
+        _check(not self.splits or "train" in self.splits, "data.splits", "must name the train split")
 
 
 @dataclass(frozen=True)

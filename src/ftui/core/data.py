@@ -65,6 +65,8 @@ class Loaded:
     """Task field -> source column actually used (columns formats)."""
     limited_from: int = 0
     """Usable examples before a preset's ``limit`` picked some (0: no limit applied)."""
+    named: dict[str, list[Example]] | None = None
+    """Examples by ftui split (train, val, test) when the source has its own splits."""
 
     def raise_if_bad(self, most: int = 10) -> None:
         """Raise one DataError listing the first ``most`` issues, if there are any."""
@@ -92,32 +94,96 @@ def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None =
     raise DataError(f"unknown file type '{suffix}'; use .jsonl, .csv or .parquet", path=str(p))
 
 
-def load_preset_rows(preset: Preset, *, hub: bool = False) -> Loaded:
-    """The preset's rows: its offline sample, or its hub dataset when ``hub`` is asked for."""
+def load_preset_rows(preset: Preset, *, hub: bool = False, folder: str | Path | None = None) -> Loaded:
+    """The preset's rows: its offline sample, its hub dataset (``hub``, or always for a preset
+    without a sample), or a local ``folder`` holding the hub dataset's split files."""
     from ftui.core.presets import sample_path
 
-    if hub:
-        if not preset.data.hub:
+    d = preset.data
+    if folder is not None:
+        loaded = load_split_folder(folder, preset.task, d.fields, d.splits or {"train": d.split})
+    elif hub or not d.sample:
+        if not d.hub:
             raise DataError(f"preset '{preset.name}' has no hub source; it ships its sample only")
-        loaded = load_hub(preset.data.hub, preset.task, preset.data.fields,
-                          config=preset.data.config, split=preset.data.split)
+        if d.splits:
+            loaded = _merge(f"hub:{d.hub}", "hub", {
+                ours: load_hub(d.hub, preset.task, d.fields, config=d.config, split=theirs, preset=preset)
+                for ours, theirs in d.splits.items()})
+        else:
+            loaded = load_hub(d.hub, preset.task, d.fields, config=d.config, split=d.split, preset=preset)
     else:
-        loaded = load_file(sample_path(preset), preset.task, preset.data.fields)
-    if preset.data.limit and len(loaded.examples) > preset.data.limit:
+        loaded = load_file(sample_path(preset), preset.task, d.fields)
+    if d.limit and len(loaded.examples) > d.limit and loaded.named is None:
         rng = random.Random(preset.split.seed)
-        picked = sorted(rng.sample(range(len(loaded.examples)), preset.data.limit))
+        picked = sorted(rng.sample(range(len(loaded.examples)), d.limit))
         loaded.limited_from = len(loaded.examples)
         loaded.examples = [loaded.examples[i] for i in picked]
     return loaded
 
 
+def load_split_folder(folder: str | Path, task: str, field_map: Mapping[str, str] | None,
+                      splits: Mapping[str, str]) -> Loaded:
+    """A local copy of a hub dataset: ``train.jsonl``, ``validation.parquet``, or the hub's own
+    ``data/train-00000-of-00001.parquet`` layout, one file set per split named in ``splits``."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError("not a folder of split files", path=str(root))
+    parts: dict[str, Loaded] = {}
+    for ours, theirs in splits.items():
+        files = sorted({p for pattern in (f"{theirs}.*", f"{theirs}-*.*", f"data/{theirs}.*", f"data/{theirs}-*.*")
+                        for p in root.glob(pattern) if p.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet")})
+        if not files:
+            raise DataError(f"no file for split '{theirs}' (looked for {theirs}.jsonl, {theirs}.parquet, "
+                            f"{theirs}.csv and data/{theirs}-*.parquet)", path=str(root))
+        loads = [load_file(f, task, field_map) for f in files]
+        part = loads[0] if len(loads) == 1 else _merge(str(files[0].parent), loads[0].format,
+                                                       {str(i): x for i, x in enumerate(loads)})
+        part.named = None
+        parts[ours] = part
+    return _merge(str(root), "folder", parts)
+
+
+def _merge(source: str, fmt: str, parts: Mapping[str, Loaded]) -> Loaded:
+    """One Loaded from several sources; ``named`` keeps each part's examples under its key."""
+    merged = Loaded(source=source, format=fmt, rows=sum(p.rows for p in parts.values()))
+    merged.named = {}
+    for key, part in parts.items():
+        merged.examples += part.examples
+        merged.issues += [Issue(i.line, f"{part.source}: {i.message}", i.field) for i in part.issues]
+        merged.fields = merged.fields or part.fields
+        merged.named[key] = list(part.examples)
+    return merged
+
+
+def make_splits(loaded: Loaded, spec: SplitSpec) -> dict[str, list[Example]]:
+    """train / val / test: the source's own splits when it has them, else a seeded random split.
+
+    A split the source does not have is carved from its train split by ``spec``'s sizes.
+    """
+    if loaded.named is None:
+        return split_examples(loaded.examples, spec)
+    named = loaded.named
+    train = list(named.get("train", []))
+    carve = SplitSpec(seed=spec.seed, val=0 if "val" in named else spec.val, test=0 if "test" in named else spec.test)
+    carved = split_examples(train, carve)
+    return {"train": carved["train"], "val": list(named["val"]) if "val" in named else carved["val"],
+            "test": list(named["test"]) if "test" in named else carved["test"]}
+
+
 def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
-             config: str = "", split: str = "train") -> Loaded:
+             config: str = "", split: str = "train", preset: Preset | None = None) -> Loaded:
     """A hub dataset via ``datasets``; a one-line OfflineError when it cannot be fetched."""
+    if preset is not None and not preset.data.sample:
+        splits = preset.data.splits or {"train": preset.data.split}
+        fallback = (f"Preset '{preset.name}' has no offline sample: give a local copy with the same "
+                    f"fields and splits instead, a folder holding {', '.join(sorted(set(splits.values())))} "
+                    f"as .jsonl/.parquet (--data FOLDER), or use an offline preset such as 'sql'.")
+    else:
+        fallback = "Use the preset's offline sample (drop --hub) or a local file."
     if not os.environ.get("HF_HUB_OFFLINE") and not hub_reachable():
         raise OfflineError(
             f"cannot load hub dataset '{dataset_id}': the hub ({_hub_host()}) cannot be reached "
-            "from this machine. Use the preset's offline sample (drop --hub) or a local file."
+            f"from this machine. {fallback}"
         )
     try:
         import datasets  # heavy: only when a hub dataset is asked for
@@ -127,10 +193,10 @@ def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
         ds = datasets.load_dataset(dataset_id, config or None, split=split)
     except Exception as exc:  # network, auth and missing-dataset errors all land here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OfflineError(
-            f"cannot load hub dataset '{dataset_id}' ({first[:200]}); offline? "
-            "Use the preset's offline sample (drop --hub) or a local file."
-        ) from None
+        if os.environ.get("HF_HUB_OFFLINE"):
+            raise OfflineError(f"cannot load hub dataset '{dataset_id}': HF_HUB_OFFLINE is set and it is not "
+                               f"in the local cache, so the hub was not asked. {fallback}") from None
+        raise OfflineError(f"cannot load hub dataset '{dataset_id}' ({first[:200]}). {fallback}") from None
     return _from_rows(f"hub:{dataset_id}", "hub", ((i + 1, dict(r)) for i, r in enumerate(ds)),
                       task, field_map)
 

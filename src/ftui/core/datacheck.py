@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ftui.core.config import PromptTemplate, SplitSpec
-from ftui.core.data import Issue, Loaded
+from ftui.core.data import Issue, Loaded, make_splits
 from ftui.core.errors import ConfigError
 from ftui.core.prompts import Message, conversation
 
@@ -87,7 +87,10 @@ def build_report(loaded: Loaded, *, task: str, template: PromptTemplate, split: 
         else:
             first_seen[key] = (ex.line, ex.reference)
     try:
-        report.split = dict(zip(("train", "val", "test"), split.sizes(report.valid)))
+        if loaded.named is not None:  # the source's own splits, as published
+            report.split = {k: len(v) for k, v in make_splits(loaded, split).items()}
+        else:
+            report.split = dict(zip(("train", "val", "test"), split.sizes(report.valid)))
     except ConfigError as exc:
         report.split_error = str(exc)
     if count_tokens is not None and loaded.examples:

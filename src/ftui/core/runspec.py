@@ -18,7 +18,7 @@ from ftui.core.config import (
     SplitSpec,
     to_plain,
 )
-from ftui.core.data import Loaded, load_file, load_preset_rows, split_examples
+from ftui.core.data import Loaded, load_file, load_preset_rows, make_splits
 from ftui.core.errors import ConfigError
 from ftui.core.presets import load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
@@ -117,8 +117,14 @@ def resolve_request(req: RunRequest) -> Resolved:
             raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
         task, options, template = p.task, dict(p.task_options), p.prompt
         settings: dict[str, Any] = {"local": p.local, "openai": p.openai, "eval": p.eval, "split": p.split}
-        loaded = load_file(req.data, task, p.data.fields) if req.data else load_preset_rows(p, hub=req.hub)
-        source = str(req.data) if req.data else (f"hub:{p.data.hub}" if req.hub else str(sample_path(p)))
+        if req.data is not None and Path(req.data).is_dir():
+            loaded = load_preset_rows(p, folder=req.data)  # a local copy of the hub dataset's splits
+        elif req.data is not None:
+            loaded = load_file(req.data, task, p.data.fields)
+        else:
+            loaded = load_preset_rows(p, hub=req.hub)
+        source = str(req.data) if req.data else (f"hub:{p.data.hub}" if req.hub or not p.data.sample
+                                                 else str(sample_path(p)))
         label = p.name
     elif req.data:
         task = req.task or "text"
@@ -140,7 +146,7 @@ def resolve_request(req: RunRequest) -> Resolved:
     flags += [f"max_steps={req.max_steps}"] if req.max_steps is not None else []
     flags += [f"model={req.model}"] if req.model else []
     settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
-    splits = split_examples(loaded.examples, settings["split"])
+    splits = make_splits(loaded, settings["split"])
     backend_settings = settings[req.backend]
     spec = {
         "preset": req.preset,

@@ -185,6 +185,7 @@ class FuncrepTask:
     metric_keys: tuple[str, ...] = (
         "valid",
         "exact",
+        "exact_strict",
         "function_accuracy",
         "slot_precision",
         "slot_recall",
@@ -213,6 +214,9 @@ class FuncrepTask:
     def score(self, prediction: str, reference: str, inputs: Mapping[str, str]) -> Score:
         pred: MeaningRepresentation | None = None
         error: str | None = None
+        # Strict: the text itself, whitespace normalised. The gold lists slots in a fixed order,
+        # so a model that learnt the content but not the order scores exact and not strict.
+        strict = " ".join(strip_fence(prediction).split()) == " ".join(reference.split())
         try:
             pred = parse_mr(strip_fence(prediction))
         except MRParseError as exc:
@@ -227,13 +231,13 @@ class FuncrepTask:
             return Score(
                 valid=valid,
                 exact=False,
-                details={"function_correct": False, "tp": 0, "fp": 0, "fn": 0},
+                details={"function_correct": False, "tp": 0, "fp": 0, "fn": 0, "exact_strict": strict},
                 error=f"reference does not parse: {exc}",
             )
         ref_slots = ref.slots()
         if pred is None:
             # Unparsable output: every reference slot is missed.
-            details = {"function_correct": False, "tp": 0, "fp": 0, "fn": len(ref_slots)}
+            details = {"function_correct": False, "tp": 0, "fp": 0, "fn": len(ref_slots), "exact_strict": False}
             return Score(valid=False, exact=False, details=details, error=error)
         # Slots count even when the output is invalid (an unknown attribute is a false positive).
         pred_slots = pred.slots()
@@ -245,6 +249,7 @@ class FuncrepTask:
             "fn": len(ref_slots - pred_slots),
         }
         exact = function_correct and pred.value_sets() == ref.value_sets()
+        details["exact_strict"] = strict and exact
         return Score(valid=valid, exact=exact, details=details, error=error)
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
@@ -258,6 +263,7 @@ class FuncrepTask:
         return {
             "valid": rate([s.valid for s in scores]),
             "exact": rate([s.exact for s in scores]),
+            "exact_strict": rate([s.details.get("exact_strict") for s in scores]),
             "function_accuracy": rate([s.details.get("function_correct") for s in scores]),
             "slot_precision": precision,
             "slot_recall": recall,

@@ -1,0 +1,125 @@
+"""Running a study: one run per backend and model on the same data, then the comparison table.
+
+Local runs go one after another (they share this machine); OpenAI runs start at once (the
+work happens remotely). Every run is an ordinary detached run: Ctrl-C stops waiting, never
+the runs, and ``ftui study STUDY`` picks the study up again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, SplitSpec
+from ftui.core.errors import ConfigError
+from ftui.core.runs import Run
+from ftui.core.study import Study, create_study, parse_models
+from ftui.runner.launch import is_active, launch
+
+_KNOWN = {
+    "local": {f.name for c in (LocalSettings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)},
+    "openai": {f.name for c in (OpenAISettings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)},
+}
+
+
+def overrides_for(backend: str, overrides: Sequence[str]) -> list[str]:
+    """The ``--set`` items that apply to ``backend``: ``local.x=..`` / ``openai.x=..`` to that
+    backend only, ``eval.``/``split.`` and bare keys to every backend that has them."""
+    out = []
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        section, dot, name = key.partition(".")
+        if dot and section in ("local", "openai"):
+            if section == backend:
+                out.append(f"{name}={item.split('=', 1)[1]}" if "=" in item else item)
+        elif dot or key in _KNOWN[backend]:
+            out.append(item)
+        elif not any(key in known for known in _KNOWN.values()):
+            out.append(item)  # unknown everywhere: let the settings check name it
+    return out
+
+
+def start_study(*, preset: str | None, data: Path | None, task: str | None, backends: Sequence[str],
+                models: Sequence[str], overrides: Sequence[str], confirm: Callable[[str], bool],
+                err: TextIO = sys.stderr) -> Study:
+    """Check every run's settings (and the OpenAI budget), then create the runs and the study."""
+    from ftui.core.runspec import RunRequest, prepare_run, resolve_request
+
+    unknown = [b for b in backends if b not in ("local", "openai")]
+    if unknown or not backends:
+        raise ConfigError(f"--backends: choose from local, openai; got {','.join(backends) or 'nothing'}")
+    planned = []
+    for backend, model in parse_models(models, backends):
+        req = RunRequest(preset=preset, data=data, task=task, backend=backend, model=model,
+                         overrides=overrides_for(backend, overrides))
+        resolved = resolve_request(req)  # every bad setting fails here, before anything starts
+        if backend == "openai":
+            _openai_gate(resolved, confirm, err)
+        planned.append((req, resolved))
+    runs = [prepare_run(req, resolved) for req, resolved in planned]
+    label = preset or (data.stem if data else "study")
+    return create_study(preset=preset, label=label, runs=runs)
+
+
+def _openai_gate(resolved, confirm: Callable[[str], bool], err: TextIO) -> None:
+    from ftui.core.errors import FtuiError
+    from ftui.core.openai_prep import key_present, preflight_examples
+
+    pre = preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
+                             template=resolved.template, settings=resolved.settings["openai"],
+                             eval_settings=resolved.settings["eval"])
+    print("\n".join(pre.lines()), file=err)
+    if pre.problems:
+        raise FtuiError("OpenAI would refuse this training data (problems above); nothing was started")
+    if not key_present():
+        raise FtuiError("OPENAI_API_KEY is not set: export it, or leave openai out of --backends")
+    if pre.over_budget and not confirm(
+            f"The OpenAI estimate ${pre.total_usd:.2f} is above the budget ${pre.budget_usd:g}. Start anyway?"):
+        raise FtuiError(f"estimated ${pre.total_usd:.2f} is above budget_usd ${pre.budget_usd:g}: nothing was "
+                        "started; pass --yes, or raise it with --set openai.budget_usd=N")
+
+
+def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
+              sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
+    """Launch the study's runs that have not started (OpenAI at once, local one at a time) and
+    wait for all of them; returns run id -> final state."""
+    runs = study.runs()
+
+    def fresh(run: Run) -> bool:  # created, never launched
+        st = run.status()
+        return st["state"] == "queued" and "pid" not in st
+
+    for run in runs:
+        if run.spec.get("backend") == "openai" and fresh(run):
+            launch(run)
+            print(f"started {run.id} (openai, {run.spec.get('model')})", file=out, flush=True)
+    last_note = 0.0
+    for run in runs:
+        if run.spec.get("backend") != "local":
+            continue
+        if fresh(run):
+            launch(run)
+            print(f"started {run.id} (local, {run.spec.get('model')})", file=out, flush=True)
+        while is_active(run.status()["state"]):
+            if time.monotonic() - last_note > 30:
+                last_note = time.monotonic()
+                _note(runs, out)
+            sleep(poll_s)
+    while any(is_active(r.status()["state"]) for r in runs):
+        if time.monotonic() - last_note > 30:
+            last_note = time.monotonic()
+            _note(runs, out)
+        sleep(poll_s)
+    return {r.id: r.status()["state"] for r in runs}
+
+
+def _note(runs: Sequence[Run], out: TextIO) -> None:
+    parts = []
+    for r in runs:
+        info = r.summary()
+        step = f" step {info['step']}/{info['total_steps']}" if info.get("step") else ""
+        parts.append(f"{r.spec.get('backend')}:{info['status']}{step}")
+    print("  " + "; ".join(parts), file=out, flush=True)

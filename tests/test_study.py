@@ -1,0 +1,83 @@
+"""`ftui study`: one run per backend and model on the same data, and the comparison table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ftui.core.errors import ConfigError
+from ftui.core.study import parse_models
+from ftui.studies import overrides_for
+
+from conftest import run_cli
+from openai_standin import StandIn
+from test_runner import toy_data
+
+LOCAL = ["--set", "local.batch_size=4", "--set", "local.learning_rate=0.02", "--set", "local.lora_r=16",
+         "--set", "local.eval_every=5", "--set", "local.epochs=3",
+         "--set", "split.test=4", "--set", "split.val=4", "--set", "eval.max_new_tokens=4", "--set", "eval.k=1"]
+OPENAI = ["--set", "openai.poll_interval_s=0.05", "--set", "openai.request_timeout_s=5"]
+
+
+def test_local_and_openai_rows_in_one_table(tmp_path, tiny_model):
+    standin = StandIn().start()
+    try:
+        data = toy_data(tmp_path)
+        standin.answers = {}  # the toy task's fine-tuned answers are set below from the test split
+        words = ["red", "green", "blue", "black", "white", "pink", "grey", "brown"]
+        standin.answer = lambda model, messages, _: (
+            next(w for w in words if w in messages[-1]["content"]) if model.startswith("ft:") else "I think so")
+        res = run_cli("study", "--data", str(data), "--task", "text", "--backends", "local,openai",
+                      "--models", f"local:{tiny_model}", *LOCAL, *OPENAI, "--json", env=standin.env())
+    finally:
+        standin.stop()
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert set(out["states"].values()) == {"succeeded"}
+    rows = out["rows"]
+    assert [(r["backend"], r["variant"]) for r in rows] == [
+        (b, v) for b in ("local", "openai") for v in ("base", "kshot", "finetuned")]
+    assert all(r["n"] == 4 for r in rows)
+    by = {(r["backend"], r["variant"]): r for r in rows}
+    assert by[("openai", "finetuned")]["metrics"]["exact"] == 1.0
+    assert by[("openai", "finetuned")]["most_accurate"]
+    assert by[("openai", "finetuned")]["training_usd"] > 0 and by[("openai", "base")]["training_usd"] is None
+    assert by[("openai", "base")]["eval_usd_per_1k"] > 0
+    assert by[("local", "finetuned")]["training_s"] > 0
+    # On a CPU without price_per_hour, the local rows cost $0 and are the cheapest.
+    assert by[("local", "base")]["cheapest"] and by[("local", "base")]["total_usd_per_1k"] == 0.0
+    folder = Path(out["dir"])
+    md = (folder / "table.md").read_text()
+    assert "most accurate" in md and "cheapest" in md and "| openai |" in md
+    with open(folder / "table.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    assert json.loads((folder / "table.json").read_text())["primary_metric"] == "exact"
+    # Picking the study up again re-makes the table without starting anything.
+    again = run_cli("study", out["id"], "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["rows"] == rows
+
+
+def test_models_and_settings_are_assigned_to_backends():
+    assert parse_models([], ["local", "openai"]) == [("local", None), ("openai", None)]
+    assert parse_models(["local:a", "local:b"], ["local"]) == [("local", "a"), ("local", "b")]
+    assert parse_models(["x"], ["openai"]) == [("openai", "x")]
+    with pytest.raises(ConfigError, match="say which backend"):
+        parse_models(["x"], ["local", "openai"])
+    with pytest.raises(ConfigError, match="not in --backends"):
+        parse_models(["openai:gpt-4.1"], ["local"])
+    items = ["lora_r=4", "n_epochs=2", "local.epochs=2", "openai.budget_usd=1", "eval.k=1", "batch_size=4"]
+    assert overrides_for("local", items) == ["lora_r=4", "epochs=2", "eval.k=1", "batch_size=4"]
+    assert overrides_for("openai", items) == ["n_epochs=2", "budget_usd=1", "eval.k=1", "batch_size=4"]
+
+
+def test_bad_study_input_exits_2_before_anything_starts():
+    res = run_cli("study", "--preset", "demo", "--backends", "local,gpu")
+    assert res.returncode == 2 and "--backends" in res.stderr
+    res = run_cli("study", "--preset", "demo", "--set", "lora_rank=4")
+    assert res.returncode == 2 and "lora_rank" in res.stderr
+    res = run_cli("study", "nothing-here")
+    assert res.returncode == 2 and "no study matches" in res.stderr
+    assert json.loads(run_cli("runs", "--json").stdout) == []
