@@ -36,6 +36,10 @@ DEFAULT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
 
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 
+MAX_ROW_BYTES = 1 << 20
+"""A row (a JSONL line, a CSV record) longer than this is refused: no example needs a
+megabyte, and a runaway line would otherwise be tokenized and trained on."""
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -85,6 +89,18 @@ def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None =
     if p.is_dir():
         raise DataError("is a folder, not a data file", path=str(p))
     suffix = p.suffix.lower()
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(8192)
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    if size == 0:
+        raise DataError("the file is empty", path=str(p))
+    nul = head.find(b"\x00")
+    if suffix != ".parquet" and nul >= 0:
+        kind = "CSV" if suffix == ".csv" else "JSON Lines"
+        raise DataError(f"looks like a binary file (a NUL byte at offset {nul}), not {kind} text", path=str(p))
     if suffix == ".csv":
         return _from_rows(str(p), "csv", _csv_rows(p), task, field_map)
     if suffix == ".parquet":
@@ -241,6 +257,9 @@ def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None) -> Load
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_ROW_BYTES:
+            issues.append(Issue(number, f"{len(line):,} bytes long; rows over {MAX_ROW_BYTES:,} bytes are refused"))
+            continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -250,6 +269,9 @@ def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None) -> Load
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             issues.append(Issue(number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        except RecursionError:
+            issues.append(Issue(number, "JSON nested too deeply to read"))
             continue
         if not isinstance(obj, dict):
             issues.append(Issue(number, f"expected a JSON object, got {_kind(obj)}"))
@@ -273,6 +295,8 @@ def _load_json_array(p: Path, raw: bytes, task: str, field_map: Mapping[str, str
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"not a valid JSON array: {exc}", path=str(p)) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", path=str(p)) from None
     rows = ((i + 1, r) for i, r in enumerate(data))
     return _from_rows(str(p), "columns", rows, task, field_map)
 
@@ -283,10 +307,19 @@ def _csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except UnicodeDecodeError as exc:
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataError(f"not UTF-8 at byte {exc.start}", path=str(p), line=line) from None
+    csv.field_size_limit(MAX_ROW_BYTES)
     reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
-        # reader.line_num is the physical line just read; the header is line 1.
-        yield reader.line_num, dict(row)
+    try:
+        for row in reader:
+            # reader.line_num is the physical line just read; the header is line 1.
+            extra = row.pop(None, None)
+            if extra is not None:  # more cells than the header names
+                yield reader.line_num, _Ragged(f"{len(reader.fieldnames or []) + len(extra)} cells, but the "
+                                               f"header names {len(reader.fieldnames or [])}")
+                continue
+            yield reader.line_num, dict(row)
+    except csv.Error as exc:
+        raise DataError(f"not readable as CSV: {exc}", path=str(p), line=reader.line_num) from None
 
 
 def _parquet_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -308,6 +341,9 @@ def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str
     resolved: dict[str, str] | None = None
     for number, row in rows:
         loaded.rows += 1
+        if isinstance(row, _Ragged):
+            loaded.issues.append(Issue(number, row.message))
+            continue
         if not isinstance(row, dict):
             loaded.issues.append(Issue(number, f"expected an object, got {_kind(row)}"))
             continue
@@ -324,6 +360,13 @@ def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str
         if example is not None:
             loaded.examples.append(example)
     return loaded
+
+
+@dataclass(frozen=True)
+class _Ragged:
+    """A CSV record whose cell count does not match the header."""
+
+    message: str
 
 
 def _resolve_fields(task: str, field_map: Mapping[str, str] | None, row: Mapping[str, Any]) -> dict[str, str]:

@@ -28,8 +28,15 @@ def _short(message: str) -> str:
     return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 1] + "…"
 
 
+MAX_OUTPUT_CHARS = 200_000
+"""Longer outputs are invalid without being parsed: no answer of this task is that long, and
+checking a multi-megabyte document against the schema would take seconds per example."""
+
+
 def _loads(text: str) -> tuple[Any, str | None]:
     """(value, None) or (None, reason) — never raises on hostile text."""
+    if len(text) > MAX_OUTPUT_CHARS:
+        return None, f"too long ({len(text):,} characters; limit {MAX_OUTPUT_CHARS:,})"
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
