@@ -121,7 +121,7 @@ class Runner:
 
     def _work_local(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
         from ftui.backends.local import hardware
-        from ftui.backends.local.callback import last_checkpoint
+        from ftui.backends.local.callback import clean_partial, last_checkpoint
         from ftui.core.cost import hardware_price
 
         spec = self.run.spec
@@ -133,6 +133,11 @@ class Runner:
             f"training precision {dtype}"))
         adapter = self.run.dir / "adapter"
         if not eval_only and not (adapter / "adapter_config.json").is_file():
+            if resume:
+                removed = clean_partial(self.run.dir / "checkpoints")
+                if removed:
+                    self.events.write("log", level="info", message=(
+                        f"removed what the stopped runner left half-written: {', '.join(removed)}"))
             checkpoint = last_checkpoint(self.run.dir / "checkpoints") if resume else None
             spent_before = 0.0
             if checkpoint is not None:

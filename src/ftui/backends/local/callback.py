@@ -112,12 +112,34 @@ class EventsCallback(TrainerCallback):
             return
         target = out / f"step-{state.global_step}"
         if target.exists():
-            shutil.rmtree(target)
+            _discard(target)
+        # The Trainer wrote checkpoint-N completely before this call; one rename publishes it,
+        # so a step-N folder is never half-written, whenever the runner is killed.
         saved.rename(target)
         self.events.write("checkpoint", step=state.global_step, path=f"checkpoints/{target.name}")
         steps = sorted((int(p.name.split("-")[1]), p) for p in out.glob("step-*") if p.name.split("-")[1].isdigit())
         for _, old in steps[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
+
+
+def _discard(folder: Path) -> None:
+    """Delete a checkpoint folder so that no half-deleted ``step-N`` is ever left: rename first."""
+    trash = folder.with_name(f".trash-{folder.name}")
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+    folder.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def clean_partial(checkpoints: Path) -> list[str]:
+    """Remove what a killed runner left half-done: the Trainer's ``checkpoint-N`` folders (not
+    yet published as ``step-N``) and ``.trash-*`` folders. Returns their names."""
+    removed = []
+    if checkpoints.is_dir():
+        for p in list(checkpoints.glob("checkpoint-*")) + list(checkpoints.glob(".trash-*")):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return sorted(removed)
 
 
 def last_checkpoint(checkpoints: Path) -> Path | None:
