@@ -8,6 +8,7 @@ go to ``runner.log`` only.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -50,7 +51,7 @@ class Runner:
 
     def _heartbeat(self) -> None:
         while not self._done.wait(HEARTBEAT_S):
-            self._write_status()
+            self._write_status_quietly()
 
     def should_stop(self) -> bool:
         return self._sigterm.is_set() or self.run.stop_path.exists()
@@ -66,19 +67,56 @@ class Runner:
             self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
             code = self._work(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
         except FtuiError as exc:
-            self.events.write("error", message=str(exc))
-            self.set_state("failed", str(exc), ended=time.time())
+            self._fail(str(exc), str(exc))
+            code = 1
+        except OSError as exc:  # a full disk, a read-only folder, a file-size limit
+            traceback.print_exc()
+            message = disk_message(exc, self.run)
+            self._fail(message, message)
             code = 1
         except Exception as exc:  # noqa: BLE001 - the runner records every failure
             traceback.print_exc()
-            message = f"{type(exc).__name__}: {exc}".strip()[:500]
-            self.events.write("error", message=f"{message} (traceback in runner.log)")
-            self.set_state("failed", message, ended=time.time())
+            disk = _disk_error(exc, self.run.dir)
+            if disk is not None:  # torch and safetensors wrap a failed write in their own errors
+                message = disk_message(disk, self.run)
+                self._fail(message, message)
+            else:
+                message = f"{type(exc).__name__}: {exc}".strip()[:500]
+                self._fail(f"{message} (traceback in runner.log)", message)
             code = 1
         finally:
             self._done.set()
             self.events.close()
         return code
+
+    def _fail(self, event_message: str, status_message: str) -> None:
+        """Record a failure as well as the disk allows: the error event, then ``failed`` in
+        ``status.json`` (atomically, else in place: a folder that refuses new files may still
+        let the existing file be rewritten), else on stderr (runner.log) at least."""
+        try:
+            self.events.write("error", message=event_message)
+        except OSError:
+            pass
+        try:
+            self.set_state("failed", status_message, ended=time.time())
+            return
+        except OSError:
+            pass
+        with self._status_lock:
+            self.state, self.message = "failed", status_message
+            self.extra["ended"] = time.time()
+            try:
+                with open(self.run.status_path, "w", encoding="utf-8") as f:
+                    json.dump({"state": "failed", "pid": os.getpid(), "heartbeat": time.time(),
+                               "updated": time.time(), "message": status_message, **self.extra}, f)
+            except OSError as exc:
+                print(f"ftui runner: could not record the failure ({exc}): {status_message}", flush=True)
+
+    def _write_status_quietly(self) -> None:
+        try:
+            self._write_status()
+        except OSError:
+            pass  # the failure path reports disk trouble; the heartbeat must not die of it
 
     def _work(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
         backend = self.run.spec.get("backend")
@@ -172,6 +210,52 @@ class Runner:
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
         return self._end()
+
+
+_DISK_WORDS = {"No space left": errno.ENOSPC, "StorageFull": errno.ENOSPC, "Read-only file system": errno.EROFS,
+               "File too large": errno.EFBIG, "FileTooLarge": errno.EFBIG, "Disk quota": errno.EDQUOT}
+
+
+def _disk_error(exc: BaseException, folder: Path) -> OSError | None:
+    """The disk failure behind ``exc``, if there is one: an OSError in its chain, words of one
+    in its message, or a failed write ("file write failed") on a disk with no space left."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            return e
+        e = e.__cause__ or e.__context__
+    text = str(exc)
+    for words, code in _DISK_WORDS.items():
+        if words in text:
+            return OSError(code, os.strerror(code))
+    try:
+        import shutil
+
+        if "write" in text.lower() and shutil.disk_usage(folder).free < (1 << 20):
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError:
+        pass
+    return None
+
+
+def disk_message(exc: OSError, run: Run) -> str:
+    """A failed write in words: which file, why, and what to do; the checkpoints kept say where
+    a resume would start."""
+    from ftui.backends.local.callback import last_checkpoint
+
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+              errno.EFBIG: "the file grew past this process's file-size limit",
+              errno.EROFS: "the file system is read-only",
+              errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(exc.errno)
+    where = f" writing {exc.filename}" if exc.filename else ""
+    if reason is None:
+        return f"{type(exc).__name__}{where}: {exc.strerror or exc}"
+    last = last_checkpoint(run.dir / "checkpoints")
+    kept = f"checkpoints/{last.name} is intact; " if last is not None else ""
+    return (f"cannot write{where or ' to the run folder'}: {reason} ({exc.strerror}). {kept}"
+            f"fix it, then `ftui resume {run.id}` continues.")
 
 
 def drop_events_after(path: Path, step: int) -> int:
