@@ -1,21 +1,606 @@
-"""The first screen: it starts, lists the presets, follows the cursor, and quits on q."""
+"""The TUI: Pilot walks of every screen on fixed run directories, one walk with a real runner.
+
+Fixture runs are written by hand (fixed ids, times and events), so what a screen shows can be
+asserted exactly. Token counting and hardware detection are injected fakes (``Services``),
+except in the walk-through, which starts a real detached runner on a tiny model.
+"""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, Static
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from ftui.core.machine import Gpu, Machine, estimate_fit, model_shape, parse_nvidia_smi
+from ftui.core.runs import Run, write_json_atomic
 from ftui.tui.app import FtuiApp
+from ftui.tui.progress import RunProgress, thin
+from ftui.tui.services import Services
+from ftui.tui.watcher import RunWatcher
+from ftui.tui.widgets.render import word_diff
+
+T0 = 1795000000.0  # 2026-11-18 11:06:40 UTC
+RUN_A = "20261118-082640-demo-aaaa"
+RUN_B = "20261118-090000-demo-bbbb"
+
+EXAMPLES = [
+    ("How many singers are there?", "CREATE TABLE singer (name VARCHAR, age INTEGER)",
+     "SELECT COUNT(*) FROM singer"),
+    ("What is the name of the oldest singer?", "CREATE TABLE singer (name VARCHAR, age INTEGER)",
+     "SELECT name FROM singer ORDER BY age DESC LIMIT 1"),
+    ("List the names of stadiums in Paris.", "CREATE TABLE stadium (name VARCHAR, city VARCHAR)",
+     'SELECT name FROM stadium WHERE city = "Paris"'),
+    ("How many concerts were held in 2014?", "CREATE TABLE concert (id INTEGER, year INTEGER)",
+     "SELECT COUNT(*) FROM concert WHERE year = 2014"),
+    ("Show the average age of singers.", "CREATE TABLE singer (name VARCHAR, age INTEGER)",
+     "SELECT AVG(age) FROM singer"),
+]
+# variant -> per example (output, valid, exact, execution)
+OUTPUTS = {
+    "base": [("SELECT COUNT(*) FROM singers", False, False, False),
+             ("The oldest singer is", False, False, False),
+             ("SELECT name FROM stadium WHERE city = 'Paris'", True, True, True),
+             ("SELECT * FROM concert", True, False, False),
+             ("SELECT MEAN(age) FROM singer", False, False, False)],
+    "kshot": [("SELECT COUNT(name) FROM singer", True, False, True),
+              ("SELECT name FROM singer ORDER BY age LIMIT 1", True, False, False),
+              ('SELECT name FROM stadium WHERE city = "Paris"', True, True, True),
+              ("SELECT COUNT(*) FROM concert WHERE year = 2014", True, True, True),
+              ("SELECT AVG(age) FROM singer", True, True, True)],
+    "finetuned": [("SELECT COUNT(*) FROM singer", True, True, True),
+                  ("SELECT name FROM singer ORDER BY age DESC LIMIT 1", True, True, True),
+                  ('SELECT name FROM stadium WHERE city = "Paris"', True, True, True),
+                  ("SELECT COUNT(*) FROM concert WHERE year = 2015", True, False, False),
+                  ("SELECT AVG(age) FROM singer", True, True, True)],
+}
 
 
-async def test_first_screen_lists_presets_and_describes_the_highlighted_one():
-    app = FtuiApp()
+def ev(kind: str, ts: float, **fields: Any) -> dict[str, Any]:
+    return {"v": 1, "ts": ts, "type": kind, **fields}
+
+
+def train_events(steps: int, total: int, *, t0: float = T0, every: float = 2.0) -> list[dict[str, Any]]:
+    out = [ev("status", t0, state="starting", message="loading"),
+           ev("log", t0 + 1, level="info", message="device cpu, 2 CPU cores, training precision float32"),
+           ev("status", t0 + 2, state="running", message="training")]
+    for s in range(1, steps + 1):
+        ts = t0 + 2 + s * every
+        out.append(ev("train", ts, step=s, total_steps=total, epoch=round(s / 20, 4),
+                      loss=round(2.0 * 0.97 ** s + 0.3, 5), lr=2e-4, tokens=s * 900, tokens_per_s=450.0))
+        if s % 10 == 0:
+            out.append(ev("val", ts + 0.5, step=s, loss=round(2.1 * 0.97 ** s + 0.35, 5), token_accuracy=0.6 + s / 200))
+            out.append(ev("checkpoint", ts + 0.6, step=s, path=f"checkpoints/step-{s}"))
+        if s % 5 == 0:
+            out.append(ev("hw", ts, cpu_percent=187.0, rss_bytes=2 * 2**30, ram_total_bytes=16 * 2**30))
+            out.append(ev("cost", ts, usd=round(0.475 * s * every / 3600, 6),
+                          projected_usd=round(0.475 * total * every / 3600, 6),
+                          basis="NVIDIA A40: $0.475/h (ftui price table, 2026-11)"))
+    return out
+
+
+def write_events(run_dir: Path, events: list[dict[str, Any]], mode: str = "w") -> None:
+    with open(run_dir / "events.jsonl", mode, encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+
+
+def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50, total: int = 50,
+             created: float = T0, evaluated: bool = True, backend: str = "local",
+             model: str = "smollm2-135m", alive: bool = True) -> Run:
+    """A run directory written by hand: run.json, status.json, events, eval records."""
+    run_dir = root / "runs" / rid
+    (run_dir / "data").mkdir(parents=True)
+    spec = {"id": rid, "ftui_version": "0.1.0", "created": created, "preset": "demo", "task": "sql",
+            "task_options": {}, "backend": backend, "model": model,
+            "prompt": {"system": "You translate questions into SQLite queries.", "user": "{context}\n\n{question}"},
+            "hyperparameters": {"model": model, "epochs": 1, "learning_rate": 2e-4},
+            "split_sizes": {"train": 40, "val": 5, "test": 5}}
+    write_json_atomic(run_dir / "run.json", spec)
+    events = train_events(steps, total, t0=created)
+    ended = created + 2 + steps * 2.0 + 30
+    if evaluated:
+        for v, outs in OUTPUTS.items():
+            records = []
+            for i, ((q, ctx, ref), (out, valid, exact, execution)) in enumerate(zip(EXAMPLES, outs)):
+                records.append({"index": i, "input": f"Tables:\n{ctx}\n\nQuestion: {q}", "reference": ref,
+                                "output": out, "valid": valid, "exact": exact, "execution": execution,
+                                "error": None if valid else "no such table or not a query", "latency_s": 0.1,
+                                "fields": {"question": q, "context": ctx}, "details": {}})
+            metrics = {k: sum(r[k] for r in records) / len(records) for k in ("valid", "exact", "execution")}
+            out_dir = run_dir / "eval" / v
+            out_dir.mkdir(parents=True)
+            (out_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+            write_json_atomic(out_dir / "metrics.json", {"variant": v, "n": len(records), "metrics": metrics,
+                                                          "duration_s": 12.0})
+            events.append(ev("eval", ended - 10, variant=v, n=len(records), metrics=metrics))
+    if state in ("succeeded", "failed", "cancelled"):
+        events.append(ev("status", ended, state=state, message="done"))
+    write_events(run_dir, events)
+    status: dict[str, Any] = {"state": state, "pid": os.getpid() if alive else 2**22 + 17,
+                              "host": socket.gethostname(), "heartbeat": time.time() if alive else T0,
+                              "updated": ended, "message": "done" if state == "succeeded" else "training"}
+    if state in ("succeeded", "failed", "cancelled"):
+        status["ended"] = ended
+    write_json_atomic(run_dir / "status.json", status)
+    return Run(run_dir)
+
+
+TOKENS = {"tokens": {"min": 66, "mean": 108.2, "p50": 106, "p95": 146, "max": 170, "total": 43280},
+          "tokenizer": "smollm2-135m", "too_long": 0, "max_length": 256}
+
+
+def fake_count_tokens(**kwargs: Any) -> dict[str, Any]:
+    return TOKENS
+
+
+def cpu_machine() -> Machine:
+    return Machine(cpu_model="Test CPU @ 2.0GHz", cpu_count=2, ram_total=16 * 2**30,
+                   ram_available=12 * 2**30, cpu_bf16=False, gpu_error="nvidia-smi not found")
+
+
+def gpu_machine() -> Machine:
+    return Machine(cpu_model="Test CPU", cpu_count=16, ram_total=128 * 2**30, ram_available=120 * 2**30,
+                   cpu_bf16=True, gpus=(Gpu(0, "NVIDIA H200", 141 * 2**30, 2**30, 0.0, 75.0),), driver="570")
+
+
+def fake_services(**overrides: Any) -> Services:
+    return Services(**{"count_tokens": fake_count_tokens, "detect_machine": cpu_machine,
+                       "launch": lambda run: 0, "resume": lambda run: 0, "stop": lambda run: "running",
+                       "poll_s": 0.05, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Times on screen in UTC, so fixture runs render the same everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    time.tzset()
+
+
+async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Pause the app until ``condition()`` holds (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text (what a person would read)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips()).replace("\u00a0", " ")
+
+
+# -- pure parts -------------------------------------------------------------------------
+
+def test_progress_folds_events_computes_eta_and_replays_a_resumed_log():
+    p = RunProgress()
+    p.apply(train_events(20, 100))
+    assert (p.step, p.total_steps, p.state) == (20, 100, "running")
+    assert [s for s, _ in p.val] == [10, 20] and p.checkpoints == 2
+    assert p.seconds_per_step() == pytest.approx(2.0)
+    assert p.eta_s() == pytest.approx(160.0)
+    assert p.cost["usd"] > 0 and p.hw["cpu_percent"] == 187.0
+    # a resume re-does steps after its checkpoint: the series stays increasing
+    p.apply([ev("train", T0 + 100, step=11, total_steps=100, epoch=0.55, loss=0.9, lr=1e-4, tokens=9900,
+                tokens_per_s=400.0)])
+    assert [s for s, _ in p.train] == list(range(1, 12))
+    assert len(thin([(i, float(i)) for i in range(5000)], 100)) == 100
+
+
+def test_watcher_replays_a_rewritten_log_and_reports_a_missing_run(tmp_path):
+    run = make_run(tmp_path, RUN_A, state="running", steps=10, total=50, evaluated=False)
+    w = RunWatcher(run)
+    first = w.poll()
+    assert len([e for e in first.events if e["type"] == "train"]) == 10 and first.status["state"] == "running"
+    assert w.poll().events == [] and w.poll().status is None  # nothing new
+    with open(run.events_path, "a") as f:
+        f.write(json.dumps(ev("log", T0 + 99, level="info", message="half a li"))[:-10])  # partial line
+    assert w.poll().events == []
+    write_events(run.dir, train_events(4, 50))  # replaced by a shorter file: a resume rewrote it
+    p = w.poll()
+    assert p.reset and len([e for e in p.events if e["type"] == "train"]) == 4
+    import shutil
+
+    shutil.rmtree(run.dir)
+    gone = w.poll()
+    assert gone.missing and gone.status["state"] == "missing"
+
+
+def test_word_diff_marks_what_the_output_changed():
+    d = word_diff("SELECT COUNT(*) FROM concert WHERE year = 2014", "SELECT COUNT(*) FROM concert WHERE year = 2015")
+    assert d.plain == "SELECT COUNT(*) FROM concert WHERE year = [-2014-]{+2015+}"
+    assert word_diff("a b", "a b").plain == "a b"
+    assert "little in common" in word_diff("SELECT name FROM t", "The answer is probably 42, I think.").plain
+
+
+def test_machine_parses_nvidia_smi_and_estimates_memory_fit():
+    gpus = parse_nvidia_smi("0, NVIDIA H200, 143771, 512, 3, 75.20, 570.86\n1, NVIDIA H200, 143771, [N/A], 0, [N/A], 570.86\n")
+    assert [g.name for g in gpus] == ["NVIDIA H200", "NVIDIA H200"]
+    assert gpus[0].mem_total == 143771 * 2**20 and gpus[1].mem_used is None and gpus[1].power_w is None
+    shape = model_shape("smollm2-135m")
+    assert 130e6 < shape.params < 140e6
+    small = estimate_fit(shape, device="cpu", precision="fp32", quantization="none", lora_r=8,
+                         target_modules=["q_proj", "v_proj"], batch_size=8, max_length=256, available=16 * 2**30)
+    assert small.fits and small.adapter_params == 30 * 8 * ((576 + 576) + (576 + 192))
+    huge = estimate_fit(shape, device="cpu", precision="fp32", quantization="none", lora_r=8,
+                        target_modules=["q_proj"], batch_size=256, max_length=4096, available=16 * 2**30)
+    assert huge.fits is False and "does NOT fit" in huge.lines()[1]
+    assert model_shape("no-such/model-anywhere") is None
+
+
+# -- screens on fixture runs ------------------------------------------------------------
+
+async def test_dataset_screen_shows_report_token_stats_split_and_chat_turns():
+    app = FtuiApp(services=fake_services())
     async with app.run_test(size=(80, 24)) as pilot:
-        table = app.query_one("#presets", DataTable)
-        assert table.row_count == 4
-        assert [table.get_row_at(i)[0] for i in range(4)] == ["demo", "json-emotions", "sql", "viggo"]
-        await pilot.press("down", "down")
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.choice is not None and "min 66, mean" in screen_text(app), what="report")
+        text = screen_text(app)
+        assert "Demo: text to SQL" in text and "train 340, val 20, test 40" in text
+        assert "min 66, mean 108.2" in text and "ready: n goes on" in text
+        await pilot.press("t")
+        await wait_until(pilot, lambda: "the conversation as training sees it" in screen_text(app))
+        text = screen_text(app)
+        assert "line 1:" in text and "system" in text and "CREATE TABLE" in text
+        await pilot.press("down")  # the preview table has the focus: the next row
+        await wait_until(pilot, lambda: "line 1:" not in screen_text(app), what="the next example")
+        # back to the report and the list; another preset: its own size and split
+        await pilot.press("t", "down", "down")  # spider: hub only, and the hub is out of reach here
+        await wait_until(pilot, lambda: "This file cannot be used" in screen_text(app), timeout=30, what="offline")
+        assert "hub" in screen.load_error and screen.choice is None
+        await pilot.press("down")
+        await wait_until(pilot, lambda: screen.choice is not None and screen.choice.name == "sql")
+        from ftui.core.presets import load_preset
+
+        train, val, test = load_preset("sql").split.sizes(3000)
+        await wait_until(pilot, lambda: f"train {train:,}, val {val:,}, test {test:,}" in screen_text(app))
+
+
+async def test_a_bad_file_shows_the_core_error_and_cannot_go_on(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a", "output": "b"}\n{"input": "c", "outp\n{"input": 3, "output": "d"}\n')
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.choice is not None)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "FilePickerModal")
+        app.screen.query_one("#path").value = str(bad)
+        app.screen.query_one("#path").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.choice is not None and screen.choice.file == bad)
+        text = screen_text(app)
+        assert "line 2: not valid JSON" in text and "line 3, field 'input': must be text" in text
+        assert "NOT ready" in text
+        await pilot.press("n")
         await pilot.pause()
-        text = str(app.query_one("#description", Static).render())
-        assert "sql-create-context" in text
-        await pilot.press("q")
-    assert app.return_code == 0
+        assert type(app.screen).__name__ == "DatasetScreen"  # refused
+        # a path that is not there: the core's one-line message, no traceback
+        await pilot.press("o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "FilePickerModal")
+        app.screen.query_one("#path").value = str(tmp_path / "missing.csv")
+        app.screen.query_one("#path").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "no such file" in screen_text(app), what="the error")
+        assert "This file cannot be used" in screen_text(app) and screen.choice is None
+
+
+async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad_settings(tmp_path):
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BackendScreen")
+        be = app.screen
+        await wait_until(pilot, lambda: be.machine is not None)
+        assert be.query_one("#f-model").value == "smollm2-135m"  # the embedded model, preselected
+        quant = be.query_one("#f-quantization")
+        assert quant.disabled and [v for _, v in quant._options] == ["none"]
+        text = screen_text(app)
+        assert "no CUDA GPU" in text and "fits: 12.0 GiB available RAM" in text
+        be.query_one("#f-batch_size").value = "many"
+        await pilot.pause()
+        assert "fill in LoRA r, batch size and max length" in screen_text(app)
+        be.query_one("#f-batch_size").value = "8"
+        be.query_one("#f-lora_dropout").value = "2"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "lora_dropout" in str(be.query_one("#start-error").render()), what="error")
+        assert "must be in [0, 1)" in str(be.query_one("#start-error").render())
+        assert not (Path(os.environ["FTUI_HOME"]) / "runs").is_dir() or not list((Path(os.environ["FTUI_HOME"]) / "runs").iterdir())
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        quant = app.screen.query_one("#f-quantization")
+        assert not quant.disabled and [v for _, v in quant._options] == ["none", "4bit", "8bit"]
+        assert "GPU 0: NVIDIA H200, 141 GiB" in screen_text(app)
+
+
+async def test_backend_openai_tab_shows_price_key_presence_never_the_key_and_asks_above_budget(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-value-123")
+    launched: list[str] = []
+    app = FtuiApp(services=fake_services(launch=lambda run: launched.append(run.id) or 0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BackendScreen")
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: "estimating cost" not in screen_text(app), timeout=30, what="estimate")
+        text = screen_text(app)
+        assert "OPENAI_API_KEY is set" in text and "SECRET" not in text
+        assert "gpt-4.1-nano" in text
+        assert "cost estimate" in text
+        be = app.screen
+        # an estimate above the budget asks before anything starts
+        be.query_one("#oa-budget_usd").value = "0.001"
+        await wait_until(pilot, lambda: be.preflight is not None and be.preflight.over_budget, timeout=30)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        assert "above your budget of $0.0010" in screen_text(app)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.screen is be)
+        assert launched == []
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30)
+        run = app.screen.run
+        assert launched == [run.id] and run.spec["backend"] == "openai"
+        assert "SECRET" not in (run.dir / "run.json").read_text()
+        await pilot.press("escape")  # back to the dataset screen; the form again
+        await pilot.press("n")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BackendScreen")
+        await pilot.press("ctrl+t")
+        monkeypatch.delenv("OPENAI_API_KEY")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "OPENAI_API_KEY is not set" in screen_text(app), what="refusal")
+        assert type(app.screen).__name__ == "BackendScreen" and len(launched) == 1
+
+
+async def test_training_screen_follows_events_and_survives_a_lost_runner(ftui_home):
+    run = make_run(ftui_home, RUN_A, state="running", steps=12, total=50, evaluated=False)
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = app.screen
+        assert type(ts).__name__ == "TrainingScreen"
+        await wait_until(pilot, lambda: "ETA 1m 16s" in screen_text(app), what="replayed events and status")
+        text = screen_text(app)
+
+        assert "step 12/50" in text and "450 tok/s" in text and "ETA 1m 16s" in text
+        assert "spent" in text and "A40" in text and "CPU 187%" in text
+        assert ts.check_action("eval", ()) is None and ts.check_action("cancel_run", ()) is True
+        # a new event shows up at once (the watcher polls every 0.05 s here)
+        write_events(run.dir, [ev("train", T0 + 40, step=13, total_steps=50, epoch=0.65, loss=1.5, lr=2e-4,
+                                  tokens=11700, tokens_per_s=451.0)], mode="a")
+        await wait_until(pilot, lambda: "step 13/50" in screen_text(app), timeout=2, what="the new step")
+        # cancel asks first, then writes the stop request through the services
+        asked = []
+        app.services.stop = lambda r: asked.append(r.id) or "running"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: asked == [RUN_A])
+        assert "stopping after the current step" in screen_text(app)
+        # the runner dies without a word: its heartbeat goes stale and its pid is gone
+        st = json.loads(run.status_path.read_text())
+        st.update(pid=2**22 + 17, heartbeat=time.time() - 3600)
+        write_json_atomic(run.status_path, st)
+        await wait_until(pilot, lambda: ts.status.get("state") == "lost", what="lost")
+        assert "runner gone" in screen_text(app)
+        await pilot.press("d")  # detach: the Runs screen, the run listed as lost
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and "lost" in screen_text(app))
+
+
+async def test_eval_screen_pages_filters_searches_and_switches_variant(ftui_home):
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        es = app.screen
+        assert type(es).__name__ == "EvalScreen"
+        await wait_until(pilot, lambda: es.data is not None)
+        text = screen_text(app)
+        assert "Example 1 of 5" in text and "finetuned" in text
+        assert "80.0% +60.0" in text and "40.0%" in text  # finetuned exact 80%, base 20%
+        await pilot.press("right")
+        assert "Example 2 of 5" in screen_text(app)
+        await pilot.press("l", "n")
+        assert "Example 4 of 5" in screen_text(app)
+        text = screen_text(app)
+        assert "[-2014-]{+2015+}" in text and "✗ exact" in text
+        await pilot.press("h", "p", "left", "left")
+        assert "Example 1 of 5" in screen_text(app)
+        await pilot.press("f")  # failures of the fine-tuned variant: only #3
+        text = screen_text(app)
+        assert "Example 1 of 1" in text and "#3" in text and "failures only" in text
+        await pilot.press("v")  # base is next after finetuned
+        text = screen_text(app)
+        assert es.variant == "base" and "Example 3 of 4" in text  # still on #3
+        await pilot.press("i")  # invalid base outputs: #0, #1, #4
+        assert es.matching == [0, 1, 4] and "invalid only" in screen_text(app)
+        await pilot.press("i", "slash")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PromptModal")
+        await pilot.press(*"stadium", "enter")
+        await wait_until(pilot, lambda: app.screen is es)
+        assert es.matching == [2] and "Example 1 of 1" in screen_text(app)
+        await pilot.press("slash")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PromptModal")
+        await pilot.press("ctrl+u", "enter")
+        await wait_until(pilot, lambda: app.screen is es and len(es.matching) == 5)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PromptModal")
+        await pilot.press("5", "enter")
+        await wait_until(pilot, lambda: app.screen is es)
+        assert "Example 5 of 5" in screen_text(app)
+        await pilot.press("g")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PromptModal")
+        await pilot.press("9", "enter")  # out of range: a warning, the position stays
+        await wait_until(pilot, lambda: app.screen is es)
+        assert "Example 5 of 5" in screen_text(app)
+
+
+async def test_export_modal_writes_the_chosen_format(ftui_home, tmp_path):
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None)
+        await pilot.press("x")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportModal")
+        modal = app.screen
+        from textual.widgets import Select
+
+        modal.query_one("#export-format", Select).value = "json"
+        await pilot.pause()
+        assert modal.query_one("#export-path").value == str(run.dir / "summary.json")
+        modal.query_one("#export-path").value = str(tmp_path / "out" / "result.json")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: modal.written is not None, timeout=20, what="export")
+        data = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert data["id"] == RUN_A and data["eval"]["finetuned"]["metrics"]["exact"] == 0.8
+        modal.query_one("#export-path").value = "/proc/forbidden/x.json"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "could not export" in screen_text(app), what="export error")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+
+
+async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home):
+    make_run(ftui_home, RUN_A)
+    make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and app.screen.runs)
+        rs = app.screen
+        assert [r.id for r in rs.runs] == [RUN_B, RUN_A]  # newest first
+        text = screen_text(app)
+        assert "succeeded" in text and "100% (+60)" in text and "80% (+60)" in text
+        await pilot.press("m")  # nothing marked: refused
+        assert type(app.screen).__name__ == "RunsScreen"
+        await pilot.press("space", "space")
+        assert rs.marked == {RUN_A, RUN_B}
+        await pilot.press("m")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+        cs = app.screen
+        labels = [label for label, _ in cs.rows]
+        assert labels[:4] == ["status", "backend", "model", "data"]
+        row = dict(cs.rows)
+        assert row["valid base → ft"][0] == "40.0% → 100.0% (+60.0)"
+        assert row["backend"] == ["openai", "local"]
+        path = cs.action_write()
+        assert path is not None and "| exact base → ft | 20.0% → 80.0% (+60.0)" in path.read_text()
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is rs)
+        await pilot.press("enter")  # open: an evaluated run opens on its eval screen
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+
+
+# -- the whole flow with a real detached runner -----------------------------------------
+
+async def test_whole_flow_demo_to_export_with_a_tiny_model_quitting_and_attaching_back(tiny_model, ftui_home, tmp_path):
+    """dataset -> backend -> training (events arriving) -> quit -> attach -> eval -> export -> compare."""
+    from ftui.tui.services import launch_run
+
+    app = FtuiApp(services=fake_services(launch=launch_run, poll_s=0.1))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: getattr(app.screen, "choice", None) is not None, what="demo data")
+        assert app.screen.choice.name == "demo"  # highlighted first
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        be = app.screen
+        assert be.query_one("#f-model").value == "smollm2-135m"
+        be.query_one("#f-model").value = str(tiny_model)
+        be.query_one("#f-max_steps").value = "10"
+        be.query_one("#f-batch_size").value = "2"
+        be.query_one("#f-learning_rate").value = "0.02"
+        be.query_one("#f-extra").value = "eval_every=5 eval.limit=4 eval.max_new_tokens=4 eval.k=1"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30, what="launch")
+        ts = app.screen
+        run = ts.run
+        assert run.spec["model"] == str(tiny_model) and run.spec["hyperparameters"]["max_steps"] == 10
+        await wait_until(pilot, lambda: ts.progress.step >= 1, timeout=150, what="the first training step")
+        assert "step " in screen_text(app) and ts.query_one("#chart")._train
+        await pilot.press("q")  # quitting never stops the run
+    state_at_quit = run.status()["state"]
+    assert state_at_quit not in ("failed", "lost", "cancelled"), (run.dir / "runner.log").read_text()[-3000:]
+
+    app = FtuiApp(attach=run, services=fake_services(poll_s=0.1))
+    async with app.run_test(size=(80, 24)) as pilot:
+        if type(app.screen).__name__ == "TrainingScreen":
+            ts = app.screen
+            await wait_until(pilot, lambda: ts.status.get("state") == "succeeded" and ts.has_eval, timeout=180,
+                             what="the run to finish")
+            assert ts.progress.step == 10 and ts.progress.val and ts.progress.evals
+            await pilot.press("e")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="eval screen")
+        es = app.screen
+        await wait_until(pilot, lambda: es.data is not None and es.data.indices)
+        assert es.data.variants == ["base", "kshot", "finetuned"] and len(es.data.indices) == 4
+        assert "Example 1 of 4" in screen_text(app)
+        await pilot.press("right", "right")
+        assert "Example 3 of 4" in screen_text(app)
+        await pilot.press("v")
+        assert es.variant == "base"
+        await pilot.press("f")
+        assert "failures only" in screen_text(app)
+        await pilot.press("f", "x")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportModal")
+        modal = app.screen
+        from textual.widgets import Select
+
+        modal.query_one("#export-format", Select).value = "csv"
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: modal.written is not None, timeout=30, what="export")
+        import csv
+
+        with open(run.dir / "predictions.csv", newline="") as f:
+            assert len(list(csv.DictReader(f))) == 3 * 4
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is es)
+        # the runs screen compares this run with another one
+        make_run(ftui_home, RUN_A)
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.runs) == 2)
+        await pilot.press("space", "space", "m")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+        assert app.screen.titles == [run.id, RUN_A]
+        assert dict(app.screen.rows)["model"] == [str(tiny_model), "smollm2-135m"]
+
+
+def test_attach_off_a_terminal_or_plain_follows_lines_and_the_tui_never_loads_ml_libraries(ftui_home):
+    from conftest import run_cli
+
+    make_run(ftui_home, RUN_A)
+    for extra in ((), ("--plain",)):
+        res = run_cli("attach", RUN_A[:20], *extra)  # stdin and stdout are not a terminal here
+        assert res.returncode == 0 and f"run {RUN_A}: succeeded" in res.stdout, res.stderr
+
+
+async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_training(ftui_home):
+    stopped = make_run(ftui_home, RUN_A, state="cancelled", steps=20, total=50, evaluated=False)
+    make_run(ftui_home, RUN_B, created=T0 + 1000, state="running", steps=5, total=50, evaluated=False)
+    resumed = []
+    app = FtuiApp(services=fake_services(resume=lambda run: resumed.append(run.id) or 4242))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
+        rs = app.screen
+        await pilot.press("u")  # the running one (first row): nothing to resume
+        assert resumed == [] and app.screen is rs
+        await pilot.press("enter")  # running: its training screen
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
+        assert app.screen.run.id == RUN_B
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is rs)
+        await pilot.press("down", "u")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
+        assert resumed == [RUN_A] and app.screen.run.id == stopped.id

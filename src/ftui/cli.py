@@ -404,3 +404,7 @@ _HANDLERS = {
     "presets": _cmd_presets,
     "study": _cmd_study,
 }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

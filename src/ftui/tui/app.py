@@ -1,11 +1,21 @@
-"""The Textual app. For now a first screen that lists the presets; the guided flow comes next."""
+"""The Textual app: the flow dataset -> backend -> training -> eval, and the runs screen.
+
+Screens live in ``ftui.tui.screens``; this module only wires them together. The app never
+trains: a run is a detached process, so quitting (or losing the terminal) leaves it running.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+import os
 
-from ftui.core.presets import all_presets
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from ftui.core.runs import Run
+from ftui.tui.progress import is_active
+from ftui.tui.screens.dataset import DatasetScreen
+from ftui.tui.services import Services
 
 
 class FtuiApp(App):
@@ -13,35 +23,113 @@ class FtuiApp(App):
 
     CSS_PATH = "ftui.tcss"
     TITLE = "ftui"
-    SUB_TITLE = "dataset -> backend -> training -> evaluation -> summary"
-    BINDINGS = [("q", "quit", "Quit")]
+    SUB_TITLE = "dataset › backend › training › evaluation"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("R", "runs", "Runs"),
+    ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Presets", classes="heading")
-        yield DataTable(id="presets", cursor_type="row")
-        yield Static(id="description")
-        yield Static(
-            "The guided flow and the live training view come next. Meanwhile, from a shell: "
-            "`ftui train --preset demo` trains and evaluates, `ftui runs` lists runs, "
-            "`ftui export latest` writes the summary.",
-            classes="note",
-        )
-        yield Footer()
+    def __init__(self, *, attach: Run | None = None, services: Services | None = None,
+                 default_preset: str = "demo") -> None:
+        super().__init__()
+        self.services = services or Services()
+        self.attach_run = attach
+        self.default_preset = default_preset
+        self.token_cache: dict[str, object] = {}
+        """Token statistics by data key (preset or file): counted once per session."""
+        self.watched: set[str] = set()
+        """Runs this session showed on a training screen (named on exit if still running)."""
+        theme = os.environ.get("FTUI_THEME")
+        if theme and theme in self.available_themes:
+            self.theme = theme
+
+    def get_default_screen(self) -> Screen:
+        if self.attach_run is not None:
+            from ftui.tui.screens.runs import RunsScreen
+
+            return RunsScreen()
+        return DatasetScreen()
 
     def on_mount(self) -> None:
-        self.presets = all_presets()
-        table = self.query_one("#presets", DataTable)
-        table.add_columns("name", "task", "title")
-        for p in self.presets:
-            table.add_row(p.name, p.task, p.title, key=p.name)
-        table.focus()
+        if self.attach_run is not None:
+            self.open_run(self.attach_run)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        preset = self.presets[event.cursor_row]
-        self.query_one("#description", Static).update(" ".join(preset.description.split()))
+    # -- navigation ----------------------------------------------------------------------
+    def open_run(self, run: Run) -> None:
+        """Its training screen while it works (or has no eval), its eval screen once evaluated."""
+        state = run.status().get("state", "queued")
+        if not is_active(state) and run.eval_metrics():
+            from ftui.tui.screens.eval import EvalScreen
+
+            self.push_screen(EvalScreen(run))
+        else:
+            self.show_training(run)
+
+    def show_training(self, run: Run) -> None:
+        from ftui.tui.screens.training import TrainingScreen
+
+        self.watched.add(run.id)
+        self.push_screen(TrainingScreen(run))
+
+    def run_started(self, run: Run, *, replacing: Screen) -> None:
+        """A run was launched from ``replacing`` (the Backend screen): watch it instead."""
+        from ftui.tui.screens.training import TrainingScreen
+
+        self.watched.add(run.id)
+        if self.screen is replacing:
+            self.switch_screen(TrainingScreen(run))
+        else:
+            self.push_screen(TrainingScreen(run))
+
+    def show_runs(self) -> None:
+        """The Runs screen: back down to it when it is in the stack, else on top."""
+        from ftui.tui.screens.runs import RunsScreen
+
+        stack = self.screen_stack
+        for i, screen in enumerate(stack):
+            if isinstance(screen, RunsScreen):
+                for _ in range(len(stack) - 1 - i):
+                    self.pop_screen()
+                return
+        if len(stack) > 1 and not isinstance(self.screen, DatasetScreen) and type(self.screen).__name__ in (
+                "TrainingScreen", "EvalScreen", "CompareScreen"):
+            self.switch_screen(RunsScreen())
+        else:
+            self.push_screen(RunsScreen())
+
+    def new_run(self) -> None:
+        """Back to the Dataset screen (the start of the flow)."""
+        for i, screen in enumerate(self.screen_stack):
+            if isinstance(screen, DatasetScreen):
+                for _ in range(len(self.screen_stack) - 1 - i):
+                    self.pop_screen()
+                return
+        self.push_screen(DatasetScreen())
+
+    def go_back(self) -> None:
+        """Pop the current screen unless it is the first one."""
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_runs(self) -> None:
+        self.show_runs()
 
 
-def run_app() -> int:
-    FtuiApp().run()
+def run_app(attach: Run | None = None) -> int:
+    """Run the TUI until quit; name the runs it leaves running (they go on)."""
+    app = FtuiApp(attach=attach)
+    app.run()
+    running = []
+    from ftui.core.runs import resolve_run
+    from ftui.core.errors import FtuiError
+
+    for rid in sorted(app.watched):
+        try:
+            run = resolve_run(rid)
+        except FtuiError:
+            continue
+        if is_active(run.status().get("state", "queued")):
+            running.append(rid)
+    for rid in running:
+        print(f"run {rid} keeps running: `ftui attach {rid}` to watch it, `ftui cancel {rid}` to stop it")
     return 0

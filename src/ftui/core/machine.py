@@ -1,0 +1,287 @@
+"""What this machine has, and whether a model will fit, without importing torch.
+
+The Backend screen needs this before any run exists, and the TUI never imports torch
+(DESIGN.md, Layers). GPUs come from ``nvidia-smi`` (present wherever an NVIDIA driver is),
+CPU and RAM from ``/proc/cpuinfo`` and psutil. The memory-fit figure is a rough planning
+estimate (weights + LoRA training state + activations), not a promise; the runner checks
+the weights against free memory again before it loads anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+GiB = 2**30
+EMBEDDED = "smollm2-135m"
+
+# SmolLM2-135M-Instruct's config.json, so the estimate works before the first conversion.
+EMBEDDED_CONFIG: dict[str, Any] = {
+    "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+    "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+    "tie_word_embeddings": True,
+}
+
+BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "8bit": 1.0, "4bit": 0.55}
+"""Base weights; 4-bit carries its quantization constants (same table as the local backend)."""
+
+LORA_STATE_BYTES = 16
+"""Per trainable adapter parameter: fp32 weight, gradient and Adam's two moments."""
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    mem_total: int | None
+    """Bytes."""
+    mem_used: int | None
+    util: float | None
+    """Percent."""
+    power_w: float | None
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The hardware a local run would use."""
+
+    cpu_model: str
+    cpu_count: int
+    ram_total: int | None
+    ram_available: int | None
+    cpu_bf16: bool
+    """The CPU has AVX512-bf16 or AMX, where ftui trains in bf16."""
+    gpus: tuple[Gpu, ...] = ()
+    driver: str = ""
+    gpu_error: str = ""
+    """Why no GPU was found (no driver, nvidia-smi failed), for the user to read."""
+
+    @property
+    def cuda(self) -> bool:
+        return bool(self.gpus)
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus else "cpu"
+
+    def lines(self) -> list[str]:
+        """A short human description."""
+        out = []
+        for g in self.gpus:
+            mem = f", {g.mem_total / GiB:.0f} GiB" if g.mem_total else ""
+            out.append(f"GPU {g.index}: {g.name}{mem}")
+        if not self.gpus:
+            out.append(f"no CUDA GPU ({self.gpu_error or 'nvidia-smi not found'})")
+        ram = f", {self.ram_total / GiB:.0f} GiB RAM" if self.ram_total else ""
+        out.append(f"CPU: {self.cpu_model or 'unknown'} ({self.cpu_count} cores{ram})")
+        out.append("bf16: " + ("yes" if self.gpus or self.cpu_bf16 else "no (training in fp32)"))
+        return out
+
+
+def _cpu_info() -> tuple[str, set[str]]:
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:  # "[N/A]", "[Not Supported]"
+        return None
+
+
+def parse_nvidia_smi(text: str) -> tuple[Gpu, ...]:
+    """Rows of ``--query-gpu=index,name,memory.total,memory.used,utilization.gpu,power.draw
+    --format=csv,noheader,nounits`` (memory in MiB)."""
+    gpus = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 6 or not parts[0].isdigit():
+            continue
+        total, used = _num(parts[2]), _num(parts[3])
+        gpus.append(Gpu(index=int(parts[0]), name=parts[1],
+                        mem_total=int(total * 2**20) if total is not None else None,
+                        mem_used=int(used * 2**20) if used is not None else None,
+                        util=_num(parts[4]), power_w=_num(parts[5])))
+    return tuple(gpus)
+
+
+def query_gpus(timeout_s: float = 5.0) -> tuple[tuple[Gpu, ...], str, str]:
+    """(GPUs, driver version, why none) through ``nvidia-smi``."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return (), "", "nvidia-smi not found"
+    fields = "index,name,memory.total,memory.used,utilization.gpu,power.draw,driver_version"
+    try:
+        res = subprocess.run([exe, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return (), "", f"nvidia-smi failed: {exc}"
+    if res.returncode != 0:
+        first = (res.stderr or res.stdout).strip().splitlines()
+        return (), "", f"nvidia-smi: {first[0] if first else 'exit ' + str(res.returncode)}"
+    gpus = parse_nvidia_smi(res.stdout)
+    driver = res.stdout.splitlines()[0].rsplit(",", 1)[-1].strip() if gpus else ""
+    return gpus, driver, "" if gpus else "nvidia-smi lists no GPU"
+
+
+def detect() -> Machine:
+    """This machine's CPU, RAM and NVIDIA GPUs (a subprocess call; up to a few seconds)."""
+    import psutil  # small, but only where hardware is asked about
+
+    model, flags = _cpu_info()
+    try:
+        vm = psutil.virtual_memory()
+        ram_total, ram_avail = vm.total, vm.available
+    except (OSError, RuntimeError):
+        ram_total = ram_avail = None
+    gpus, driver, why = query_gpus()
+    return Machine(cpu_model=model, cpu_count=os.cpu_count() or 1, ram_total=ram_total,
+                   ram_available=ram_avail, cpu_bf16=bool({"avx512_bf16", "amx_bf16"} & flags),
+                   gpus=gpus, driver=driver, gpu_error=why)
+
+
+# -- model size and memory fit ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers of a decoder-only transformer that memory depends on."""
+
+    hidden: int
+    layers: int
+    vocab: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    source: str
+    """Where the numbers came from (a config.json path, or "embedded")."""
+
+    @property
+    def params(self) -> int:
+        kv = self.hidden * self.kv_heads // self.heads
+        attention = 2 * self.hidden * self.hidden + 2 * self.hidden * kv
+        return self.layers * (attention + 3 * self.hidden * self.intermediate) + self.vocab * self.hidden
+
+    def linear_dims(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of the projections LoRA can target (Llama naming)."""
+        h, i = self.hidden, self.intermediate
+        kv = h * self.kv_heads // self.heads
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+def _shape_from(cfg: Mapping[str, Any], source: str) -> ModelShape | None:
+    try:
+        h, n, v = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["vocab_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    heads = int(cfg.get("num_attention_heads") or 1)
+    return ModelShape(hidden=h, layers=n, vocab=v, intermediate=int(cfg.get("intermediate_size") or 4 * h),
+                      heads=heads, kv_heads=int(cfg.get("num_key_value_heads") or heads), source=source)
+
+
+def _hub_cache_configs(model: str) -> list[Path]:
+    roots = []
+    if os.environ.get("HF_HUB_CACHE"):
+        roots.append(Path(os.environ["HF_HUB_CACHE"]))
+    hf_home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    roots.append(hf_home / "hub")
+    name = "models--" + model.replace("/", "--")
+    found: list[Path] = []
+    for root in roots:
+        found += sorted((root / name / "snapshots").glob("*/config.json"))
+    return found
+
+
+def model_shape(model: str) -> ModelShape | None:
+    """The model's shape from its config.json (local folder, hub cache) or the embedded table."""
+    if model == EMBEDDED:  # known; its converted copy under $FTUI_HOME/models has the same shape
+        return _shape_from(EMBEDDED_CONFIG, "embedded")
+    candidates: list[Path] = []
+    if model:
+        candidates.append(Path(model).expanduser() / "config.json")
+        if "/" in model and not Path(model).expanduser().exists():
+            candidates += _hub_cache_configs(model)
+    for path in candidates:
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(cfg, dict) and (shape := _shape_from(cfg, str(path))) is not None:
+            return shape
+    return None
+
+
+@dataclass(frozen=True)
+class FitEstimate:
+    """Bytes a LoRA training run needs, by part, against what the device has."""
+
+    weights: int
+    adapter: int
+    """Trainable adapter parameters times their training state."""
+    activations: int
+    total: int
+    available: int | None
+    device: str
+    adapter_params: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool | None:
+        return None if not self.available else self.total <= 0.9 * self.available
+
+    def lines(self) -> list[str]:
+        out = [f"weights {self.weights / GiB:.2f} GiB + adapter state {self.adapter / GiB:.2f} GiB "
+               f"+ activations {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
+        where = "GPU memory" if self.device == "cuda" else "available RAM"
+        if self.available:
+            verdict = "fits" if self.fits else "does NOT fit"
+            out.append(f"{verdict}: {self.available / GiB:.1f} GiB {where}")
+        return out + self.notes
+
+
+def estimate_fit(shape: ModelShape, *, device: str, precision: str, quantization: str,
+                 lora_r: int, target_modules: Sequence[str], batch_size: int, max_length: int,
+                 available: int | None) -> FitEstimate:
+    """A rough upper bound of training memory for LoRA on ``shape``.
+
+    ``precision``: ``bf16`` or ``fp32`` (resolve ``auto`` first). Activations follow the
+    per-layer estimate of Korthikanti et al. (2022), ``s*b*h*(34 + 5*a*s/h)`` bytes in 16-bit,
+    plus the logits and their gradient in fp32; gradient checkpointing would cut them.
+    """
+    compute = "bf16" if precision == "bf16" else "fp32"
+    per_param = BYTES_PER_PARAM[quantization if quantization in ("4bit", "8bit") else compute]
+    weights = int(shape.params * per_param)
+    dims = shape.linear_dims()
+    adapter_params = shape.layers * sum(lora_r * (dims[m][0] + dims[m][1]) for m in target_modules if m in dims)
+    unknown = [m for m in target_modules if m not in dims]
+    adapter = adapter_params * LORA_STATE_BYTES
+    s, b, h, a = max_length, batch_size, shape.hidden, shape.heads
+    per_layer16 = s * b * h * (34 + 5 * a * s / h)
+    act_scale = 1.0 if compute == "bf16" else 2.0
+    logits = 2 * b * s * shape.vocab * 4
+    activations = int(shape.layers * per_layer16 * act_scale + logits)
+    notes = []
+    if unknown:
+        notes.append(f"not counted (unknown modules): {', '.join(unknown)}")
+    if shape.source == "embedded":
+        notes.append("shape of the embedded SmolLM2-135M")
+    return FitEstimate(weights=weights, adapter=adapter, activations=activations,
+                       total=weights + adapter + activations, available=available, device=device,
+                       adapter_params=adapter_params, notes=notes)

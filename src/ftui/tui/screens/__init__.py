@@ -1,0 +1,1 @@
+"""One module per screen (DESIGN.md, The TUI)."""

@@ -1,0 +1,397 @@
+"""Backend screen: local LoRA settings with hardware and memory fit, or OpenAI with its cost; start."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Button, Header, Input, Label, Select, Static, TabbedContent, TabPane
+
+from ftui.core.config import LocalSettings
+from ftui.core.errors import FtuiError
+from ftui.core.machine import Machine, estimate_fit, model_shape
+from ftui.core.runs import Run
+from ftui.tui.widgets.keys import key_footer
+from ftui.tui import fmt
+from ftui.tui.choice import DatasetChoice
+from ftui.tui.screens.modals import ConfirmModal
+
+# (setting, label, columns spanned) in form order; "extra" is free-form key=value settings
+LOCAL_FIELDS = [
+    ("model", "model", 3),
+    ("epochs", "epochs", 1), ("learning_rate", "learning rate", 1),
+    ("batch_size", "batch size", 1), ("max_length", "max length", 1),
+    ("lora_r", "LoRA r", 1), ("lora_alpha", "LoRA alpha", 1),
+    ("lora_dropout", "LoRA dropout", 1), ("max_steps", "max steps", 1),
+    ("target_modules", "LoRA modules", 3),
+    ("quantization", "quantization", 1), ("precision", "precision", 1),
+    ("extra", "more", 3),
+]
+SELECTS = {"quantization": ("none", "4bit", "8bit"), "precision": ("auto", "bf16", "fp32")}
+PREFLIGHT_DELAY_S = 0.5
+
+
+def shown(value: Any) -> str:
+    """A setting as the form shows it (and as ``--set`` reads it back)."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def openai_prices() -> tuple[dict[str, float], str]:
+    """Training price per 1M tokens by model, and the table's date (empty when unknown)."""
+    try:
+        from ftui.core.openai_prep import PRICES_AS_OF, TRAINING_PRICE_PER_1M
+    except ImportError:
+        return {}, ""
+    return dict(TRAINING_PRICE_PER_1M), str(PRICES_AS_OF)
+
+
+def openai_training_price(model: str, table: dict[str, float]) -> float | None:
+    """USD per 1M training tokens for a model id (a dated snapshot maps to its family)."""
+    try:
+        from ftui.core.openai_prep import training_price
+    except ImportError:
+        return table.get(model)
+    return training_price(model)
+
+
+def openai_key_present() -> bool:
+    """Whether an API key is in the environment (never its value)."""
+    try:
+        from ftui.core.openai_prep import key_present
+    except ImportError:
+        return bool(os.environ.get("OPENAI_API_KEY"))
+    return bool(key_present())
+
+
+class BackendScreen(Screen):
+    """Step 2 of the flow: where and how to train, then start a detached run."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start"),
+        Binding("ctrl+t", "toggle_backend", "Local/OpenAI"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, choice: DatasetChoice) -> None:
+        super().__init__()
+        self.choice = choice
+        self.machine: Machine | None = None
+        self.preflight: Any = None
+        self.preflight_error = ""
+        self._preflight_timer: Timer | None = None
+        self.starting = False
+        self.prices, self.prices_as_of = openai_prices()
+
+    # -- layout --------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        c = self.choice
+        yield Header()
+        split = c.report.split or {}
+        yield Static(Text.assemble(("data ", "dim"), (c.name, "bold"), f" · task {c.task} · ",
+                                   ", ".join(f"{k} {v:,}" for k, v in split.items())), id="backend-head")
+        with TabbedContent(id="backend-tabs", initial="local"):
+            with TabPane("Local (LoRA)", id="local"):
+                with VerticalScroll(id="local-scroll"):
+                    with Grid(id="local-form", classes="form"):
+                        for name, label, span in LOCAL_FIELDS:
+                            yield Label(label, classes="label")
+                            yield self._field(name, span)
+                    yield Static(id="machine-text", classes="pane")
+                    yield Static(id="fit-text", classes="pane")
+            with TabPane("OpenAI", id="openai"):
+                with VerticalScroll(id="openai-scroll"):
+                    with Grid(id="openai-form", classes="form"):
+                        yield Label("base model", classes="label")
+                        yield self._openai_models()
+                        yield Label("epochs", classes="label")
+                        yield Input(shown(c.openai.n_epochs), id="oa-n_epochs", compact=True,
+                                    placeholder="auto or a number")
+                        yield Label("budget $", classes="label")
+                        yield Input(shown(c.openai.budget_usd), id="oa-budget_usd", compact=True)
+                    yield Static(id="key-text", classes="pane")
+                    yield Static(id="estimate-text", classes="pane")
+        with Horizontal(id="start-bar"):
+            yield Button("Start training", variant="success", id="start", compact=True)
+            yield Static("", id="start-error")
+        yield key_footer()
+
+    def _field(self, name: str, span: int):
+        local = self.choice.local
+        classes = "span3" if span == 3 else ""
+        if name in SELECTS:
+            options = SELECTS[name]
+            return Select([(o, o) for o in options], value=shown(getattr(local, name)), allow_blank=False,
+                          id=f"f-{name}", compact=True, classes=classes)
+        if name == "extra":
+            return Input("", id="f-extra", compact=True, classes=classes,
+                         placeholder="key=value … e.g. grad_accum=2 eval.limit=8 price_per_hour=0.5")
+        return Input(shown(getattr(local, name)), id=f"f-{name}", compact=True, classes=classes)
+
+    def _openai_models(self) -> Select:
+        default = self.choice.openai.model
+        names = list(self.prices) or [default]
+        if default not in names:
+            names.insert(0, default)
+        options = []
+        for n in names:
+            price = openai_training_price(n, self.prices)
+            label = f"{n}  ${price:g}/1M training tokens" if price is not None else f"{n}  (price unknown)"
+            options.append((label, n))
+        return Select(options, value=default, allow_blank=False, id="oa-model", compact=True, classes="span3")
+
+    def on_mount(self) -> None:
+        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
+        self.query_one("#f-model", Input).focus()
+        self.query_one("#machine-text", Static).update(Text("detecting hardware…", style="dim"))
+        self._update_quantization()
+        self._update_fit()
+        self._update_key()
+        self._detect()
+
+    # -- hardware and memory fit ---------------------------------------------------------
+    @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
+    def _detect(self) -> None:
+        try:
+            machine = self.app.services.detect_machine()
+        except Exception as exc:  # noqa: BLE001 - a broken probe must not take the screen down
+            self.app.call_from_thread(self.query_one("#machine-text", Static).update,
+                                      Text(f"hardware detection failed: {exc}", style="yellow"))
+            return
+        self.app.call_from_thread(self._machine_detected, machine)
+
+    def _machine_detected(self, machine: Machine) -> None:
+        self.machine = machine
+        lines = [Text("this machine", style="bold")] + [Text("  " + line) for line in machine.lines()]
+        if not machine.cuda:
+            lines.append(Text("  quantization (QLoRA 4-bit/8-bit) needs a CUDA GPU", style="dim"))
+        self.query_one("#machine-text", Static).update(Group(*lines))
+        self._update_quantization()
+        self._update_fit()
+
+    def _update_quantization(self) -> None:
+        select = self.query_one("#f-quantization", Select)
+        cuda = bool(self.machine and self.machine.cuda)
+        options = SELECTS["quantization"] if cuda else ("none",)
+        current = select.value if select.value in options else "none"
+        select.set_options([(o, o) for o in options])
+        select.value = current
+        select.disabled = not cuda
+        select.tooltip = None if cuda else "4-bit and 8-bit loading (QLoRA) need a CUDA GPU"
+
+    def _value(self, name: str) -> str:
+        widget = self.query_one(f"#f-{name}")
+        return str(widget.value).strip()
+
+    def _update_fit(self) -> None:
+        out = self.query_one("#fit-text", Static)
+        model = self._value("model")
+        shape = model_shape(model)
+        if shape is None:
+            out.update(Text.assemble(("memory fit  ", "bold"),
+                                     (f"unknown: no config.json for '{model}' here yet", "dim")))
+            return
+        try:
+            r, bs, ml = int(self._value("lora_r")), int(self._value("batch_size")), int(self._value("max_length"))
+        except ValueError:
+            out.update(Text.assemble(("memory fit  ", "bold"), ("fill in LoRA r, batch size and max length", "dim")))
+            return
+        m = self.machine
+        precision = self._value("precision")
+        if precision == "auto":
+            precision = "bf16" if m and (m.cuda or m.cpu_bf16) else "fp32"
+        available = None
+        if m is not None:
+            available = m.gpus[0].mem_total if m.cuda else m.ram_available
+        est = estimate_fit(shape, device=m.device if m else "cpu", precision=precision,
+                           quantization=self._value("quantization"), lora_r=r,
+                           target_modules=[t.strip() for t in self._value("target_modules").split(",") if t.strip()],
+                           batch_size=bs, max_length=ml, available=available)
+        head = Text.assemble(("memory fit  ", "bold"), f"{shape.params / 1e6:,.0f}M parameters, "
+                             f"{est.adapter_params / 1e6:.2f}M trainable (LoRA), {precision}")
+        style = {True: "green", False: "bold red", None: ""}[est.fits]
+        lines = [head] + [Text("  " + line, style=style if i == 1 else "") for i, line in enumerate(est.lines())]
+        out.update(Group(*lines))
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self, event) -> None:
+        control_id = event.control.id or ""
+        if control_id.startswith("f-"):
+            self._update_fit()
+        elif control_id.startswith("oa-"):
+            self._schedule_preflight()
+
+    # -- OpenAI --------------------------------------------------------------------------
+    def _update_key(self) -> None:
+        present = openai_key_present()
+        text = Text.assemble(("API key  ", "bold"),
+                             ("OPENAI_API_KEY is set" if present else "OPENAI_API_KEY is not set: "
+                              "export it in the shell that starts ftui", "green" if present else "yellow"))
+        if self.prices_as_of:
+            text.append(f"\nprices as of {self.prices_as_of}", style="dim")
+        self.query_one("#key-text", Static).update(text)
+
+    @on(TabbedContent.TabActivated, "#backend-tabs")
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        if self.backend == "openai" and self.preflight is None:
+            self._schedule_preflight(0.05)
+        self.query_one("#start-error", Static).update("")
+
+    @property
+    def backend(self) -> str:
+        return self.query_one("#backend-tabs", TabbedContent).active or "local"
+
+    def openai_overrides(self) -> list[str]:
+        c = self.choice.openai
+        out = []
+        for name in ("model", "n_epochs", "budget_usd"):
+            value = str(self.query_one(f"#oa-{name}").value).strip()
+            if value != shown(getattr(c, name)):
+                out.append(f"{name}={value}")
+        return out
+
+    def _schedule_preflight(self, delay: float = PREFLIGHT_DELAY_S) -> None:
+        if self._preflight_timer is not None:
+            self._preflight_timer.stop()
+        self.preflight = None
+        self.query_one("#estimate-text", Static).update(Text("estimating cost…", style="dim"))
+        self._preflight_timer = self.set_timer(delay, lambda: self._preflight_worker(self.openai_overrides()))
+
+    @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
+    def _preflight_worker(self, overrides: list[str]) -> None:
+        try:
+            from ftui.core.openai_prep import preflight
+        except ImportError:
+            self.app.call_from_thread(self._preflight_done, None, "cost estimate unavailable in this version")
+            return
+        try:
+            result = preflight(self.choice.request(backend="openai", overrides=overrides))
+        except FtuiError as exc:
+            self.app.call_from_thread(self._preflight_done, None, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown, not raised: the screen stays usable
+            self.app.call_from_thread(self._preflight_done, None, f"cost estimate failed: {exc}")
+            return
+        self.app.call_from_thread(self._preflight_done, result, "")
+
+    def _preflight_done(self, result: Any, error: str) -> None:
+        self.preflight, self.preflight_error = result, error
+        out = self.query_one("#estimate-text", Static)
+        if result is None:
+            out.update(Text.assemble(("cost estimate  ", "bold"), (error, "yellow")))
+            return
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+        for line in result.lines():
+            style = "bold red" if line.startswith("problem") else "yellow" if line.startswith("warning") else \
+                "bold yellow" if "ABOVE BUDGET" in line else ""
+            labelled = re.match(r"^(\S.{0,20}?)\s{2,}(.*)$", line)  # "label     value" lines
+            label, value = labelled.groups() if labelled else ("", line)
+            grid.add_row(label, Text(value, style=style))
+        if result.over_budget:
+            grid.add_row("", Text(f"above the budget of {fmt.money(result.budget_usd)}: starting asks first",
+                                  style="bold yellow"))
+        out.update(Group(Text("cost estimate", style="bold"), grid))
+
+    # -- actions -------------------------------------------------------------------------
+    def action_toggle_backend(self) -> None:
+        tabs = self.query_one("#backend-tabs", TabbedContent)
+        target = "openai" if tabs.active == "local" else "local"
+        # Focus first: a focused field in the other pane would pull its tab back to the front.
+        self.query_one("#oa-model" if target == "openai" else "#f-model").focus()
+        tabs.active = target
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def local_overrides(self) -> list[str]:
+        """``key=value`` settings that differ from the preset's, plus the free-form ones."""
+        defaults: LocalSettings = self.choice.local
+        out = []
+        for name, _, _ in LOCAL_FIELDS:
+            if name == "extra":
+                continue
+            value = self._value(name)
+            if value != shown(getattr(defaults, name)):
+                out.append(f"{name}={value}")
+        return out + self._value("extra").split()
+
+    def _error(self, message: str) -> None:
+        self.query_one("#start-error", Static).update(Text(message, style="bold red"))
+        self.notify(message, severity="error", title="Cannot start")
+
+    @on(Button.Pressed, "#start")
+    def action_start(self) -> None:
+        if self.starting:
+            return
+        self.query_one("#start-error", Static).update("")
+        if self.backend == "local":
+            self._prepare_and_launch("local", self.local_overrides())
+            return
+        if not openai_key_present():
+            self._error("OPENAI_API_KEY is not set: export it where ftui runs, then start again")
+            return
+        overrides = self.openai_overrides()
+        pf = self.preflight
+        if pf is None:
+            question = (f"No cost estimate ({self.preflight_error or 'still estimating'}). "
+                        "Start the OpenAI fine-tuning job anyway?")
+            self.app.push_screen(ConfirmModal(question, yes="Start"),
+                                 lambda ok: ok and self._prepare_and_launch("openai", overrides))
+            return
+        if pf.problems:
+            self._error("; ".join(pf.problems))
+            return
+        if pf.over_budget:
+            question = (f"Estimated {fmt.money(pf.total_usd)} (training {fmt.money(pf.train_usd)}, eval about "
+                        f"{fmt.money(pf.eval_usd)}) is above your budget of {fmt.money(pf.budget_usd)}. "
+                        "Start the OpenAI job anyway?")
+            self.app.push_screen(ConfirmModal(question, yes="Start, spend it", no="Don't start"),
+                                 lambda ok: ok and self._prepare_and_launch("openai", overrides))
+            return
+        self._prepare_and_launch("openai", overrides)
+
+    def _prepare_and_launch(self, backend: str, overrides: list[str]) -> None:
+        self.starting = True
+        self.query_one("#start", Button).disabled = True
+        self.query_one("#start-error", Static).update(Text("preparing the run…", style="dim"))
+        self._launch_worker(backend, overrides)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def _launch_worker(self, backend: str, overrides: list[str]) -> None:
+        from ftui.core.runspec import prepare_run
+
+        try:
+            run = prepare_run(self.choice.request(backend=backend, overrides=overrides))
+            self.app.services.launch(run)
+        except (FtuiError, OSError) as exc:
+            self.app.call_from_thread(self._launch_failed, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug below must still leave the form usable
+            self.app.call_from_thread(self._launch_failed, f"could not start: {type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._launched, run)
+
+    def _launch_failed(self, message: str) -> None:
+        self.starting = False
+        self.query_one("#start", Button).disabled = False
+        self._error(message)
+
+    def _launched(self, run: Run) -> None:
+        self.app.notify(f"run {run.id} started; it keeps going if you quit", title="Started")
+        self.app.run_started(run, replacing=self)

@@ -1,0 +1,101 @@
+"""Export as a modal: pick the format and where, then the core's ``export`` writes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from ftui.core.errors import FtuiError
+from ftui.core.export import FILENAMES
+from ftui.core.runs import Run
+from ftui.tui.widgets.keys import key_footer
+
+FORMAT_CHOICES = [
+    ("all: summary.md, summary.json, predictions.csv, loss.png", "all"),
+    ("Markdown summary (summary.md + loss.png)", "md"),
+    ("JSON summary (summary.json)", "json"),
+    ("predictions of every variant (predictions.csv)", "csv"),
+]
+
+
+class ExportModal(ModalScreen["list[Path] | None"]):
+    """Collects a format and a path; dismisses with the written files (None: cancelled)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Close"), Binding("ctrl+s", "export", "Export")]
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.written: list[Path] | None = None
+
+    def default_path(self, fmt: str) -> Path:
+        return self.run.dir if fmt == "all" else self.run.dir / FILENAMES[fmt]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide", id="export-dialog"):
+            yield Label(f"Export run {self.run.id}", classes="dialog-title")
+            with Horizontal(classes="row"):
+                yield Label("format", classes="label")
+                yield Select(FORMAT_CHOICES, value="all", allow_blank=False, id="export-format", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("to", classes="label")
+                yield Input(str(self.default_path("all")), id="export-path", compact=True)
+            yield Static("a folder for 'all', else a file; enter or ctrl+s writes", classes="hint")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export", variant="primary", id="export-go", compact=True)
+                yield Button("Close", id="export-close", compact=True)
+            yield Static("", id="export-result")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#export-format", Select).focus()
+
+    @on(Select.Changed, "#export-format")
+    def _format_changed(self, event: Select.Changed) -> None:
+        path = self.query_one("#export-path", Input)
+        defaults = {str(self.default_path(f)) for _, f in FORMAT_CHOICES}
+        if path.value in defaults or not path.value.strip():
+            path.value = str(self.default_path(str(event.value)))
+
+    @on(Input.Submitted, "#export-path")
+    @on(Button.Pressed, "#export-go")
+    def action_export(self) -> None:
+        fmt = str(self.query_one("#export-format", Select).value)
+        raw = self.query_one("#export-path", Input).value.strip()
+        out = Path(raw).expanduser() if raw else self.default_path(fmt)
+        self.query_one("#export-result", Static).update("writing…")
+        self._export(None if fmt == "all" else fmt, out)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def _export(self, fmt: str | None, out: Path) -> None:
+        from ftui.core.export import export  # plots with matplotlib: only when asked
+
+        try:
+            written = export(self.run, fmt=fmt, out=out)
+        except (OSError, FtuiError, ValueError) as exc:
+            self.app.call_from_thread(self._show_error, f"could not export: {exc}")
+            return
+        self.app.call_from_thread(self._show_written, written)
+
+    def _show_error(self, text: str) -> None:
+        self.query_one("#export-result", Static).update(text)
+        self.query_one("#export-result", Static).set_class(True, "error")
+
+    def _show_written(self, written: list[Path]) -> None:
+        self.written = written
+        result = self.query_one("#export-result", Static)
+        result.set_class(False, "error")
+        result.update("wrote:\n" + "\n".join(f"  {p}" for p in written))
+        self.app.notify(f"exported {len(written)} file(s) to {written[0].parent}" if written else "nothing written",
+                        title="Export")
+        self.query_one("#export-close", Button).focus()
+
+    @on(Button.Pressed, "#export-close")
+    def action_cancel(self) -> None:
+        self.dismiss(self.written)

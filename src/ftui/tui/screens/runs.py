@@ -1,0 +1,252 @@
+"""Runs screen: every run with status, backend, model, preset, time, cost and headline metrics."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Header, Static
+from textual.worker import get_current_worker
+
+from ftui.core.runs import Run, list_runs
+from ftui.tui.widgets.keys import key_footer
+from ftui.tui.progress import is_active
+from ftui.tui import fmt
+from ftui.tui.screens.modals import ConfirmModal
+from ftui.tui.screens.training import state_text
+
+REFRESH_S = 2.0
+COLUMNS = ("", "run", "status", "valid", "accuracy", "cost", "time", "backend", "model", "data")
+"""Headline figures first, so they are on screen at 80 columns; the run id says when it started."""
+
+
+class SummaryCache:
+    """``Run.summary()`` recomputed only when the run's files changed (it reads all events)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
+
+    def get(self, run: Run) -> dict[str, Any]:
+        stamp = []
+        for name in ("events.jsonl", "status.json", "eval"):
+            try:
+                st = os.stat(run.dir / name)
+                stamp.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamp.append(None)
+        for sub in ("base", "kshot", "finetuned"):
+            try:
+                stamp.append(os.stat(run.dir / "eval" / sub / "metrics.json").st_mtime_ns)
+            except OSError:
+                stamp.append(None)
+        key = tuple(stamp)
+        hit = self._cache.get(run.id)
+        info = run.summary() if hit is None or hit[0] != key else hit[1]
+        # status can go "lost" without any file changing: ask it every time (cheap)
+        info = {**info, "status": run.status().get("state", info["status"])}
+        self._cache[run.id] = (key, info)
+        return info
+
+
+def headline(info: dict[str, Any]) -> tuple[Text, Text]:
+    """(valid, accuracy) of the fine-tuned variant (else the best there is), with the change from base."""
+    evals = info.get("eval") or {}
+    variant = next((v for v in ("finetuned", "kshot", "base") if v in evals), None)
+    if variant is None:
+        return Text("—", style="dim"), Text("—", style="dim")
+    m, base = evals[variant], evals.get("base", {})
+    acc_key = "execution" if "execution" in m else "exact"
+    cells = []
+    for key in ("valid", acc_key):
+        cell = Text("—" if m.get(key) is None else f"{m[key]:.0%}")
+        if variant != "base" and base.get(key) is not None and m.get(key) is not None:
+            d = f"{(m[key] - base[key]) * 100:+.0f}"
+            cell.append(f" ({d})", style="green" if not d.startswith("-") else "red")
+        if variant != "finetuned":
+            cell.append(f" {variant}", style="dim")
+        cells.append(cell)
+    return cells[0], cells[1]
+
+
+class RunsScreen(Screen):
+    """History of runs; open, attach, resume, cancel; mark two or more and compare."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", priority=True),
+        Binding("a", "attach", "Attach"),
+        Binding("u", "resume", "Resume"),
+        Binding("c", "cancel_run", "Cancel"),
+        Binding("space", "mark", "Mark"),
+        Binding("m", "compare", "Compare"),
+        Binding("N", "new_run", "New run"),
+        Binding("escape", "back", "Back", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Run] = []
+        self.infos: dict[str, dict[str, Any]] = {}
+        self.marked: set[str] = set()
+        self.cache = SummaryCache()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-note")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "runs"
+        table = self.query_one("#runs", DataTable)
+        for name in COLUMNS:
+            table.add_column(name, key=name or "mark")
+        table.focus()
+        self._refresh()
+        self.set_interval(REFRESH_S, self._refresh)
+
+    def on_screen_resume(self) -> None:
+        self._refresh()
+
+    # -- data ----------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        if self.is_current:
+            self._scan()
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def _scan(self) -> None:
+        worker = get_current_worker()
+        runs = list(reversed(list_runs()))  # newest first
+        infos = {}
+        for run in runs:
+            if worker.is_cancelled:
+                return
+            try:
+                infos[run.id] = self.cache.get(run)
+            except OSError:
+                continue
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show, [r for r in runs if r.id in infos], infos)
+
+    def _show(self, runs: list[Run], infos: dict[str, dict[str, Any]]) -> None:
+        table = self.query_one("#runs", DataTable)
+        current = self.selected()
+        self.runs, self.infos = runs, infos
+        rows = [(r.id, self._cells(r.id)) for r in runs]
+        existing = [str(k.value) for k in table.rows]
+        if existing == [rid for rid, _ in rows]:
+            for rid, cells in rows:
+                for col, cell in zip(COLUMNS, cells):
+                    table.update_cell(rid, col or "mark", cell)
+        else:
+            table.clear()
+            for rid, cells in rows:
+                table.add_row(*cells, key=rid)
+            if current is not None and current.id in infos:
+                table.move_cursor(row=table.get_row_index(current.id))
+        note = self.query_one("#runs-note", Static)
+        if not runs:
+            note.update("No runs yet: N starts one (dataset → backend → training), or `ftui train --preset demo`.")
+        else:
+            note.update(Text(f"{len(runs)} runs · {len(self.marked)} marked (space) · fine-tuned rates, change "
+                             "from base in brackets; accuracy = execution match (SQL) or exact match", style="dim"))
+
+    def _cells(self, rid: str) -> list[Any]:
+        i = self.infos[rid]
+        valid, acc = headline(i)
+        return [
+            "●" if rid in self.marked else " ",
+            rid, state_text(i["status"]), valid, acc,
+            fmt.money(i["cost_usd"], digits=4) if i["cost_usd"] is not None else "—",
+            fmt.duration(i["duration_s"]), str(i["backend"] or ""), fmt.short(str(i["model"] or ""), 24),
+            str(i["preset"] or i["task"] or ""),
+        ]
+
+    def selected(self) -> Run | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.runs or table.cursor_row is None or table.cursor_row >= table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return next((r for r in self.runs if r.id == key), None)
+
+    # -- keys ----------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#runs")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.open_run(run)
+
+    def action_attach(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        from ftui.tui.screens.training import TrainingScreen
+
+        self.app.push_screen(TrainingScreen(run))
+
+    def action_resume(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        state = run.status()["state"]
+        if is_active(state) or state == "succeeded":
+            self.notify(f"run {run.id} is {state}: nothing to resume", severity="warning")
+            return
+        try:
+            self.app.services.resume(run)
+        except OSError as exc:
+            self.notify(f"could not start the runner: {exc}", severity="error")
+            return
+        self.notify(f"resumed {run.id}", title="Run")
+        from ftui.tui.screens.training import TrainingScreen
+
+        self.app.push_screen(TrainingScreen(run))
+
+    def action_cancel_run(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        if not is_active(run.status()["state"]):
+            self.notify(f"run {run.id} is not running", severity="warning")
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.app.services.stop(run)
+                self.notify(f"asked {run.id} to stop after its current step", title="Run")
+
+        self.app.push_screen(ConfirmModal(f"Stop run {run.id} after its current step? A checkpoint is saved.",
+                                          yes="Stop the run", no="Keep running"), confirmed)
+
+    def action_mark(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        self.marked ^= {run.id}
+        table = self.query_one("#runs", DataTable)
+        table.update_cell(run.id, "mark", "●" if run.id in self.marked else " ")
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+        self._show(self.runs, self.infos)
+
+    def action_compare(self) -> None:
+        chosen = [r for r in self.runs if r.id in self.marked]
+        if len(chosen) < 2:
+            self.notify("mark two or more runs with space first", severity="warning")
+            return
+        from ftui.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(chosen))
+
+    def action_new_run(self) -> None:
+        self.app.new_run()
+
+    def action_back(self) -> None:
+        self.app.go_back()

@@ -1,0 +1,295 @@
+"""Training screen: loss chart, progress and ETA, tokens/s, cost, hardware, log; cancel, detach, eval."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Header, ProgressBar, RichLog, Static
+from textual.worker import get_current_worker
+
+from ftui.core.events import TERMINAL_STATES
+from ftui.core.runs import Run
+from ftui.tui.widgets.keys import key_footer
+from ftui.tui import fmt
+from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
+from ftui.tui.progress import RunProgress
+from ftui.tui.screens.modals import ConfirmModal
+from ftui.tui.watcher import RunWatcher
+from ftui.tui.widgets.loss_chart import LossChart
+from ftui.tui.widgets.render import Flow
+
+STOP_GRACE_S = 60.0
+LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": ""}
+ENDED = (*TERMINAL_STATES, "lost", "missing")
+
+
+def state_text(state: str) -> Text:
+    style = {"running": "bold green", "evaluating": "bold cyan", "succeeded": "bold green",
+             "failed": "bold red", "lost": "bold red", "missing": "bold red", "cancelled": "bold yellow",
+             }.get(state, "bold")
+    return Text(state, style=style)
+
+
+class TrainingScreen(Screen):
+    """Step 3: watches one run's directory; never trains, never stops a run by leaving."""
+
+    BINDINGS = [
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("d", "detach", "Detach"),
+        Binding("e", "eval", "Eval"),
+        Binding("l", "toggle_log", "Events/runner.log"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.progress = RunProgress()
+        self.status: dict = {"state": "queued"}
+        self.has_eval = bool(run.eval_metrics())
+        self.log_shown = 0
+        self.stop_requested_at: float | None = None
+        self.events_seen = 0
+        self.last_event_at: float | None = None
+        """Monotonic time the last batch of events was shown (for latency measurements)."""
+        self._announced = ""
+
+    def compose(self) -> ComposeResult:
+        spec = self.run.spec
+        yield Header()
+        yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", str(spec.get("preset") or spec.get("task")),
+                                   " · ", str(spec.get("backend")), " ", str(spec.get("model"))), id="run-head")
+        with Horizontal(id="progress-row"):
+            yield Static(id="state")
+            yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield Static(id="stats")
+        with Horizontal(id="train-body"):
+            yield LossChart(id="chart")
+            with Vertical(id="side"):
+                yield Static(id="cost-pane", classes="pane")
+                yield Static(id="hw-pane", classes="pane")
+        yield RichLog(id="event-log", max_lines=500, wrap=True, markup=False)
+        yield RichLog(id="runner-log", max_lines=500, wrap=False, markup=False, classes="hidden")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
+        self._render_all()
+        self._watch()
+
+    # -- watching (a worker thread posts messages) ---------------------------------------
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def _watch(self) -> None:
+        worker = get_current_worker()
+        watcher = RunWatcher(self.run)
+        poll_s = self.app.services.poll_s
+        while not worker.is_cancelled:
+            p = watcher.poll()
+            if p.events or p.reset:
+                self.post_message(RunEventsReceived(p.events, reset=p.reset))
+            if p.status is not None:
+                self.post_message(RunStatusChanged(p.status, missing=p.missing))
+            if p.log_lines:
+                self.post_message(RunnerLogRead(p.log_lines))
+            self._stop_fallback()
+            time.sleep(poll_s)
+
+    def _stop_fallback(self) -> None:
+        """SIGTERM a runner that has not honoured the stop file within the grace period."""
+        asked = self.stop_requested_at
+        if asked is None or time.monotonic() - asked < STOP_GRACE_S:
+            return
+        self.stop_requested_at = None
+        st = self.run.status()
+        pid = st.get("pid")
+        if st.get("state") not in ENDED and isinstance(pid, int):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @on(RunEventsReceived)
+    def _events(self, message: RunEventsReceived) -> None:
+        if message.reset:
+            self.progress.reset()
+            self.log_shown = 0
+            self.query_one("#event-log", RichLog).clear()
+        self.progress.apply(message.events)
+        self.events_seen += len(message.events)
+        if any(e["type"] == "eval" for e in message.events):
+            self.has_eval = True
+            self.refresh_bindings()
+        self._render_all()
+        self.last_event_at = time.monotonic()
+
+    @on(RunStatusChanged)
+    def _status(self, message: RunStatusChanged) -> None:
+        self.status = message.status
+        state = self.status.get("state", "queued")
+        if state in ENDED:
+            self.has_eval = bool(self.run.eval_metrics()) if not message.missing else False
+        self.refresh_bindings()
+        self._render_all()
+        self._announce(state)
+
+    @on(RunnerLogRead)
+    def _runner_log(self, message: RunnerLogRead) -> None:
+        log = self.query_one("#runner-log", RichLog)
+        for line in message.lines:
+            log.write(line)
+
+    def _announce(self, state: str) -> None:
+        if state == self._announced or state not in ENDED:
+            return
+        self._announced = state
+        if state == "succeeded":
+            self.notify("finished: press e for the evaluation" if self.has_eval else "finished", title="Run")
+        elif state == "failed":
+            why = self.progress.errors[-1] if self.progress.errors else self.status.get("message", "")
+            self.notify(f"failed: {why}", severity="error", title="Run", timeout=10)
+        elif state == "lost":
+            self.notify("the runner is gone (no heartbeat): resume it from the Runs screen (u)",
+                        severity="warning", title="Run", timeout=10)
+        elif state == "missing":
+            self.notify("the run directory was removed", severity="error", title="Run")
+        elif state == "cancelled":
+            self.notify("cancelled; a checkpoint was saved (resume continues it)", title="Run")
+
+    # -- rendering -----------------------------------------------------------------------
+    def _render_all(self) -> None:
+        p = self.progress
+        self._render_state()
+        bar = self.query_one("#progress", ProgressBar)
+        if p.total_steps:
+            bar.update(total=p.total_steps, progress=p.step)
+        self.query_one("#stats", Static).update(self._stats_text())
+        self.query_one("#cost-pane", Static).update(self._cost_text())
+        self.query_one("#hw-pane", Static).update(self._hw_text())
+        self.query_one("#chart", LossChart).set_series(p.train, p.val, p.total_steps)
+        log = self.query_one("#event-log", RichLog)
+        for ts, level, text in p.new_log_lines(self.log_shown):
+            log.write(Text.assemble((time.strftime("%H:%M:%S ", time.localtime(ts)), "dim"),
+                                    (text, LEVEL_STYLE.get(level, ""))))
+        self.log_shown = p.log_total
+
+    def _render_state(self) -> None:
+        state = self.status.get("state", "queued")
+        text = state_text(state)
+        message = self.status.get("message") or ""
+        if state == "lost":
+            message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)"
+        if self.stop_requested_at is not None and state not in ENDED:
+            message = "stopping after the current step…"
+        if message:
+            text.append(f" {fmt.short(message, 40)}", style="dim")
+        self.query_one("#state", Static).update(text)
+
+    def _stats_text(self) -> Text | Flow:
+        p = self.progress
+        if not p.last_train:
+            return Text("waiting for the first training step…" if self.status.get("state") not in ENDED
+                        else "no training steps recorded", style="dim")
+        t = p.last_train
+        parts: list[tuple[str, str]] = [(f"step {t['step']}/{t['total_steps']}", "bold"),
+                                        (f"epoch {t['epoch']:.2f}", ""), (f"loss {t['loss']:.4f}", "")]
+        if p.last_val:
+            acc = p.last_val.get("token_accuracy")
+            parts.append((f"val {p.last_val['loss']:.4f}" + (f" ({acc:.0%} tok)" if acc is not None else ""), ""))
+        parts.append((f"{t['tokens_per_s']:,.0f} tok/s", ""))
+        state = self.status.get("state")
+        if state in ("running", "starting") and t["step"] < t["total_steps"]:
+            parts.append((f"ETA {fmt.duration(p.eta_s())}", "bold"))
+        elif state == "evaluating":
+            parts.append(("evaluating held-out examples", "cyan"))
+        return Flow([Text(text, style=style) for text, style in parts])
+
+    def _cost_text(self) -> Group:
+        c = self.progress.cost
+        lines = [Text("cost", style="bold")]
+        if c is None:
+            lines.append(Text("no cost recorded yet", style="dim"))
+        else:
+            lines.append(Text.assemble(("spent     ", "dim"), fmt.money(c["usd"], digits=4)))
+            lines.append(Text.assemble(("projected ", "dim"), fmt.money(c.get("projected_usd"), digits=4)))
+            lines.append(Text(c.get("basis", ""), style="dim italic"))
+        return Group(*lines)
+
+    def _hw_text(self) -> Group:
+        hw = self.progress.hw
+        lines = [Text("hardware", style="bold")]
+        if hw is None:
+            remote = self.run.spec.get("backend") == "openai"
+            lines.append(Text("none: the model trains at OpenAI" if remote else "no readings yet", style="dim"))
+            return Group(*lines)
+        gpus = hw.get("gpus") or []
+        if gpus:
+            for g in gpus[:4]:
+                power = f" {g['power_w']:.0f} W" if g.get("power_w") is not None else ""
+                lines.append(Text(f"GPU{g.get('index', 0)} {g.get('util', 0):>3.0f}% "
+                                  f"{fmt.gib(g.get('mem_used'))}/{fmt.gib(g.get('mem_total'))}{power}"))
+        elif hw.get("gpu_mem_total"):
+            util = f"{hw['gpu_util']:.0f}% " if hw.get("gpu_util") is not None else ""
+            power = f" {hw['gpu_power_w']:.0f} W" if hw.get("gpu_power_w") is not None else ""
+            lines.append(Text(f"GPU {util}{fmt.gib(hw.get('gpu_mem_used'))}/{fmt.gib(hw['gpu_mem_total'])}{power}"))
+        if hw.get("cpu_percent") is not None:
+            lines.append(Text(f"CPU {hw['cpu_percent']:.0f}%"))
+        if hw.get("rss_bytes") is not None:
+            lines.append(Text(f"RAM {fmt.gib(hw['rss_bytes'])} of {fmt.gib(hw.get('ram_total_bytes'))}"))
+        return Group(*lines)
+
+    # -- keys ----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "eval":
+            return True if self.has_eval else None
+        if action == "cancel_run":
+            return True if self.status.get("state") not in ENDED and self.stop_requested_at is None else None
+        return True
+
+    def action_cancel_run(self) -> None:
+        if self.status.get("state") in ENDED:
+            return
+        question = (f"Stop run {self.run.id} after its current step?\n"
+                    "A checkpoint is saved first; resume (Runs screen, u) continues it.")
+        self.app.push_screen(ConfirmModal(question, yes="Stop the run", no="Keep running"), self._cancel_confirmed)
+
+    def _cancel_confirmed(self, ok: bool | None) -> None:
+        if not ok:
+            return
+        try:
+            self.app.services.stop(self.run)
+        except OSError as exc:
+            self.notify(f"could not ask the runner to stop: {exc}", severity="error")
+            return
+        self.stop_requested_at = time.monotonic()
+        self.refresh_bindings()
+        self._render_state()
+        self.notify("stop requested: the runner ends its step and saves a checkpoint", title="Run")
+
+    def action_detach(self) -> None:
+        self.notify(f"run {self.run.id} keeps running", title="Detached")
+        self.app.show_runs()
+
+    def action_eval(self) -> None:
+        if not self.has_eval:
+            self.notify("no evaluation yet: it runs after training", severity="warning")
+            return
+        from ftui.tui.screens.eval import EvalScreen
+
+        self.app.switch_screen(EvalScreen(self.run))
+
+    def action_toggle_log(self) -> None:
+        events, runner = self.query_one("#event-log", RichLog), self.query_one("#runner-log", RichLog)
+        events.toggle_class("hidden")
+        runner.toggle_class("hidden")
+
+    def action_back(self) -> None:
+        self.app.go_back()

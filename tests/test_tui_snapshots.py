@@ -1,0 +1,157 @@
+"""SVG snapshots of every screen at 80x24 and at a large size, on fixed fixture runs.
+
+Update only after looking at them: ``pytest tests/test_tui_snapshots.py --snapshot-update``,
+then open ``snapshot_report.html``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from ftui.tui.app import FtuiApp
+from test_tui import RUN_A, RUN_B, T0, fake_services, gpu_machine, make_run, utc, wait_until  # noqa: F401 - utc: autouse
+
+SIZES = {"80x24": (80, 24), "large": (140, 44)}
+
+
+def still(app) -> None:
+    """No blinking cursors: a snapshot shows the same frame every time."""
+    for widget in app.screen.query(Input):
+        widget.cursor_blink = False
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dataset_screen(snap_compare, size):
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None and "min 66, mean" in _text(app))
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+def test_dataset_examples_tab(snap_compare):
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("t", "down", "down")
+        await wait_until(pilot, lambda: "line 17:" in _text(app))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_backend_screen(snap_compare, size):
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        still(app)
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_training_screen(snap_compare, size, ftui_home):
+    run = make_run(ftui_home, RUN_A, state="running", steps=30, total=50, evaluated=False)
+    app = FtuiApp(attach=run, services=fake_services())
+
+    async def ready(pilot):
+        ts = app.screen
+        await wait_until(pilot, lambda: "ETA" in _text(app) and ts.progress.step == 30)
+        chart = ts.query_one("#chart")
+        await wait_until(pilot, lambda: len(chart._train) == 30 and not chart._dirty, what="the chart")
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_eval_screen(snap_compare, size, ftui_home):
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None)
+        await pilot.press("right", "right", "right")  # the example the fine-tuned model gets wrong
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_screen(snap_compare, size, ftui_home):
+    make_run(ftui_home, RUN_A)
+    make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    make_run(ftui_home, "20261118-120000-demo-cccc", created=T0 + 5000, state="failed", steps=3, evaluated=False)
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 3)
+        await pilot.press("down", "space", "space")
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+def test_compare_screen(snap_compare, ftui_home):
+    make_run(ftui_home, RUN_A)
+    make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
+        await pilot.press("space", "space", "m")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_export_modal(snap_compare, ftui_home):
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None)
+        await pilot.press("x")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ExportModal")
+        app.screen.query_one("#export-path").value = "/tmp/ftui-export"  # not the per-test home
+        still(app)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def _text(app) -> str:
+    from test_tui import screen_text
+
+    return screen_text(app)
+
+
+def test_eval_screen_light_theme(snap_compare, ftui_home, monkeypatch):
+    monkeypatch.setenv("FTUI_THEME", "textual-light")
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None)
+        await pilot.press("right", "right", "right")
+
+    assert app.theme == "textual-light"
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_training_screen_light_theme(snap_compare, ftui_home, monkeypatch):
+    monkeypatch.setenv("FTUI_THEME", "textual-light")
+    run = make_run(ftui_home, RUN_A, state="running", steps=30, total=50, evaluated=False)
+    app = FtuiApp(attach=run, services=fake_services())
+
+    async def ready(pilot):
+        ts = app.screen
+        await wait_until(pilot, lambda: "ETA" in _text(app) and ts.progress.step == 30)
+        chart = ts.query_one("#chart")
+        await wait_until(pilot, lambda: len(chart._train) == 30 and not chart._dirty, what="the chart")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
