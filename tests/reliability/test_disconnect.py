@@ -1,0 +1,73 @@
+"""Disconnect: the TUI runs in a pseudo-terminal watching a training run, and the terminal is
+hung up (SIGHUP, as when SSH drops). The TUI goes away, the run trains on to the end, and a
+new `ftui attach` shows all of it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import sys
+import termios
+import time
+
+import pytest
+
+from ftui.core.events import read_events
+
+from conftest import ROOT, run_cli
+from reliability.test_disk import ended, start, wait_until
+
+
+def read_some(fd: int, seconds: float) -> bytes:
+    out = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+@pytest.mark.timeout(400)
+def test_hangup_leaves_the_run_training_and_attach_shows_it_whole(tmp_path, tiny_model):
+    run = start(tmp_path, tiny_model, 60)
+    wait_until(lambda: any(e["type"] == "train" for e in read_events(run.events_path)) or ended(run),
+               what="training to start")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TERM": "xterm-256color"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ftui on a terminal, as over SSH
+        os.execve(sys.executable, [sys.executable, "-m", "ftui", "attach", run.id], env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    screen = read_some(fd, 12.0)
+    assert b"Training" in screen or b"step" in screen, screen[-500:]
+    steps_at_hangup = len([e for e in read_events(run.events_path) if e["type"] == "train"])
+    os.kill(pid, signal.SIGHUP)  # the terminal is gone
+    os.close(fd)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the TUI did not exit after SIGHUP")
+    assert run.status()["state"] in ("running", "evaluating", "succeeded")
+    wait_until(lambda: ended(run), timeout=300, what="the run to finish")
+    assert run.status()["state"] == "succeeded"
+    steps = [e["step"] for e in read_events(run.events_path) if e["type"] == "train"]
+    assert steps == list(range(1, 61)) and len(steps) > steps_at_hangup
+    again = run_cli("attach", run.id, "--plain")
+    assert again.returncode == 0
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith("step ")][-1].startswith("step 60/60")
+    assert again.stdout.rstrip().endswith(f"run {run.id}: succeeded")
