@@ -132,8 +132,25 @@ class LocalSettings:
     """Validation loss every N steps."""
     price_per_hour: float | None = None
     """USD per hour of this machine; None: from the dated table by GPU name ($0 on CPU)."""
+    num_processes: int = 0
+    """Training processes on this machine (DDP through torchrun); 0: one per visible GPU
+    (one on a machine without GPUs)."""
+    distributed: str = "ddp"
+    """``ddp`` (a replica per process) or ``fsdp`` (parameters sharded across processes, for a
+    model that does not fit one GPU)."""
+    nnodes: int = 1
+    """Machines taking part; the others run the command the README gives for a second node."""
+    rdzv_endpoint: str = ""
+    """``HOST:PORT`` of this (the first) machine, for the others to meet at (nnodes > 1)."""
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.num_processes, int) and self.num_processes >= 0, "local.num_processes",
+               f"must be a whole number >= 0, got {self.num_processes!r}")
+        _check(self.distributed in ("ddp", "fsdp"), "local.distributed",
+               f"must be ddp or fsdp, got {self.distributed!r}")
+        _check(isinstance(self.nnodes, int) and self.nnodes >= 1, "local.nnodes", f"must be >= 1, got {self.nnodes!r}")
+        _check(self.nnodes == 1 or ":" in self.rdzv_endpoint, "local.rdzv_endpoint",
+               "must be HOST:PORT of this machine when nnodes > 1")
         _check(self.epochs > 0, "local.epochs", f"must be > 0, got {self.epochs}")
         _check(self.learning_rate > 0, "local.learning_rate", f"must be > 0, got {self.learning_rate}")
         for name in ("batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_every"):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ftui.core.runs import Run
-from ftui.runner.runner import Runner
+from ftui.runner.runner import Runner, train_worker
 
 
 def main() -> int:
@@ -21,8 +21,10 @@ def main() -> int:
     # Quiet libraries: progress bars would only fill runner.log.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    return Runner(Run(Path(args.run_dir).resolve())).main(
-        resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit)
+    run = Run(Path(args.run_dir).resolve())
+    if int(os.environ.get("RANK", "0")) != 0:  # one of several training processes (torchrun)
+        return train_worker(run, resume=args.resume)
+    return Runner(run).main(resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,44 @@ STOP_GRACE_S = 60.0
 """How long ``cancel`` waits for the runner to finish its step before sending SIGTERM."""
 
 
+def processes(run: Run) -> int:
+    """Training processes on this machine for a local run: ``num_processes``, or one per
+    visible GPU when it is 0 (one without GPUs). Found without importing torch."""
+    hp = run.spec.get("hyperparameters", {})
+    if run.spec.get("backend") != "local":
+        return 1
+    wanted = int(hp.get("num_processes") or 0)
+    if wanted > 0:
+        return wanted
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    from ftui.core.machine import query_gpus
+
+    return max(1, len(query_gpus()[0]))
+
+
+def runner_command(run: Run, *, eval_only: bool = False) -> list[str]:
+    """``python -m ftui.runner RUN_DIR``, through torchrun when training takes several processes
+    (or machines). Evaluation alone always runs in one process."""
+    hp = run.spec.get("hyperparameters", {})
+    nproc = 1 if eval_only else processes(run)
+    nnodes = 1 if eval_only else int(hp.get("nnodes") or 1)
+    if nproc == 1 and nnodes == 1:
+        return [sys.executable, "-m", "ftui.runner", str(run.dir)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
+    if nnodes == 1:
+        cmd += ["--standalone"]
+    else:
+        cmd += [f"--nnodes={nnodes}", "--node-rank=0", "--rdzv-backend=c10d",
+                f"--rdzv-endpoint={hp['rdzv_endpoint']}", f"--rdzv-id={run.id}"]
+    return cmd + ["-m", "ftui.runner", str(run.dir)]
+
+
 def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
            variants: Sequence[str] = (), limit: int | None = None) -> int:
     """Start the runner in its own session (it outlives this terminal); returns its pid."""
-    cmd = [sys.executable, "-m", "ftui.runner", str(run.dir)]
+    cmd = runner_command(run, eval_only=eval_only)
     cmd += ["--resume"] if resume else []
     cmd += ["--eval-only"] if eval_only else []
     for v in variants:

@@ -160,15 +160,18 @@ class Runner:
     def _work_local(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
         from ftui.backends.local import hardware
         from ftui.backends.local.callback import clean_partial, last_checkpoint
-        from ftui.core.cost import hardware_price
+        from ftui.core.cost import Price, hardware_price
 
         spec = self.run.spec
         hw = hardware.detect()
         dtype = hardware.precision(hw, spec["hyperparameters"].get("precision", "auto"))
         price = hardware_price(hw.gpu_name, spec["hyperparameters"].get("price_per_hour"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and hw.device == "cuda" and price.per_hour > 0:  # every GPU of the job is paid for
+            price = Price(price.per_hour * world, f"{price.basis} x {world} GPUs")
         self.events.write("log", level="info", message=(
             f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "
-            f"training precision {dtype}"))
+            f"training precision {dtype}" + (f", {world} training processes (torchrun)" if world > 1 else "")))
         adapter = self.run.dir / "adapter"
         if not eval_only and not (adapter / "adapter_config.json").is_file():
             if resume:
@@ -210,6 +213,39 @@ class Runner:
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
         return self._end()
+
+
+class _Silent:
+    """The event writer of a training process other than rank 0: only rank 0 writes events."""
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return {}
+
+    def sync(self) -> None:
+        pass
+
+
+class _NoSampler:
+    def sample(self) -> dict[str, Any]:
+        return {}
+
+
+def train_worker(run: Run, *, resume: bool) -> int:
+    """A training process of rank > 0 (torchrun): it trains alongside rank 0, which writes the
+    events, the status, the checkpoints and the adapter, decides when to stop and evaluates."""
+    from ftui.backends.local import hardware
+    from ftui.backends.local.callback import last_checkpoint
+    from ftui.backends.local.train import train_run
+    from ftui.core.cost import Price
+
+    if (run.dir / "adapter" / "adapter_config.json").is_file():
+        return 0  # training is done; rank 0 evaluates
+    hw = hardware.detect()
+    dtype = hardware.precision(hw, run.spec["hyperparameters"].get("precision", "auto"))
+    checkpoint = last_checkpoint(run.dir / "checkpoints") if resume else None
+    train_run(run, events=_Silent(), should_stop=lambda: False, price=Price(0.0, ""), sampler=_NoSampler(),
+              device=hw.device, dtype=dtype, resume_from=checkpoint)
+    return 0
 
 
 _DISK_WORDS = {"No space left": errno.ENOSPC, "StorageFull": errno.ENOSPC, "Read-only file system": errno.EROFS,

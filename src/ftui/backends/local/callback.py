@@ -57,7 +57,9 @@ class EventsCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.busy_s += time.monotonic() - self.step_began
-        if self.should_stop():
+        # Several processes stop at the same step or not at all: rank 0 reads the stop request
+        # (the others are given one that never fires) and every rank takes the largest answer.
+        if agree(self.should_stop()):
             self.stopped = True
             control.should_save = True
             control.should_training_stop = True
@@ -106,7 +108,12 @@ class EventsCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self.flush()
-        out = Path(args.output_dir)
+        barrier()  # every process has written its part (its RNG state) of checkpoint-N
+        if state.is_world_process_zero:
+            self._publish(Path(args.output_dir), state)
+        barrier()
+
+    def _publish(self, out: Path, state: Any) -> None:
         saved = out / f"checkpoint-{state.global_step}"
         if not saved.is_dir():
             return
@@ -120,6 +127,34 @@ class EventsCallback(TrainerCallback):
         steps = sorted((int(p.name.split("-")[1]), p) for p in out.glob("step-*") if p.name.split("-")[1].isdigit())
         for _, old in steps[:-KEEP_CHECKPOINTS]:
             _discard(old)
+
+
+def _group() -> Any:
+    """torch.distributed when this process is one of several, else None."""
+    import torch.distributed as dist  # heavy: training only (torch is loaded by then)
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist
+    return None
+
+
+def agree(flag: bool) -> bool:
+    """True on every process when it is true on any (one all-reduce; just ``flag`` alone)."""
+    dist = _group()
+    if dist is None:
+        return flag
+    import torch
+
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def barrier() -> None:
+    dist = _group()
+    if dist is not None:
+        dist.barrier()
 
 
 def _discard(folder: Path) -> None:
