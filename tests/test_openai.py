@@ -29,6 +29,7 @@ from ftui.core.runspec import RunRequest, resolve_request
 
 from conftest import run_cli, write_jsonl
 from openai_standin import API_KEY, StandIn
+from test_runner import wait_for
 
 FAST = ["--set", "poll_interval_s=0.05", "--set", "request_timeout_s=2", "--set", "max_retries=3"]
 
@@ -41,16 +42,6 @@ def standin():
     server.answers = {render_user(ex, resolved.template): ex.reference for ex in resolved.splits["test"]}
     yield server
     server.stop()
-
-
-def wait_for(run: Run, states=("succeeded", "failed", "cancelled", "lost"), timeout=60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = run.status()["state"]
-        if state in states:
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"run still {run.status()}; log: {(run.dir / 'runner.log').read_text()[-2000:]}")
 
 
 def start_detached(standin: StandIn, *extra: str) -> Run:

@@ -12,42 +12,28 @@ from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
-from ftui.backends.local.evaluate import choose_shots
 from ftui.backends.openai.client import ServiceError, explain, is_transient, make_client
 from ftui.backends.openai.train import JobFile, settings_of
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter
 from ftui.core.openai_prep import PRICES_AS_OF, inference_price
-from ftui.core.prompts import render_messages, render_user
+from ftui.core.evalplan import plan_eval
+from ftui.core.prompts import render_user
 from ftui.core.runs import Run
-from ftui.core.runspec import eval_settings_of, template_of
 from ftui.core.scoring import VARIANTS, score_examples, write_eval
-from ftui.core.tasks import make_task
 
 
 def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
                  events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None
                  ) -> dict[str, dict[str, float]]:
     """Evaluate ``variants`` on the run's test split through chat completions."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ConfigError(f"unknown eval variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     spec = run.spec
     hp = settings_of(spec)
-    settings = eval_settings_of(spec)
     tuned = JobFile(run).get("fine_tuned_model")
     if "finetuned" in variants and not tuned:
         raise ConfigError(f"run {run.id} has no fine-tuned model yet: its OpenAI job has not succeeded")
-    template = template_of(spec)
-    task = make_task(spec["task"], spec.get("task_options") or {})
-    n = limit if limit is not None else settings.limit
-    examples = run.examples("test")
-    examples = examples[:n] if n and n > 0 else examples
-    if not examples:
-        raise ConfigError(f"run {run.id} has no test examples to evaluate")
-    train = run.examples("train") if "kshot" in variants else []
-    shot_indices = choose_shots(len(train), settings.k, seed=spec.get("split", {}).get("seed", 0))
-    shots = [train[i] for i in shot_indices]
+    plan = plan_eval(run, variants, limit)
+    settings, template, task, examples = plan.settings, plan.template, plan.task, plan.examples
     client = make_client(hp)
     stopping = should_stop or (lambda: False)
     results: dict[str, dict[str, float]] = {}
@@ -55,7 +41,7 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
         if stopping():
             break
         model = tuned if variant == "finetuned" else spec["model"]
-        prompts = [render_messages(ex, template, shots=shots if variant == "kshot" else ()) for ex in examples]
+        prompts = plan.prompts(variant)
         _log(events, f"eval {variant}: {len(examples)} held-out examples on {model}, "
                      f"{hp.eval_concurrency} requests at a time")
         began = time.perf_counter()
@@ -84,7 +70,7 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
             "cost_basis": (f"reported usage x ${price[0]:g}/${price[1]:g} per 1M input/output tokens "
                            f"(OpenAI prices {PRICES_AS_OF})") if price else "model not in ftui's price table"}
         if variant == "kshot":
-            info["shots"] = shot_indices
+            info["shots"] = plan.shot_indices
         write_eval(run.dir, variant, records, metrics, **info, duration_s=round(duration, 3),
                    examples_per_s=round(len(examples) / duration, 3) if duration > 0 else None,
                    max_new_tokens=settings.max_new_tokens, concurrency=hp.eval_concurrency)
