@@ -68,7 +68,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, tiny_
 
 @pytest.mark.timeout(600)
 def test_cancel_and_resume_reach_every_process(tmp_path, tiny_model):
-    run = train(toy_data(tmp_path, n=70), tiny_model, "--max-steps", "200", "--set", "num_processes=2",
+    run = train(toy_data(tmp_path, n=70), tiny_model, "--max-steps", "100", "--set", "num_processes=2",
                 "--set", "batch_size=2", detach=True)
     deadline = time.monotonic() + 180
     while not list((run.dir / "checkpoints").glob("step-*")) and time.monotonic() < deadline:
@@ -84,7 +84,7 @@ def test_cancel_and_resume_reach_every_process(tmp_path, tiny_model):
     while run.status()["state"] not in ("succeeded", "failed", "lost") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert run.status()["state"] == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
-    assert sorted(train_losses(run)) == list(range(1, 201))
+    assert sorted(train_losses(run)) == list(range(1, 101))
 
 
 def test_runner_command_uses_torchrun_only_for_several_processes(tmp_path):

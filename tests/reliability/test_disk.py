@@ -75,7 +75,7 @@ def small_disk(tmp_path, ftui_home):
 @pytest.mark.timeout(600)
 def test_full_disk_fails_clearly_keeps_checkpoints_and_resumes(tmp_path, tiny_model, small_disk):
     env = {"FTUI_HOME": str(small_disk)}
-    run = start(tmp_path, tiny_model, 400, env=env)
+    run = start(tmp_path, tiny_model, 160, env=env)
     wait_until(lambda: len(published(run)) >= 1 or ended(run), what="a first checkpoint")
     filler = small_disk / "filler"
     with open(filler, "wb", buffering=0) as f:  # take every free byte
@@ -107,7 +107,7 @@ def test_full_disk_fails_clearly_keeps_checkpoints_and_resumes(tmp_path, tiny_mo
     assert res.returncode == 0, res.stderr
     wait_until(lambda: ended(run), timeout=400, what="the resumed run")
     assert run.status()["state"] == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
-    assert [e["step"] for e in read_events(run.events_path) if e["type"] == "train"] == list(range(1, 401))
+    assert [e["step"] for e in read_events(run.events_path) if e["type"] == "train"] == list(range(1, 161))
 
 
 def test_a_file_size_limit_fails_the_run_clearly(tmp_path, tiny_model):
