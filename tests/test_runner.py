@@ -149,7 +149,7 @@ def test_cancel_command_stops_a_running_run(tmp_path, tiny_model):
     info = json.loads(res.stdout)
     assert info["status"] == "cancelled" and set(info["eval"]) == {"base", "kshot"}
     res = run_cli("eval", run.id, "--variant", "finetuned")
-    assert res.returncode == 2 and "has no adapter yet" in res.stderr
+    assert res.returncode == 2 and "has no fine-tuned model yet" in res.stderr
 
 
 def test_a_bad_setting_ends_as_failed_with_a_readable_message(tmp_path, tiny_model):

@@ -1,29 +1,90 @@
-"""Greedy generation for eval: batched (length-sorted, left-padded) and one at a time.
+"""Greedy generation for eval: batched and one at a time.
 
 Both functions take chat prompts (lists of ``{"role", "content"}``), apply the tokenizer's
 chat template with the generation prompt, decode greedily until the end of the turn and
 return ``(output, latency_s)`` per prompt in the order given.
 
+One at a time is plain ``model.generate``, one prompt per call: the baseline. Batched is ftui's
+own greedy loop over the model's forward with a KV cache (``_Stream``); it gives the same
+tokens and does less work than ``generate`` on a batch, where most of the time went
+(measured on the demo's held-out split, 2 CPU cores, the embedded model):
+
+- ``generate`` keeps every row of a batch until the longest is done, and the base model often
+  runs on to ``max_new_tokens``: a third of the decoding steps were spent on finished rows.
+  Here a row leaves as soon as it emits a stop token, and a waiting prompt takes its place
+  (up to ``batch_size`` rows decode together, the memory bound the setting promises).
+- The prompts begin alike (system message and template: 40% of a demo prompt; with k=2
+  shots 84%). That shared beginning goes through the model once; its keys and values are
+  copied to every row.
+- Decoding is bound by reading the weights, once per step whatever the rows: a step costs
+  about twice as much with 2 to 16 rows as with one. With 2 to 5 rows left, MKL's kernel for
+  ``x @ W.T`` is the slow one: ``(W @ x.T).T`` reads the weights at twice the speed, so the
+  last rows of a run (``_small_batch_linears``, CPU only) go twice as fast.
+- Prompts are sorted by length, longest first, and split into prefill groups that balance
+  padding against the cost of another forward, so prompts that prefill together pad little;
+  an out-of-memory error shows up at once rather than at the end.
+
+Models whose generation config asks for more than plain greedy (a repetition penalty, banned
+words, ...) go through ``generate`` in the batched path too, in length-sorted batches.
+
 Batched and one-at-a-time decoding give the same tokens in float32: left padding with an
-attention mask keeps every real token at the same position id (generate derives position
-ids from the mask's cumulative sum) and masked keys get zero attention weight. Checked on
-the embedded model: 32 of 32 demo prompts identical at batch size 16. What still changes
-with the batch is the last bits of each matmul (the kernels block by shape); in float32 that
-is far below the gap between the top two logits, which is why the runner evaluates in
-float32. In bfloat16 the same noise flips near-ties: 7 of 16 demo prompts differed, and 1 of
-16 even in a batch of identical, unpadded prompts, so it is rounding, not padding.
+attention mask keeps every real token at the same position id (counted from the mask, as
+``generate`` does), masked keys get zero attention weight, and rows joining a running batch
+or sharing a prefix see exactly the keys they would see alone. What still changes is the last
+bits of each matmul (kernels block by shape); in float32 that is far below the gap between
+the top two logits, which is why the runner evaluates in float32. Checked on the embedded
+model: the 40 demo test prompts, base and k-shot, identical (benchmarks/eval_throughput.py
+checks it on every run). In bfloat16 the same noise flips near-ties: 7 of 16 demo prompts
+differed, and 1 of 16 even in a batch of identical, unpadded prompts, so it is rounding, not
+padding.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import inspect
 import time
-from typing import Any, Callable, Sequence
+import types
+from collections import deque
+from typing import Any, Callable, Iterator, Sequence
 
 Prompt = Sequence[dict]
 Progress = Callable[[int, int], None]
 
 END_OF_TURN = "<|im_end|>"
 """ChatML's end of turn (SmolLM2, Qwen): a stop token even where it is not the eos token."""
+
+MIN_SHARED_TOKENS = 128
+"""Share the prompts' common beginning when that saves at least this many tokens of prefill
+(the extra forward for the shared part costs about as much as a decoding step)."""
+SMALL_BATCH_ROWS = 5
+"""Up to this many rows, CPU linears compute ``(W @ x.T).T`` (see the module docstring)..."""
+SMALL_BATCH_ROWS_WIDE = 32
+"""... and up to this many for the vocabulary projection, where that kernel is faster still."""
+WIDE_LAYER = 8192
+"""Output features from which a Linear counts as the vocabulary projection."""
+PREFILL_FORWARD_TOKENS = 32
+"""What one more prefill forward costs, in tokens of prefill work (reading the weights once:
+~60 ms on 2 CPU cores against ~2 ms a token for the embedded model)."""
+
+_GREEDY_NEUTRAL: dict[str, Any] = {
+    "repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
+    "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size": (None, 0),
+    "min_length": (None, 0), "min_new_tokens": (None, 0), "num_beams": (None, 1),
+    "num_return_sequences": (None, 1), "renormalize_logits": (None, False),
+    "remove_invalid_values": (None, False), "guidance_scale": (None, 1.0),
+    "output_attentions": (None, False), "output_hidden_states": (None, False), "output_scores": (None, False),
+    "output_logits": (None, False), "return_dict_in_generate": (None, False),
+}
+"""Generation-config fields whose listed values leave greedy decoding a plain argmax."""
+_GREEDY_IGNORED = {
+    "bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "max_length",
+    "max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "min_p", "top_h", "typical_p",
+    "epsilon_cutoff", "eta_cutoff", "use_cache", "cache_implementation", "transformers_version",
+    "_from_model_config", "early_stopping", "length_penalty",
+}
+"""Fields that do not change greedy tokens (sampling settings, lengths we set ourselves)."""
 
 
 def prompt_token_ids(tokenizer: Any, prompts: Sequence[Prompt]) -> list[list[int]]:
@@ -47,31 +108,40 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
 
 def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_new_tokens: int,
                      batch_size: int = 16, on_progress: Progress | None = None) -> list[tuple[str, float]]:
-    """Greedy outputs with per-example latency (batch wall time / batch size), in input order.
+    """Greedy outputs with each example's share of the wall time, in input order.
 
-    Prompts are sorted by token length, longest first (stable), so each batch pads little and
-    an out-of-memory error shows up on the first batch rather than the last.
-    ``on_progress(done, total)`` runs after each batch; it may raise to stop early.
+    At most ``batch_size`` prompts decode together. ``on_progress(done, total)`` runs each time
+    another ``batch_size`` examples are done, and after the last; it may raise to stop early.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not prompts:
         return []
     ids = prompt_token_ids(tokenizer, prompts)
-    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first (stable)
     results: list[tuple[str, float] | None] = [None] * len(ids)
-    decode = _Decoder(model, tokenizer, max_new_tokens)
-    done = 0
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        began = time.perf_counter()
-        texts = decode([ids[i] for i in chunk])
-        share = (time.perf_counter() - began) / len(chunk)
-        for i, text in zip(chunk, texts):
-            results[i] = (text, share)
-        done += len(chunk)
-        if on_progress is not None:
+    decoder = _Decoder(model, tokenizer, max_new_tokens)
+    reported = 0
+
+    def finished(i: int, tokens: list[int], seconds: float) -> None:
+        nonlocal reported
+        results[i] = (decoder.text(tokens), seconds)
+        done = len(ids) - results.count(None)
+        if on_progress is not None and (done // batch_size > reported or done == len(ids)):
+            reported = done // batch_size
             on_progress(done, len(ids))
+
+    if decoder.plain_greedy:
+        with _small_batch_linears(model):
+            _Stream(decoder, ids, order, batch_size, finished).run()
+    else:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            began = time.perf_counter()
+            outputs = decoder.generate([ids[i] for i in chunk])
+            share = (time.perf_counter() - began) / len(chunk)
+            for i, tokens in zip(chunk, outputs):
+                finished(i, tokens, share)
     return [r for r in results if r is not None]
 
 
@@ -81,24 +151,24 @@ def generate_one_at_a_time(model: Any, tokenizer: Any, prompts: Sequence[Prompt]
     """One prompt per ``generate`` call, no padding: the baseline that batching must match."""
     if not prompts:
         return []
-    decode = _Decoder(model, tokenizer, max_new_tokens)
+    decoder = _Decoder(model, tokenizer, max_new_tokens)
     results = []
     for n, ids in enumerate(prompt_token_ids(tokenizer, prompts), start=1):
         began = time.perf_counter()
-        (text,) = decode([ids])
-        results.append((text, time.perf_counter() - began))
+        (tokens,) = decoder.generate([ids])
+        results.append((decoder.text(tokens), time.perf_counter() - began))
         if on_progress is not None:
             on_progress(n, len(prompts))
     return results
 
 
 class _Decoder:
-    """Left-pads a list of token-id lists, runs greedy ``generate``, decodes the new tokens."""
+    """What both paths share: the stop tokens, padding, the forward call, ``generate``."""
 
     def __init__(self, model: Any, tokenizer: Any, max_new_tokens: int) -> None:
         import transformers  # heavy: only when generating
 
-        self.model, self.tokenizer = model, tokenizer
+        self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
         stops = stop_token_ids(tokenizer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
         self.pad, self.stops = pad, set(stops)
@@ -109,8 +179,16 @@ class _Decoder:
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             temperature=1.0, top_p=1.0, top_k=50, eos_token_id=stops, pad_token_id=pad,
         )
+        self.plain_greedy = _plain_greedy(model)
+        forward = getattr(_base_model(model), "forward", None)
+        params = set(inspect.signature(forward).parameters) if forward is not None else set()
+        # transformers 5.x names the KV cache argument `cache`; earlier versions `past_key_values`.
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.last_logits_only = "logits_to_keep" in params
+        self.device = next(model.parameters()).device
 
-    def __call__(self, batch: Sequence[Sequence[int]]) -> list[str]:
+    def padded(self, batch: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        """Left-padded input ids and their attention mask."""
         import torch  # heavy: only when generating
 
         # Padding by hand (left, for decoder-only generation) leaves the tokenizer untouched.
@@ -121,12 +199,25 @@ class _Decoder:
             if ids:
                 input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
                 attention_mask[row, width - len(ids):] = 1
-        device = next(self.model.parameters()).device
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any) -> Any:
+        extra = {"logits_to_keep": 1} if self.last_logits_only else {}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=True, **{self.cache_arg: cache}, **extra)
+
+    def generate(self, batch: Sequence[Sequence[int]]) -> list[list[int]]:
+        """New tokens of each row through ``model.generate``, up to (not including) the stop."""
+        import torch  # heavy: only when generating
+
+        input_ids, attention_mask = self.padded(batch)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                       generation_config=self.config)
-        return [self.tokenizer.decode(self._until_stop(tokens), skip_special_tokens=True).strip()
-                for tokens in out[:, width:].tolist()]
+        return [self._until_stop(tokens) for tokens in out[:, input_ids.shape[1]:].tolist()]
+
+    def text(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
     def _until_stop(self, tokens: list[int]) -> list[int]:
         # Finished rows are filled with pad up to the batch's longest; the pad token need not
@@ -135,3 +226,286 @@ class _Decoder:
             if token in self.stops:
                 return tokens[:n]
         return tokens
+
+
+class _Stream:
+    """ftui's greedy loop: up to ``batch_size`` rows decode together; a finished row leaves at
+    once and waiting prompts join the running batch.
+
+    Every row's argmax is the one ``generate`` takes (float32 logits of the last position).
+    Rows join in groups (a quarter of ``batch_size`` at least, so a prefill forward is not spent
+    on one prompt at a time): their prompts go through the model, after the shared beginning
+    copied from the cache, and their keys and values are appended to the running batch's, both
+    left-padded to one length. Caches that cannot be cut and joined (sliding-window and other
+    special layers) fall back to whole batches, with finished rows carried along as
+    ``generate`` does.
+    """
+
+    def __init__(self, decoder: _Decoder, ids: Sequence[Sequence[int]], order: Sequence[int],
+                 batch_size: int, finished: Callable[[int, list[int], float], None]) -> None:
+        self.d, self.ids, self.batch_size, self.finished = decoder, ids, batch_size, finished
+        self.queue = deque(order)
+        self.rows: list[int] = []  # batch position -> prompt index, for the rows decoding
+        self.outputs: dict[int, list[int]] = {}
+        self.seconds: dict[int, float] = {}
+        self.cache: Any = None
+        self.attention_mask: Any = None
+        self.position_ids: Any = None
+        self.next_tokens: Any = None
+        self.joinable = True  # rows can leave and join; set from the first cache seen
+        self.shared, self.prefix_cache = 0, None
+
+    def run(self) -> None:
+        import torch  # heavy: only when generating
+
+        with torch.inference_mode():
+            self._share_prefix()
+            while self.queue or self.rows:
+                free = self.batch_size - len(self.rows)
+                if self.queue and (not self.rows or (
+                        self.joinable and free >= min(len(self.queue), max(1, self.batch_size // 4)))):
+                    joining = [self.queue.popleft() for _ in range(min(free, len(self.queue)))]
+                    for group in _prefill_groups([len(self.ids[i]) - self.shared for i in joining]):
+                        self._join([joining[at] for at in group])
+                if self.rows:
+                    self._step()
+
+    def _share_prefix(self) -> None:
+        prompts = [self.ids[i] for i in self.queue]
+        shared = _shared_prefix(prompts)
+        if len(prompts) < 2 or (len(prompts) - 1) * shared < MIN_SHARED_TOKENS:
+            return
+        import torch  # heavy: only when generating
+
+        ids = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=self.d.device)
+        out = self.d.forward(ids, torch.ones_like(ids), torch.arange(shared, device=ids.device)[None], None)
+        cache = _cache_of(out)
+        if _plain_dynamic(cache):  # a sliding-window or other special cache: nothing to copy
+            self.shared, self.prefix_cache = shared, cache
+
+    def _join(self, group: list[int]) -> None:
+        """Prefill ``group``'s prompts and add those still going to the running batch."""
+        import torch  # heavy: only when generating
+
+        began = time.perf_counter()
+        shared = self.shared
+        cache = None
+        if shared:
+            cache = copy.deepcopy(self.prefix_cache)
+            cache.batch_repeat_interleave(len(group))
+        input_ids, rest_mask = self.d.padded([self.ids[i][shared:] for i in group])
+        attention_mask = torch.cat([rest_mask.new_ones((len(group), shared)), rest_mask], dim=-1)
+        # As generate(): positions count real tokens only, so padding does not shift them.
+        position_ids = shared + (rest_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.d.forward(input_ids, attention_mask, position_ids, cache)
+        position_ids = position_ids[:, -1:]
+        cache = _cache_of(out)
+        first = out.logits[:, -1, :].float().argmax(dim=-1)
+        share = (time.perf_counter() - began) / len(group)
+        for i in group:
+            self.outputs[i], self.seconds[i] = [], share
+        going = self._take(group, first)
+        if not self.rows:
+            self.joinable = _plain_dynamic(cache)
+            self.cache, self.attention_mask, self.position_ids, self.rows = cache, attention_mask, position_ids, group
+            self._narrow(going, first)
+        elif going:
+            index = torch.tensor(going, device=first.device)
+            if len(going) < len(group):
+                cache.batch_select_indices(index)
+            self._append(cache, attention_mask[index], position_ids[index], [group[at] for at in going],
+                         first[index])
+
+    def _append(self, cache: Any, attention_mask: Any, position_ids: Any, group: list[int], first: Any) -> None:
+        """Add rows to the running batch: keys, values and masks left-padded to one length."""
+        import torch  # heavy: only when generating
+        import torch.nn.functional as F
+
+        width = max(self.attention_mask.shape[1], attention_mask.shape[1])
+
+        def left(t: Any, dim_from_end: int) -> Any:  # zeros before the sequence dimension's start
+            missing = width - t.shape[-dim_from_end]
+            return t if not missing else F.pad(t, (0, 0) * (dim_from_end - 1) + (missing, 0))
+
+        for mine, theirs in zip(self.cache.layers, cache.layers):
+            mine.keys = torch.cat([left(mine.keys, 2), left(theirs.keys, 2)])
+            mine.values = torch.cat([left(mine.values, 2), left(theirs.values, 2)])
+        self.attention_mask = torch.cat([left(self.attention_mask, 1), left(attention_mask, 1)])
+        self.position_ids = torch.cat([self.position_ids, position_ids])
+        self.next_tokens = torch.cat([self.next_tokens, first])
+        self.rows = self.rows + group
+
+    def _trim(self) -> None:
+        """Cut the cache's leading positions that no row attends to any more.
+
+        The rows that left had the longest histories; without this the keys and values of a
+        long run grow by one position per step for every row, and copying and reading them
+        costs as much as the weights.
+        """
+        first = int(self.attention_mask.any(dim=0).int().argmax())
+        if first:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+            self.attention_mask = self.attention_mask[:, first:]
+
+    def _step(self) -> None:
+        """One decoding step of the running batch."""
+        import torch  # heavy: only when generating
+
+        began = time.perf_counter()
+        self.attention_mask = torch.cat(
+            [self.attention_mask, self.attention_mask.new_ones((len(self.rows), 1))], dim=-1)
+        self.position_ids = self.position_ids + 1
+        out = self.d.forward(self.next_tokens[:, None], self.attention_mask, self.position_ids, self.cache)
+        self.cache = _cache_of(out)
+        next_tokens = out.logits[:, -1, :].float().argmax(dim=-1)
+        live = [i for i in self.rows if i in self.seconds]
+        share = (time.perf_counter() - began) / len(live)
+        for i in live:
+            self.seconds[i] += share
+        self._narrow(self._take(self.rows, next_tokens), next_tokens)
+
+    def _take(self, rows: list[int], tokens: Any) -> list[int]:
+        """Record each row's new token; returns the positions (in ``rows``) of rows still going."""
+        going = []
+        for at, token in enumerate(tokens.tolist()):
+            i = rows[at]
+            if i not in self.outputs:  # finished earlier, carried along (a cache that cannot cut)
+                continue
+            if token not in self.d.stops:
+                self.outputs[i].append(token)
+                if len(self.outputs[i]) < self.d.max_new_tokens:
+                    going.append(at)
+                    continue
+            self.finished(i, self.outputs.pop(i), self.seconds.pop(i))
+        return going
+
+    def _narrow(self, going: list[int], tokens: Any) -> None:
+        """Keep the running batch's rows still going (``tokens``: their inputs for the next step)."""
+        import torch  # heavy: only when generating
+
+        if len(going) == len(self.rows):
+            self.next_tokens = tokens
+        elif not going:
+            self.rows, self.cache, self.attention_mask, self.position_ids = [], None, None, None
+        elif self.joinable:
+            index = torch.tensor(going, device=tokens.device)
+            self.cache.batch_select_indices(index)
+            self.attention_mask, self.position_ids = self.attention_mask[index], self.position_ids[index]
+            self.next_tokens = tokens[index]
+            self.rows = [self.rows[at] for at in going]
+            self._trim()
+        else:  # finished rows stay, fed padding, as in generate()
+            carried = torch.ones(len(self.rows), dtype=torch.bool, device=tokens.device)
+            carried[going] = False
+            self.next_tokens = tokens.masked_fill(carried, self.d.pad)
+
+
+@contextlib.contextmanager
+def _small_batch_linears(model: Any) -> Iterator[None]:
+    """On a CPU, float32 Linear layers compute 2 to ``SMALL_BATCH_ROWS`` rows as ``(W @ x.T).T``.
+
+    The same products as ``x @ W.T``, through MKL's other kernel, which streams the weights
+    twice as fast for so few rows (measured on an AMD EPYC with torch 2.13: a decoding step of
+    the embedded model with 3 rows took 147 ms, 67 ms this way; from 6 rows on both are equal,
+    except for the vocabulary projection, still ~20% faster this way up to 32 rows).
+    The layers are restored on exit.
+    """
+    import torch  # heavy: only when generating
+
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear and "forward" not in vars(m)
+               and m.weight.device.type == "cpu" and m.weight.dtype == torch.float32]
+    for m in linears:
+        m.forward = types.MethodType(_linear_few_rows, m)
+    try:
+        yield
+    finally:
+        for m in linears:
+            vars(m).pop("forward", None)
+
+
+def _linear_few_rows(self: Any, x: Any) -> Any:
+    import torch  # heavy: only when generating
+
+    rows = x.numel() // x.shape[-1]
+    if not 2 <= rows <= (SMALL_BATCH_ROWS_WIDE if self.out_features >= WIDE_LAYER else SMALL_BATCH_ROWS):
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    y = (self.weight @ x.reshape(rows, x.shape[-1]).T).T
+    if self.bias is not None:
+        y = y + self.bias
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+def _base_model(model: Any) -> Any:
+    """The transformers model under a peft wrapper (an unmerged adapter on a quantized base)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _plain_greedy(model: Any) -> bool:
+    """Whether ``generate`` would decode ``model`` greedily with no logits processor at all.
+
+    Only then does ftui's loop give the same tokens; any other setting in the model's
+    generation config (a repetition penalty, banned or forced tokens, an unknown new field)
+    sends the batched path through ``generate`` as well.
+    """
+    base = _base_model(model)
+    if getattr(base.config, "is_encoder_decoder", False):
+        return False
+    config = getattr(base, "generation_config", None)
+    if config is None:
+        return True
+    for key, value in config.to_diff_dict().items():
+        if key in _GREEDY_IGNORED:
+            continue
+        if key not in _GREEDY_NEUTRAL or value not in _GREEDY_NEUTRAL[key]:
+            return False
+    return True
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache a forward returned (``cache`` in transformers 5, ``past_key_values`` before)."""
+    cache = out.get("cache", None)
+    if cache is None:
+        cache = out.get("past_key_values", None)
+    if cache is None:
+        raise RuntimeError("the model returned no KV cache with use_cache=True")
+    return cache
+
+
+def _prefill_groups(lengths: Sequence[int], forward_cost: int = PREFILL_FORWARD_TOKENS) -> list[list[int]]:
+    """Split prompts (longest first) into consecutive groups that prefill with least work.
+
+    A group pads every prompt to its longest; a forward costs about ``forward_cost`` tokens'
+    work besides its tokens (reading the weights). Exact, by dynamic programming over the
+    split points (a few dozen prompts at most).
+    """
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n  # best[j]: least cost of the first j prompts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # the last group is prompts i..j-1, padded to lengths[i]
+            cost = best[i] + forward_cost + (j - i) * lengths[i]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], n
+    while j:
+        groups.append(list(range(cut[j], j)))
+        j = cut[j]
+    return groups[::-1]
+
+
+def _shared_prefix(batch: Sequence[Sequence[int]]) -> int:
+    """Tokens every row begins with, leaving each row at least one of its own."""
+    shortest = min(len(row) for row in batch)
+    n = 0
+    while n < shortest - 1 and all(row[n] == batch[0][n] for row in batch):
+        n += 1
+    return n
+
+
+def _plain_dynamic(cache: Any) -> bool:
+    """A dynamic cache of full-attention layers (transformers 5): rows can be copied, cut and joined."""
+    layers = getattr(cache, "layers", None)
+    return (type(cache).__name__ == "DynamicCache" and layers is not None
+            and all(type(layer).__name__ == "DynamicLayer" for layer in layers))

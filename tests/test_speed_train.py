@@ -1,0 +1,135 @@
+"""Training speedups that must not change results: grouped batches, the output layer on labels only,
+frozen weights stored in bf16."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftui.backends.local.train import SimilarLengthSampler
+
+
+def padding_share(order: list[int], lengths: list[int], batch: int) -> float:
+    padded = sum(max(lengths[i] for i in order[j:j + batch]) * len(order[j:j + batch])
+                 for j in range(0, len(order), batch))
+    return 1 - sum(lengths) / padded
+
+
+def test_similar_length_batches_are_a_seeded_permutation_that_pads_little():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(60, 170) for _ in range(340)]
+    sampler = SimilarLengthSampler(lengths, batch_size=8, seed=7)
+    first = sampler.order(0)
+    assert sorted(first) == list(range(340)) and len(sampler) == 340
+    assert first == SimilarLengthSampler(lengths, batch_size=8, seed=7).order(0)  # (seed, epoch) decide
+    assert first != sampler.order(1) != SimilarLengthSampler(lengths, batch_size=8, seed=8).order(1)
+    sampler.set_epoch(1)
+    assert list(sampler) == sampler.order(1)
+    shuffled = list(range(340))
+    rng.shuffle(shuffled)
+    assert padding_share(first, lengths, 8) < 0.05 < padding_share(shuffled, lengths, 8)
+    # The batches themselves come in random order, not longest first.
+    maxima = [max(lengths[i] for i in first[j:j + 8]) for j in range(0, 336, 8)]
+    assert maxima != sorted(maxima, reverse=True) and maxima != sorted(maxima)
+    # Full batches first; the 4 left over form the last one, so the DataLoader cuts these batches.
+    assert len({frozenset(first[j:j + 8]) for j in range(0, 336, 8)}) == 42
+    assert set(first[336:]) == set(range(340)) - set(first[:336])
+
+
+def _batch(tiny_model, n: int = 4):
+    """A collated batch of demo examples with answers of different lengths."""
+    from ftui.backends.local.train import _collate, _Rows, encode
+    from ftui.backends.local.models import load_tokenizer
+    from ftui.core.presets import load_preset
+
+    from test_local_eval import demo_examples
+
+    preset = load_preset("demo")
+    tok = load_tokenizer(str(tiny_model))
+    rows = [encode(tok, ex, preset.prompt, 256) for ex in demo_examples(n)]
+    dataset = _Rows(rows)
+    return _collate(tok.pad_token_id)([dataset[i] for i in range(n)])
+
+
+def _lora(tiny_model):
+    import peft
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    config = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                             init_lora_weights=False, task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, config)
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["batch-mean", "num_items_in_batch"])
+def test_loss_on_labelled_positions_only_equals_the_usual_loss_and_gradients(tiny_model, tmp_path, counted):
+    import torch
+    import transformers
+
+    from ftui.backends.local.train import _trainer_class
+
+    model = _lora(tiny_model).train()
+    inputs = _batch(tiny_model)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = _trainer_class(transformers, model)(model=model, args=args)
+    items = (inputs["labels"][:, 1:] != -100).sum() if counted else None
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw.get("logits_to_keep")), with_kwargs=True)
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute(model, dict(inputs), num_items_in_batch=items)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ours, ours_grads = loss_and_grads(trainer.compute_loss)
+    usual, usual_grads = loss_and_grads(lambda *a, **kw: transformers.Trainer.compute_loss(trainer, *a, **kw))
+    hook.remove()
+    assert calls[0] is not None and calls[0].dtype == torch.bool and calls[1] is None  # the two paths differ
+    assert int(calls[0].sum()) == int((inputs["labels"][:, 1:] != -100).sum()) < inputs["labels"].numel() // 2
+    assert ours == pytest.approx(usual, rel=1e-6)
+    for a, b in zip(ours_grads, usual_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_eval_mode_and_return_outputs_keep_the_usual_path(tiny_model, tmp_path):
+    import transformers
+
+    from ftui.backends.local.train import _trainer_class
+
+    model = _lora(tiny_model).eval()
+    inputs = _batch(tiny_model, 2)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = _trainer_class(transformers, model)(model=model, args=args)
+    loss, outputs = trainer.compute_loss(model, dict(inputs), return_outputs=True)
+    assert outputs.logits.shape[:2] == inputs["input_ids"].shape  # validation's token accuracy needs them all
+
+
+def test_frozen_weights_in_bf16_give_identical_results_under_autocast(tiny_model):
+    import copy
+
+    import torch
+
+    from ftui.backends.local.train import _frozen_weights_to_bf16
+
+    model = _lora(tiny_model).train()
+    stored = copy.deepcopy(model)
+    converted = _frozen_weights_to_bf16(stored)
+    inputs = _batch(tiny_model, 3)
+    assert converted == 2 * 7  # every projection of both layers; the tied output layer stays fp32
+    assert stored.get_output_embeddings().weight.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in stored.parameters() if p.requires_grad)  # LoRA: fp32
+
+    def run(m):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], labels=inputs["labels"])
+        out.loss.backward()
+        return out.logits, [p.grad for p in m.parameters() if p.requires_grad]
+
+    (logits_a, grads_a), (logits_b, grads_b) = run(model), run(stored)
+    assert torch.equal(logits_a, logits_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
