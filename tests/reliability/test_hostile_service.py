@@ -58,15 +58,16 @@ def each_step_once(run: Run) -> None:
 
 # Faults the run must ride out: (method, path, kind, times, extra).
 SURVIVABLE = {
-    "429 burst on polls": [("GET", JOB, "status", 6, {"status": 429})],
+    "429 bursts (polls and job creation)": [("GET", JOB, "status", 6, {"status": 429}),
+                                            ("POST", r"/fine_tuning/jobs$", "status", 2, {"status": 429})],
     "500s on every endpoint": [("POST", r"/files$", "status", 2, {}), ("GET", JOB, "status", 3, {}),
                                ("GET", JOB + "/events", "status", 2, {}), ("POST", r"/chat/completions$", "status", 3, {})],
-    "truncated JSON": [("GET", JOB, "truncated", 2, {}), ("GET", JOB + "/events", "truncated", 1, {})],
-    "malformed JSON": [("GET", JOB, "malformed", 2, {}), ("GET", r"/checkpoints$", "malformed", 1, {})],
-    "dropped connections": [("GET", JOB, "drop", 3, {}), ("POST", r"/chat/completions$", "drop", 2, {})],
+    "truncated and malformed JSON": [("GET", JOB, "truncated", 2, {}), ("GET", JOB + "/events", "truncated", 1, {}),
+                                     ("GET", JOB, "malformed", 2, {}), ("GET", r"/checkpoints$", "malformed", 1, {})],
+    "dropped connections (polls, completions, job creation)": [
+        ("GET", JOB, "drop", 3, {}), ("POST", r"/chat/completions$", "drop", 2, {}),
+        ("POST", r"/fine_tuning/jobs$", "drop", 1, {})],
     "very slow answers": [("GET", JOB, "delay", 2, {"delay_s": 3.0}), ("POST", r"/files$", "delay", 1, {"delay_s": 3.0})],
-    "429 on job creation": [("POST", r"/fine_tuning/jobs$", "status", 2, {"status": 429})],
-    "dropped connection on job creation": [("POST", r"/fine_tuning/jobs$", "drop", 1, {})],
 }
 
 
