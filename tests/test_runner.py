@@ -52,9 +52,10 @@ def final_loss(run: Run) -> float:
     return [e for e in read_events(run.events_path) if e["type"] == "train"][-1]["loss"]
 
 
+@pytest.mark.timeout(600)
 def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
     run = start(tmp_path, tiny_model, "--epochs", "20")
-    assert wait_for(run) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
+    assert wait_for(run, timeout=540) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
     events = read_events(run.events_path)
     train = [e for e in events if e["type"] == "train"]
     assert train_steps(run) == list(range(1, train[-1]["total_steps"] + 1))
