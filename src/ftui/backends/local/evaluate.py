@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ftui.backends.local.generate import generate_batched
 from ftui.backends.local.models import load_model, load_tokenizer
 from ftui.core.errors import ConfigError
+from ftui.core.evalplan import choose_shots, plan_eval  # noqa: F401 - choose_shots re-exported
 from ftui.core.events import EventWriter
-from ftui.core.prompts import render_messages, render_user
+from ftui.core.prompts import render_user
 from ftui.core.runs import Run
-from ftui.core.runspec import eval_settings_of, template_of
 from ftui.core.scoring import VARIANTS, score_examples, write_eval
-from ftui.core.tasks import make_task
 
 if TYPE_CHECKING:
     from ftui.core.config import EvalSettings, PromptTemplate
@@ -43,30 +42,15 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
     A stop request ends the current variant between batches without writing its metrics;
     the variants finished before it are returned.
     """
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ConfigError(f"unknown eval variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     spec = run.spec
-    settings = eval_settings_of(spec)
     adapter = run.dir / "adapter"
     if "finetuned" in variants and not (adapter / "adapter_config.json").is_file():
         # Checked before any work, so nobody waits through base and k-shot to learn this.
         raise ConfigError(f"run {run.id} has no adapter yet: train it first (or resume it)")
-    template = template_of(spec)
-    task = make_task(spec["task"], spec.get("task_options") or {})
-    n = limit if limit is not None else settings.limit
-    examples = run.examples("test")
-    examples = examples[:n] if n and n > 0 else examples
-    if not examples:
-        raise ConfigError(f"run {run.id} has no test examples to evaluate")
-    train = run.examples("train") if "kshot" in variants else []
-    shot_indices = choose_shots(len(train), settings.k, seed=spec.get("split", {}).get("seed", 0))
-    shots = [train[i] for i in shot_indices]
-    prompts = {
-        "base": [render_messages(ex, template) for ex in examples],
-        "kshot": [render_messages(ex, template, shots=shots) for ex in examples],
-        "finetuned": [render_messages(ex, template) for ex in examples],
-    }
+    plan = plan_eval(run, variants, limit)
+    settings, template, task, examples = plan.settings, plan.template, plan.task, plan.examples
+    shot_indices = plan.shot_indices
+    prompts = {v: plan.prompts(v) for v in variants}
     model_id = spec["model"]
     quantization = spec.get("hyperparameters", {}).get("quantization", "none")
     device = device or _default_device()
@@ -133,11 +117,6 @@ def _eval_variant(run: Run, variant: str, model: Any, tokenizer: Any, prompts: S
                examples_per_s=round(len(examples) / duration, 3) if duration > 0 else None,
                max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
     return records, metrics
-
-
-def choose_shots(n_train: int, k: int, *, seed: int) -> list[int]:
-    """Indices of the k training examples every k-shot prompt shows, fixed by the split seed."""
-    return sorted(random.Random(seed).sample(range(n_train), min(k, n_train)))
 
 
 def _with_adapter(model: Any, adapter: Any, *, merge: bool) -> Any:
