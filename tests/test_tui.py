@@ -170,6 +170,7 @@ async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+    await pilot.pause()  # let the screen repaint what the condition saw before anyone reads it
 
 
 def screen_text(app) -> str:
@@ -405,7 +406,9 @@ async def test_eval_screen_pages_filters_searches_and_switches_variant(ftui_home
     async with app.run_test(size=(80, 24)) as pilot:
         es = app.screen
         assert type(es).__name__ == "EvalScreen"
-        await wait_until(pilot, lambda: es.data is not None)
+        # the summary table is laid out a frame after the data arrives (later on a loaded machine)
+        await wait_until(pilot, lambda: es.data is not None and "80.0% +60.0" in screen_text(app),
+                         what="the summary with base->finetuned deltas")
         text = screen_text(app)
         assert "Example 1 of 5" in text and "finetuned" in text
         assert "80.0% +60.0" in text and "40.0%" in text  # finetuned exact 80%, base 20%
@@ -477,7 +480,8 @@ async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home):
     app = FtuiApp(services=fake_services())
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("R")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and app.screen.runs)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and app.screen.runs
+                         and "100% (+60)" in screen_text(app), what="the runs table")
         rs = app.screen
         assert [r.id for r in rs.runs] == [RUN_B, RUN_A]  # newest first
         text = screen_text(app)
@@ -542,9 +546,9 @@ async def test_whole_flow_demo_to_export_with_a_tiny_model_quitting_and_attachin
             await pilot.press("e")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="eval screen")
         es = app.screen
-        await wait_until(pilot, lambda: es.data is not None and es.data.indices)
+        await wait_until(pilot, lambda: es.data is not None and es.data.indices
+                         and "Example 1 of 4" in screen_text(app), what="the first example on screen")
         assert es.data.variants == ["base", "kshot", "finetuned"] and len(es.data.indices) == 4
-        assert "Example 1 of 4" in screen_text(app)
         await pilot.press("right", "right")
         assert "Example 3 of 4" in screen_text(app)
         await pilot.press("v")
