@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     preset = load_preset("demo")
     splits = split_examples(load_preset_rows(preset).examples, preset.split)
-    limit = args.limit or (16 if args.quick else len(splits["test"]))
+    limit = args.limit or (32 if args.quick else len(splits["test"]))
     examples = splits["test"][:limit]
     shots = [splits["train"][i] for i in choose_shots(len(splits["train"]), preset.eval.k, seed=preset.split.seed)]
     max_new_tokens = args.max_new_tokens or preset.eval.max_new_tokens
@@ -139,8 +139,8 @@ def measure(model: Any, tokenizer: Any, prompts: list, *, max_new_tokens: int, b
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="16 prompts per variant: a few minutes on 2 CPU cores")
-    p.add_argument("--limit", type=int, help="the first N test prompts (default: all 40, 16 with --quick)")
+    p.add_argument("--quick", action="store_true", help="32 prompts per variant: about 4 minutes on 2 CPU cores")
+    p.add_argument("--limit", type=int, help="the first N test prompts (default: all 40, 32 with --quick)")
     p.add_argument("--variant", default="base,kshot",
                    help="comma-separated: base (zero-shot prompts), kshot (with the k training examples); "
                         "default both, as `ftui eval` runs them")
