@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from ftui.core.errors import ConfigError
-from ftui.core.study import parse_models
+from ftui.core.runs import create_run
+from ftui.core.study import create_study, parse_models, studies_dir
 from ftui.studies import overrides_for
 
 from conftest import run_cli
@@ -81,3 +86,71 @@ def test_bad_study_input_exits_2_before_anything_starts():
     res = run_cli("study", "nothing-here")
     assert res.returncode == 2 and "no study matches" in res.stderr
     assert json.loads(run_cli("runs", "--json").stdout) == []
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (it is not our child: once its parent exits, init reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_detach_returns_at_once_and_the_background_driver_finishes_the_study(tmp_path):
+    standin = StandIn().start()
+    try:
+        res = run_cli("study", "--data", str(toy_data(tmp_path)), "--task", "text", "--backends", "openai",
+                      "--set", "split.test=4", "--set", "split.val=4", *OPENAI, "--detach", "--json",
+                      env=standin.env())
+        assert res.returncode == 0, res.stderr[-3000:]
+        out = json.loads(res.stdout)
+        folder = Path(out["dir"])
+        assert (folder / "study.json").is_file() and [r["backend"] for r in out["runs"]] == ["openai"]
+        assert not (folder / "table.md").exists()  # the command did not wait for the run
+        deadline = time.monotonic() + 120
+        while not _gone(out["pid"]):
+            assert time.monotonic() < deadline, (folder / "study.log").read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        standin.stop()
+    log = (folder / "study.log").read_text()
+    assert f"started {out['runs'][0]['id']} (openai" in log, log[-3000:]
+    data = json.loads((folder / "table.json").read_text())
+    assert data["study"] == out["id"] and [r["variant"] for r in data["rows"]] == ["base", "kshot", "finetuned"]
+    assert "SECRET" not in log and "STANDIN" not in log
+
+
+def test_detach_with_a_bad_setting_exits_2_and_starts_nothing():
+    from ftui.tui.services import StudyStartError, start_study
+
+    res = run_cli("study", "--preset", "demo", "--set", "lora_rank=4", "--detach", "--json")
+    assert res.returncode == 2 and "lora_rank" in res.stderr and res.stdout == ""
+    # the TUI's service runs the same command and hands back the CLI's one paragraph
+    with pytest.raises(StudyStartError, match="lora_rank") as refused:
+        start_study(preset="demo", backends=["local"], overrides=["lora_rank=4"])
+    assert "ftui: error" not in str(refused.value)
+    assert not studies_dir().is_dir() or not list(studies_dir().iterdir())
+
+
+def test_two_drivers_of_one_study_launch_each_run_once(monkeypatch):
+    import ftui.studies as studies
+
+    runs = [create_run(label="demo", spec={"backend": "local", "model": m}, splits={}) for m in ("a", "b")]
+    study = create_study(preset="demo", label="demo", runs=runs)
+    launched = []
+
+    def slow_launch(run):  # as a real launch: the runner's pid is in status.json only some time later
+        launched.append(run.id)
+        time.sleep(0.2)
+        run.write_status("succeeded")
+        return os.getpid()
+
+    monkeypatch.setattr(studies, "launch", slow_launch)
+    drivers = [threading.Thread(target=studies.run_study, args=(study,), kwargs={"out": io.StringIO(), "poll_s": 0.01})
+               for _ in range(2)]
+    for d in drivers:
+        d.start()
+    for d in drivers:
+        d.join(timeout=30)
+    assert sorted(launched) == sorted(r.id for r in runs)

@@ -27,6 +27,8 @@ from ftui.tui.widgets.render import word_diff
 T0 = 1795000000.0  # 2026-11-18 11:06:40 UTC
 RUN_A = "20261118-082640-demo-aaaa"
 RUN_B = "20261118-090000-demo-bbbb"
+RUN_C = "20261118-093000-demo-cccc"
+STUDY = "20261118-082600-demo-ssss"
 
 EXAMPLES = [
     ("How many singers are there?", "CREATE TABLE singer (name VARCHAR, age INTEGER)",
@@ -128,6 +130,23 @@ def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50,
         status["ended"] = ended
     write_json_atomic(run_dir / "status.json", status)
     return Run(run_dir)
+
+
+def make_study(root: Path, sid: str, runs: list[Run], *, preset: str = "demo") -> Path:
+    """``studies/<sid>/study.json`` written by hand, as ``ftui study`` writes it."""
+    folder = root / "studies" / sid
+    folder.mkdir(parents=True)
+    write_json_atomic(folder / "study.json", {"id": sid, "created": T0, "preset": preset, "runs": [
+        {"id": r.id, "backend": r.spec["backend"], "model": r.spec["model"]} for r in runs]})
+    return folder
+
+
+def study_runs(root: Path) -> list[Run]:
+    """A study's runs: local and OpenAI evaluated, and a second local run still training."""
+    return [make_run(root, RUN_A),
+            make_run(root, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14"),
+            make_run(root, RUN_C, created=T0 + 2800, state="running", steps=12, total=50, evaluated=False,
+                     model="qwen2.5-0.5b-instruct")]
 
 
 TOKENS = {"tokens": {"min": 66, "mean": 108.2, "p50": 106, "p95": 146, "max": 170, "total": 43280},
@@ -608,3 +627,95 @@ async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_trai
         await pilot.press("down", "u")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
         assert resumed == [RUN_A] and app.screen.run.id == stopped.id
+
+
+# -- studies ------------------------------------------------------------------------------
+
+async def test_runs_screen_starts_a_study_through_the_services_and_shows_its_errors(ftui_home, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    runs = study_runs(ftui_home)
+    spec = json.loads((runs[1].dir / "run.json").read_text())
+    write_json_atomic(runs[1].dir / "run.json", {**spec, "preset": "sql"})  # the selected run's preset
+    calls: list[dict[str, Any]] = []
+
+    def start_study(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            from ftui.tui.services import StudyStartError
+
+            raise StudyStartError("--set lora_rank: no such setting")
+        folder = make_study(ftui_home, STUDY, runs, preset=kwargs["preset"])
+        return {"id": STUDY, "dir": str(folder), "runs": [], "pid": 1}
+
+    app = FtuiApp(services=fake_services(start_study=start_study))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 3)
+        await pilot.press("down")  # RUN_B, preset sql
+        await pilot.press("S")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
+        modal = app.screen
+        assert modal.query_one("#study-preset").value == "sql"
+        text = screen_text(app)
+        assert "OPENAI_API_KEY is not set" in text and "ftui data check" in text
+        modal.query_one("#study-set").value = "lora_rank=4"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "no such setting" in screen_text(app), what="the CLI's error")
+        assert app.screen is modal and "not started" in screen_text(app)
+        assert calls[0] == {"preset": "sql", "backends": ["local"], "models": [], "overrides": ["lora_rank=4"],
+                            "yes": False}
+        # openai too: it asks first, and only a yes passes --yes
+        modal.query_one("#study-openai").value = True
+        modal.query_one("#study-models").value = "local:smollm2-135m, openai:gpt-4.1-nano-2025-04-14"
+        modal.query_one("#study-set").value = "local.max_steps=20 eval.limit=5"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        assert "spend money on OpenAI" in screen_text(app)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: app.screen is modal)
+        assert len(calls) == 1
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen", what="the Study screen")
+        assert calls[1] == {"preset": "sql", "backends": ["local", "openai"],
+                            "models": ["local:smollm2-135m", "openai:gpt-4.1-nano-2025-04-14"],
+                            "overrides": ["local.max_steps=20", "eval.limit=5"], "yes": True}
+        assert app.screen.study.id == STUDY
+
+
+async def test_studies_list_opens_a_study_its_table_writes_and_opens_runs(ftui_home):
+    runs = study_runs(ftui_home)
+    folder = make_study(ftui_home, STUDY, runs)
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
+        await pilot.press("T")
+        await wait_until(pilot, lambda: STUDY in screen_text(app), what="the study listed")
+        assert "2 succeeded · 1 running" in screen_text(app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen")
+        ss = app.screen
+        await wait_until(pilot, lambda: ss.data is not None and "best cheapest" in screen_text(app), what="the table")
+        data = ss.data
+        assert [(r["backend"], r["variant"]) for r in data["rows"]] == [
+            (b, v) for b in ("local", "openai") for v in ("base", "kshot", "finetuned")]
+        table = ss.query_one("#study-table")
+        assert table.row_count == 7  # six variant rows and the run still training
+        text = screen_text(app)
+        assert "execution" in text and "80.0%" in text and "best" in text
+        assert "running" in text and "12/50" in text and ss.active
+        await pilot.press("w")
+        await wait_until(pilot, lambda: ss.written is not None, what="the table written")
+        assert (folder / "table.md").is_file() and "wrote" in screen_text(app)
+        md = (folder / "table.md").read_text()
+        assert "| local | `smollm2-135m` | finetuned |" in md and "most accurate" in md
+        await pilot.press("pagedown", "o")  # the last row, the run still training: its Training screen
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
+        assert app.screen.run.id == RUN_C
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is ss)
+        await pilot.press("pageup", "enter")  # the first row, an evaluated one: its Eval screen
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+        assert app.screen.run.id == RUN_A

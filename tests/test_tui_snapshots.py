@@ -10,7 +10,8 @@ import pytest
 from textual.widgets import Input
 
 from ftui.tui.app import FtuiApp
-from test_tui import RUN_A, RUN_B, T0, fake_services, gpu_machine, make_run, utc, wait_until  # noqa: F401 - utc: autouse
+from test_tui import (RUN_A, RUN_B, STUDY, T0, fake_services, gpu_machine, make_run, make_study,  # noqa: F401
+                      study_runs, utc, wait_until)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
 
@@ -106,6 +107,21 @@ def test_compare_screen(snap_compare, ftui_home):
         await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
         await pilot.press("space", "space", "m")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_study_screen(snap_compare, ftui_home):
+    make_study(ftui_home, STUDY, study_runs(ftui_home))
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
+        await pilot.press("T")
+        await wait_until(pilot, lambda: STUDY in _text(app))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None and "best cheapest" in _text(app))
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 

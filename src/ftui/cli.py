@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="settings for every run; local.KEY=... or openai.KEY=... for one backend")
     st.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
     st.add_argument("--out", type=Path, help="folder for table.md/json/csv (default: the study's folder)")
+    st.add_argument("--detach", action="store_true",
+                    help="return at once: the study goes on in the background (log: study.log in its folder)")
     st.add_argument("--json", action="store_true")
 
     pr = sub.add_parser("presets", help="list the shipped presets")
@@ -358,7 +360,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from ftui.core.study import export_study, render_text, resolve_study, table
-    from ftui.studies import run_study, start_study
+    from ftui.studies import detach_study, run_study, start_study
 
     if args.study:
         if args.preset or args.data:
@@ -372,6 +374,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             confirm=lambda q: args.yes or _confirm(q))
     else:
         raise FtuiError("study: give --preset NAME (or --data FILE) to start one, or STUDY to pick one up")
+    if args.detach:
+        pid = detach_study(study, out=args.out)
+        if args.json:
+            _print_json({"id": study.id, "dir": str(study.dir), "runs": study.info["runs"], "pid": pid})
+        else:
+            print(study.id)
+            print(f"study {study.id}: {len(study.runs())} run(s) go on in the background (log: "
+                  f"{study.dir / 'study.log'}); `ftui study {study.id}` waits for them", file=sys.stderr)
+        return EXIT_OK
     print(f"study {study.id}: {len(study.runs())} run(s); Ctrl-C stops waiting, not the runs "
           f"(ftui study {study.id} picks it up again)", file=sys.stderr)
     try:

@@ -2,16 +2,24 @@
 
 Local runs go one after another (they share this machine); OpenAI runs start at once (the
 work happens remotely). Every run is an ordinary detached run: Ctrl-C stops waiting, never
-the runs, and ``ftui study STUDY`` picks the study up again.
+the runs, and ``ftui study STUDY`` picks the study up again. ``--detach`` runs that driver
+itself as a detached process (``detach_study``); drivers started twice on one study share the
+work through a lock file, so no run is launched twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Callable, Iterator, Sequence, TextIO
+
+import ftui
 
 from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, SplitSpec
 from ftui.core.errors import ConfigError
@@ -87,22 +95,14 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
     """Launch the study's runs that have not started (OpenAI at once, local one at a time) and
     wait for all of them; returns run id -> final state."""
     runs = study.runs()
-
-    def fresh(run: Run) -> bool:  # created, never launched
-        st = run.status()
-        return st["state"] == "queued" and "pid" not in st
-
     for run in runs:
-        if run.spec.get("backend") == "openai" and fresh(run):
-            launch(run)
-            print(f"started {run.id} (openai, {run.spec.get('model')})", file=out, flush=True)
+        if run.spec.get("backend") == "openai":
+            _launch_if_fresh(study, run, out)
     last_note = 0.0
     for run in runs:
         if run.spec.get("backend") != "local":
             continue
-        if fresh(run):
-            launch(run)
-            print(f"started {run.id} (local, {run.spec.get('model')})", file=out, flush=True)
+        _launch_if_fresh(study, run, out)
         while is_active(run.status()["state"]):
             if time.monotonic() - last_note > 30:
                 last_note = time.monotonic()
@@ -114,6 +114,43 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
             _note(runs, out)
         sleep(poll_s)
     return {r.id: r.status()["state"] for r in runs}
+
+
+@contextlib.contextmanager
+def _locked(study: Study) -> Iterator[None]:
+    """Exclusive hold of the study's lock file (released when the process dies, too)."""
+    with open(study.dir / "study.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _launch_if_fresh(study: Study, run: Run, out: TextIO) -> None:
+    """Launch ``run`` if it was created and never launched. Two drivers of one study (say, a
+    detached one and ``ftui study ID`` in a terminal) both reach the same run when the one
+    before it ends: checking and launching under the lock lets only the first launch it."""
+    with _locked(study):
+        st = run.status()
+        if st["state"] != "queued" or "pid" in st:
+            return
+        launch(run)  # writes the runner's pid into status.json before returning
+    print(f"started {run.id} ({run.spec.get('backend')}, {run.spec.get('model')})", file=out, flush=True)
+
+
+def detach_study(study: Study, *, out: Path | None = None) -> int:
+    """Start ``ftui study ID`` in its own session (it outlives this terminal), with its output
+    appended to ``study.log``; returns its pid. As ``ftui.runner.launch.launch`` does for runs."""
+    cmd = [sys.executable, "-m", "ftui", "study", study.id]
+    cmd += ["--out", str(out.resolve())] if out is not None else []
+    # The driver imports the same ftui as this process, wherever it was imported from.
+    package_root = str(Path(ftui.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with open(study.dir / "study.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=study.dir, env=env)
+    return proc.pid
 
 
 def _note(runs: Sequence[Run], out: TextIO) -> None:

@@ -61,9 +61,15 @@ def create_study(*, preset: str | None, label: str, runs: Sequence[Run], root: P
     return Study(folder)
 
 
+def list_studies(root: Path | None = None) -> list[Study]:
+    """Every study, oldest first (ids sort by creation time)."""
+    root = root or studies_dir()
+    return [Study(p) for p in sorted(root.glob("*")) if (p / "study.json").is_file()] if root.is_dir() else []
+
+
 def resolve_study(ref: str, root: Path | None = None) -> Study:
     root = root or studies_dir()
-    found = sorted(p for p in root.glob("*") if (p / "study.json").is_file()) if root.is_dir() else []
+    found = [s.dir for s in list_studies(root)]
     if ref == "latest" and found:
         return Study(found[-1])
     matches = [p for p in found if p.name == ref] or [p for p in found if p.name.startswith(ref)]

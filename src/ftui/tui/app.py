@@ -92,10 +92,23 @@ class FtuiApp(App):
                     self.pop_screen()
                 return
         if len(stack) > 1 and not isinstance(self.screen, DatasetScreen) and type(self.screen).__name__ in (
-                "TrainingScreen", "EvalScreen", "CompareScreen"):
+                "TrainingScreen", "EvalScreen", "CompareScreen", "StudyScreen"):
             self.switch_screen(RunsScreen())
         else:
             self.push_screen(RunsScreen())
+
+    def show_study(self, ref: str) -> None:
+        """The Study screen of study ``ref`` (an id), on top."""
+        from ftui.core.errors import FtuiError
+        from ftui.core.study import resolve_study
+        from ftui.tui.screens.study import StudyScreen
+
+        try:
+            study = resolve_study(ref)
+        except FtuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.push_screen(StudyScreen(study))
 
     def new_run(self) -> None:
         """Back to the Dataset screen (the start of the flow)."""
@@ -113,6 +126,11 @@ class FtuiApp(App):
 
     def action_runs(self) -> None:
         self.show_runs()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "runs" and type(self.screen).__name__ == "RunsScreen":
+            return False  # already there; and its footer needs the room at 80 columns
+        return True
 
 
 def run_app(attach: Run | None = None) -> int:

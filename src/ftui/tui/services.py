@@ -3,7 +3,8 @@
 Token counting needs a tokenizer (transformers), which the TUI process must never import:
 it runs ``ftui data check --json`` as a subprocess. Hardware comes from the torch-free
 ``ftui.core.machine``. Runs start and stop through ``ftui.runner.launch`` (a detached
-process; nothing here trains).
+process; nothing here trains). A study starts through ``ftui study ... --detach``, whose
+checks (settings, the OpenAI pre-flight) need the same tokenizers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import ftui
 from ftui.core.errors import FtuiError
@@ -25,6 +26,25 @@ from ftui.core.runs import Run
 
 class TokenCountError(FtuiError):
     """Token statistics could not be had (no tokenizer, the subprocess failed)."""
+
+
+class StudyStartError(FtuiError):
+    """``ftui study --detach`` refused (a bad setting, no API key, over budget) or failed."""
+
+
+def _cli_env() -> dict[str, str]:
+    """The environment for an ``ftui`` subprocess that imports this same ftui."""
+    root = str(Path(ftui.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def _last_line(text: str | None, fallback: str) -> str:
+    """The CLI's error paragraph (``ftui: error: ...``), else the last line it wrote."""
+    text = (text or "").strip()
+    if "ftui: error: " in text:
+        return text.rsplit("ftui: error: ", 1)[1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else fallback
 
 
 def count_tokens(*, preset: str | None = None, file: Path | None = None, task: str | None = None,
@@ -37,10 +57,8 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
         cmd += ["--preset", preset]
     if task is not None and preset is None:
         cmd += ["--task", task]
-    root = str(Path(ftui.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, text=True)
+                            env=_cli_env(), text=True)
     deadline = time.monotonic() + timeout_s
     try:
         while proc.poll() is None:
@@ -56,11 +74,37 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
     try:
         report = json.loads(out)
     except ValueError:
-        lines = [line for line in (err or "").strip().splitlines() if line.strip()]
-        raise TokenCountError(lines[-1] if lines else f"ftui data check exited {proc.returncode}") from None
+        raise TokenCountError(_last_line(err, f"ftui data check exited {proc.returncode}")) from None
     if not isinstance(report, dict):
         raise TokenCountError("ftui data check printed something unexpected")
     return report
+
+
+def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] = (),
+                overrides: Sequence[str] = (), yes: bool = False, timeout_s: float = 600.0) -> dict[str, Any]:
+    """``ftui study --preset P ... --detach --json`` in a subprocess: ``{"id", "dir", "runs", "pid"}``.
+
+    It checks every run's settings (and the OpenAI budget: ``yes`` once the person agreed to
+    spend), creates the study and leaves its driver running in the background.
+    """
+    cmd = [sys.executable, "-m", "ftui", "study", "--preset", preset, "--backends", ",".join(backends),
+           "--detach", "--json"]
+    cmd += ["--models", ",".join(models)] if models else []
+    for item in overrides:
+        cmd += ["--set", item]
+    cmd += ["--yes"] if yes else []
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=_cli_env(),
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise StudyStartError(f"ftui study did not answer within {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        raise StudyStartError(_last_line(proc.stderr, f"ftui study exited {proc.returncode}"))
+    try:
+        started = json.loads(proc.stdout)
+    except ValueError:
+        raise StudyStartError("ftui study printed something unexpected") from None
+    return started
 
 
 def launch_run(run: Run) -> int:
@@ -95,5 +139,6 @@ class Services:
     launch: Callable[[Run], int] = launch_run
     resume: Callable[[Run], int] = resume_run
     stop: Callable[[Run], str] = stop_run
+    start_study: Callable[..., dict[str, Any]] = start_study
     poll_s: float = 0.25
     """How often a watched run's directory is read."""

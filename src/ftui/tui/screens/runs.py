@@ -74,15 +74,17 @@ def headline(info: dict[str, Any]) -> tuple[Text, Text]:
 
 
 class RunsScreen(Screen):
-    """History of runs; open, attach, resume, cancel; mark two or more and compare."""
+    """History of runs; open, attach, resume, cancel; mark two or more and compare; studies."""
 
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
-        Binding("a", "attach", "Attach"),
+        Binding("a", "attach", "Attach", show=False),  # enter opens a working run there too; room at 80 columns
         Binding("u", "resume", "Resume"),
         Binding("c", "cancel_run", "Cancel"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
+        Binding("S", "study", "Study"),
+        Binding("T", "studies", "Studies"),
         Binding("N", "new_run", "New run"),
         Binding("escape", "back", "Back", show=False),
     ]
@@ -244,6 +246,23 @@ class RunsScreen(Screen):
         from ftui.tui.screens.compare import CompareScreen
 
         self.app.push_screen(CompareScreen(chosen))
+
+    def action_study(self) -> None:
+        """Start a study (a modal); its Study screen once it has started."""
+        from ftui.tui.screens.study import StartStudyModal
+
+        run = self.selected()
+        preset = (run.spec.get("preset") if run is not None else None) or self.app.default_preset
+        self.app.push_screen(StartStudyModal(preset), self._open_study)
+
+    def action_studies(self) -> None:
+        from ftui.tui.screens.study import StudiesModal
+
+        self.app.push_screen(StudiesModal(), self._open_study)
+
+    def _open_study(self, study_id: str | None) -> None:
+        if study_id:
+            self.app.show_study(study_id)
 
     def action_new_run(self) -> None:
         self.app.new_run()

@@ -1,0 +1,339 @@
+"""Studies in the TUI: start one (a modal), pick an earlier one, and the Study screen.
+
+A study starts through ``Services.start_study`` (``ftui study ... --detach``): its checks and
+the driver that launches the runs live outside this process, like a run's runner. The Study
+screen reads the runs' directories and builds the same table as ``ftui study`` (core only).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, Select, Static
+
+from ftui.core.errors import FtuiError
+from ftui.core.runs import Run
+from ftui.core.study import Study, export_study, list_studies, table
+from ftui.tui import fmt
+from ftui.tui.progress import is_active
+from ftui.tui.screens.modals import ConfirmModal
+from ftui.tui.screens.training import state_text
+from ftui.tui.widgets.keys import key_footer
+
+REFRESH_S = 3.0
+"""How often the Study screen re-reads its runs while one of them is still working."""
+
+
+def states_line(states: Sequence[str]) -> str:
+    """``2 succeeded · 1 running``: how many runs are in each state, most first."""
+    return " · ".join(f"{n} {state}" for state, n in Counter(states).most_common()) or "no runs"
+
+
+class StartStudyModal(ModalScreen["str | None"]):
+    """Preset, backends, models and settings of a new study; dismisses with its id."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start")]
+
+    def __init__(self, preset: str) -> None:
+        super().__init__()
+        self.preset = preset
+
+    def compose(self) -> ComposeResult:
+        from ftui.core.openai_prep import key_present  # core: no SDK, the key itself is never read out
+        from ftui.core.presets import preset_names
+
+        names = preset_names()
+        key = ("OPENAI_API_KEY is set" if key_present() else
+               "OPENAI_API_KEY is not set: openai cannot start (export it, restart ftui)")
+        with Vertical(classes="dialog", id="study-dialog"):
+            yield Label("Start a study: one run per backend and model, same held-out split",
+                        classes="dialog-title")
+            with Horizontal(classes="row"):
+                yield Label("preset", classes="label")
+                yield Select([(n, n) for n in names], value=self.preset if self.preset in names else names[0],
+                             allow_blank=False, id="study-preset", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("backends", classes="label")
+                yield Checkbox("local", True, id="study-local", compact=True)
+                yield Checkbox("openai", False, id="study-openai", compact=True)
+            yield Static(key, classes="hint", id="study-key")
+            with Horizontal(classes="row"):
+                yield Label("models", classes="label")
+                yield Input(placeholder="preset defaults, or local:MODEL,openai:MODEL", id="study-models",
+                            compact=True)
+            with Horizontal(classes="row"):
+                yield Label("settings", classes="label")
+                yield Input(placeholder="KEY=VALUE ..., e.g. local.max_steps=50 eval.limit=20", id="study-set",
+                            compact=True)
+            yield Static("Local runs go one at a time, OpenAI at once; all go on after ftui quits.\n"
+                         "OpenAI cost estimate: ftui data check --preset NAME --backend openai",
+                         classes="hint", id="study-hint")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Start", variant="primary", id="study-start", compact=True)
+                yield Button("Cancel", id="study-cancel", compact=True)
+            yield Static("", id="study-error")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#study-preset", Select).focus()
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        message = self.query_one("#study-error", Static)
+        message.update(text)
+        message.set_class(error, "error")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#study-start")
+    def action_start(self) -> None:
+        preset = str(self.query_one("#study-preset", Select).value)
+        backends = [b for b in ("local", "openai") if self.query_one(f"#study-{b}", Checkbox).value]
+        if not backends:
+            self._say("choose local, openai or both", error=True)
+            return
+        models = self.query_one("#study-models", Input).value.replace(",", " ").split()
+        overrides = self.query_one("#study-set", Input).value.split()
+        if "openai" not in backends:
+            self._start(preset, backends, models, overrides, yes=False)
+            return
+
+        def answered(ok: bool | None) -> None:
+            if ok:  # the CLI's budget question, answered here: --yes
+                self._start(preset, backends, models, overrides, yes=True)
+
+        self.app.push_screen(ConfirmModal(
+            "This study may spend money on OpenAI: its fine-tuning job and evaluation are billed to your "
+            f"key (estimate: `ftui data check --preset {preset} --backend openai`). Start it?",
+            yes="Start, spend on OpenAI", no="Go back"), answered)
+
+    def _start(self, preset: str, backends: list[str], models: list[str], overrides: list[str], *,
+               yes: bool) -> None:
+        self._say("checking the settings and creating the runs…")
+        self.query_one("#study-start", Button).disabled = True
+        self._run_start(preset=preset, backends=backends, models=models, overrides=overrides, yes=yes)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="start-study")
+    def _run_start(self, **kwargs: Any) -> None:
+        try:
+            started = self.app.services.start_study(**kwargs)
+        except (FtuiError, OSError) as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        self.app.call_from_thread(self._started, str(started["id"]))
+
+    def _started(self, study_id: str) -> None:
+        if self.app.screen is self:
+            self.dismiss(study_id)
+        else:  # closed while it was starting: the study goes on all the same
+            self.app.notify(f"study {study_id} started; T on the Runs screen lists it", title="Study")
+
+    def _failed(self, message: str) -> None:
+        if self.is_attached:
+            self._say(f"not started: {message}", error=True)
+            self.query_one("#study-start", Button).disabled = False
+        else:
+            self.app.notify(f"study not started: {message}", severity="error")
+
+    @on(Button.Pressed, "#study-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class StudiesModal(ModalScreen["str | None"]):
+    """Earlier studies, newest first; enter opens one."""
+
+    BINDINGS = [Binding("enter", "open", "Open", priority=True), Binding("escape", "cancel", "Close")]
+    LIMIT = 30
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Studies, newest first", classes="dialog-title")
+            yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="studies-note", classes="hint")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#studies", DataTable)
+        for name in ("study", "preset", "runs", "states"):
+            table.add_column(name, key=name)
+        table.focus()
+        self._scan()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="studies")
+    def _scan(self) -> None:
+        rows = []
+        for study in reversed(list_studies()[-self.LIMIT:]):
+            try:
+                info, runs = study.info, study.runs()
+                rows.append((study.id, str(info.get("preset") or "—"), str(len(runs)),
+                             states_line([r.status().get("state", "queued") for r in runs])))
+            except (OSError, ValueError, KeyError):
+                continue  # half-written or hand-edited: leave it out
+        self.app.call_from_thread(self._show, rows)
+
+    def _show(self, rows: list[tuple[str, str, str, str]]) -> None:
+        table = self.query_one("#studies", DataTable)
+        for row in rows:
+            table.add_row(*row, key=row[0])
+        self.query_one("#studies-note", Static).update(
+            f"{len(rows)} {'study' if len(rows) == 1 else 'studies'}" if rows else
+            "No studies yet: S on the Runs screen starts one, or `ftui study --preset demo --detach`.")
+
+    @on(DataTable.RowSelected, "#studies")
+    def action_open(self) -> None:
+        table = self.query_one("#studies", DataTable)
+        if table.row_count:
+            self.dismiss(str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class StudyScreen(Screen):
+    """One study: the comparison table (as ``ftui study`` writes it) and its runs' states."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", show=False, priority=True),
+        Binding("o", "open", "Open run"),
+        Binding("w", "write", "Write table"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, study: Study) -> None:
+        super().__init__()
+        self.study = study
+        self.runs: list[Run] = []
+        self.data: dict[str, Any] | None = None
+        self.active = True
+        self.written: list[Path] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"study {self.study.id}", id="study-head")
+        yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="study-runs")
+        yield Static("", id="study-note")
+        yield key_footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "study"
+        self.query_one("#study-table", DataTable).focus()
+        self._load()
+        self.set_interval(REFRESH_S, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self._load()
+
+    def _tick(self) -> None:
+        if self.is_current and self.active:
+            self._load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="study")
+    def _load(self) -> None:
+        preset = self.study.info.get("preset")
+        runs = self.study.runs()
+        infos = {r.id: r.summary() for r in runs}
+        data = table(runs)
+        self.app.call_from_thread(self._show, preset, runs, data, infos)
+
+    def _show(self, preset: str | None, runs: list[Run], data: dict[str, Any],
+              infos: Mapping[str, Mapping[str, Any]]) -> None:
+        self.runs, self.data = runs, data
+        self.active = any(is_active(i["status"]) for i in infos.values())
+        self.query_one("#study-head", Static).update(Text.assemble(
+            (f"study {self.study.id}", "bold"), f" · {preset or data['task'] or 'custom data'} · "
+            f"{states_line([i['status'] for i in infos.values()])}"))
+        self._fill_table(data, infos)
+        lines = []
+        for rid, i in infos.items():  # one line each at 80 columns: state, backend, model, step, id
+            state = state_text(i["status"])
+            state.pad_right(10 - len(state))
+            step = f"{i['step']}/{i['total_steps']}" if i.get("step") else ""
+            lines.append(Text.assemble(state, f" {i['backend'] or '':<6} {fmt.short(str(i['model'] or ''), 22):<22} "
+                                       f"{step:>7}  ", (rid, "dim"), no_wrap=True, overflow="ellipsis"))
+        self.query_one("#study-runs", Static).update(Text("\n", no_wrap=True).join(lines))
+        if self.written is None:
+            self.query_one("#study-note", Static).update(
+                f"most accurate by {data['primary_metric']}; cheapest by training cost + evaluating 1,000 "
+                "examples. w writes table.md, .json, .csv; o opens a run")
+
+    def _fill_table(self, data: Mapping[str, Any], infos: Mapping[str, Mapping[str, Any]]) -> None:
+        primary = data["primary_metric"]
+        keys = [primary, *[k for k in data["metric_keys"] if k != primary]] if primary in data["metric_keys"] \
+            else list(data["metric_keys"])
+        columns = ["backend", "model", "variant", *[fmt.METRIC_LABELS.get(k, k) for k in keys], "",
+                   "train", "train $", "eval $/1k"]
+        rows: list[tuple[str, list[Any]]] = []
+        for r in data["rows"]:
+            marks = Text(" ").join(Text(mark, style=style) for mark, style, on_ in (
+                ("best", "bold green", r.get("most_accurate")), ("cheapest", "bold cyan", r.get("cheapest"))) if on_)
+            tuned = r["variant"] == "finetuned"  # base and k-shot need no training
+            rows.append((f"{r['run']}/{r['variant']}", [
+                r["backend"] or "", fmt.short(r["model"] or "", 16), r["variant"],
+                *[fmt.pct(r["metrics"].get(k)) for k in keys], marks,
+                fmt.duration(r["training_s"]) if tuned else "", fmt.money(r["training_usd"], digits=4) if tuned else "",
+                fmt.money(r["eval_usd_per_1k"], digits=4)]))
+        with_rows = {r["run"] for r in data["rows"]}
+        for rid, info in infos.items():  # not evaluated yet: one row with its state, so it can be opened
+            if rid not in with_rows:
+                rows.append((f"{rid}/", [info["backend"] or "", fmt.short(str(info["model"] or ""), 16),
+                                         state_text(info["status"]), *["—"] * len(keys), "", "", "", ""]))
+        table_ = self.query_one("#study-table", DataTable)
+        if [str(c.label) for c in table_.ordered_columns] == columns and \
+                [str(k.value) for k in table_.rows] == [key for key, _ in rows]:
+            for key, cells in rows:  # the same rows: update in place (no flicker, the cursor stays)
+                for column, cell in zip(table_.ordered_columns, cells):
+                    table_.update_cell(key, column.key, cell)
+            return
+        row = table_.cursor_row
+        table_.clear(columns=True)
+        for name in columns:
+            table_.add_column(name)
+        for key, cells in rows:
+            table_.add_row(*cells, key=key)
+        if table_.row_count:
+            table_.move_cursor(row=min(row, table_.row_count - 1))
+
+    def selected(self) -> Run | None:
+        table_ = self.query_one("#study-table", DataTable)
+        if not table_.row_count:
+            return None
+        key = str(table_.coordinate_to_cell_key((table_.cursor_row, 0)).row_key.value)
+        return next((r for r in self.runs if r.id == key.split("/")[0]), None)
+
+    @on(DataTable.RowSelected, "#study-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.open_run(run)
+
+    def action_write(self) -> None:
+        self._write()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="study-write")
+    def _write(self) -> None:
+        try:
+            paths = export_study(self.study)
+        except (OSError, FtuiError) as exc:
+            self.app.call_from_thread(self.notify, f"could not write the table: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._written, paths)
+
+    def _written(self, paths: list[Path]) -> None:
+        self.written = paths
+        self.query_one("#study-note", Static).update(
+            f"wrote {paths[0].parent}/: " + ", ".join(p.name for p in paths))
+        self.notify(f"wrote {', '.join(p.name for p in paths)}", title="Study")
+
+    def action_back(self) -> None:
+        self.app.go_back()
