@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -342,6 +343,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         _print_json(info)
         return EXIT_OK
     for k, v in info.items():
+        if k in ("created", "ended") and isinstance(v, (int, float)):
+            v = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(v))  # --json keeps the timestamp
         if k != "eval":
             print(f"{k:<12} {'' if v is None else v}")
     for variant, metrics in info["eval"].items():
