@@ -143,7 +143,7 @@ class RunsScreen(Screen):
         if existing == [rid for rid, _ in rows]:
             for rid, cells in rows:
                 for col, cell in zip(COLUMNS, cells):
-                    table.update_cell(rid, col or "mark", cell)
+                    table.update_cell(rid, col or "mark", cell, update_width=True)
         else:
             table.clear()
             for rid, cells in rows:

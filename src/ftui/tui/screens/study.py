@@ -290,7 +290,7 @@ class StudyScreen(Screen):
                 [str(k.value) for k in table_.rows] == [key for key, _ in rows]:
             for key, cells in rows:  # the same rows: update in place (no flicker, the cursor stays)
                 for column, cell in zip(table_.ordered_columns, cells):
-                    table_.update_cell(key, column.key, cell)
+                    table_.update_cell(key, column.key, cell, update_width=True)
             return
         row = table_.cursor_row
         table_.clear(columns=True)
