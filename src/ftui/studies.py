@@ -12,20 +12,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
-import ftui
-
 from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, SplitSpec
 from ftui.core.errors import ConfigError
 from ftui.core.runs import Run
 from ftui.core.study import Study, create_study, parse_models
-from ftui.runner.launch import is_active, launch
+from ftui.runner.launch import is_active, launch, start_detached
 
 _KNOWN = {
     "local": {f.name for c in (LocalSettings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)},
@@ -140,17 +136,11 @@ def _launch_if_fresh(study: Study, run: Run, out: TextIO) -> None:
 
 
 def detach_study(study: Study, *, out: Path | None = None) -> int:
-    """Start ``ftui study ID`` in its own session (it outlives this terminal), with its output
-    appended to ``study.log``; returns its pid. As ``ftui.runner.launch.launch`` does for runs."""
+    """Start ``ftui study ID`` detached, as a run's runner is, with its output appended to
+    ``study.log``; returns its pid."""
     cmd = [sys.executable, "-m", "ftui", "study", study.id]
     cmd += ["--out", str(out.resolve())] if out is not None else []
-    # The driver imports the same ftui as this process, wherever it was imported from.
-    package_root = str(Path(ftui.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    with open(study.dir / "study.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, cwd=study.dir, env=env)
-    return proc.pid
+    return start_detached(cmd, log=study.dir / "study.log", cwd=study.dir)
 
 
 def _note(runs: Sequence[Run], out: TextIO) -> None:

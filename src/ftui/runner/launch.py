@@ -64,14 +64,25 @@ def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
     cmd += ["--limit", str(limit)] if limit else []
     previous = run.status()["state"]
     run.stop_path.unlink(missing_ok=True)
-    # The runner imports the same ftui as this process, wherever it was imported from.
-    package_root = str(Path(ftui.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    with open(run.dir / "runner.log", "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, cwd=run.dir, env=env)
+    pid = start_detached(cmd, log=run.dir / "runner.log", cwd=run.dir)
     # Record the pid at once, so a viewer can tell "starting" from "never started".
-    run.write_status("queued", message="runner started", pid=proc.pid, previous_state=previous)
+    run.write_status("queued", message="runner started", pid=pid, previous_state=previous)
+    return pid
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child process that imports the same ftui as this one, wherever
+    it was imported from."""
+    package_root = str(Path(ftui.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+
+
+def start_detached(cmd: Sequence[str], *, log: Path, cwd: Path) -> int:
+    """Start ``cmd`` in its own session (it outlives this terminal and this process), output
+    appended to ``log``; returns its pid."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, cwd=cwd, env=child_env())
     return proc.pid
 
 

@@ -10,7 +10,6 @@ checks (settings, the OpenAI pre-flight) need the same tokenizers.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import ftui
 from ftui.core.errors import FtuiError
 from ftui.core.machine import Machine, detect
 from ftui.core.runs import Run
+from ftui.runner.launch import child_env  # stdlib and core only; no ML imports
 
 
 class TokenCountError(FtuiError):
@@ -30,12 +29,6 @@ class TokenCountError(FtuiError):
 
 class StudyStartError(FtuiError):
     """``ftui study --detach`` refused (a bad setting, no API key, over budget) or failed."""
-
-
-def _cli_env() -> dict[str, str]:
-    """The environment for an ``ftui`` subprocess that imports this same ftui."""
-    root = str(Path(ftui.__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
 def _last_line(text: str | None, fallback: str) -> str:
@@ -58,7 +51,7 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
     if task is not None and preset is None:
         cmd += ["--task", task]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_cli_env(), text=True)
+                            env=child_env(), text=True)
     deadline = time.monotonic() + timeout_s
     try:
         while proc.poll() is None:
@@ -94,7 +87,7 @@ def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] =
         cmd += ["--set", item]
     cmd += ["--yes"] if yes else []
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=_cli_env(),
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env(),
                               timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise StudyStartError(f"ftui study did not answer within {timeout_s:g} s") from None
