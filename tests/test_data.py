@@ -130,7 +130,7 @@ def test_report_counts_duplicates_and_long_examples(tmp_path):
 
     report = build_report(loaded, task="sql", template=DEFAULT_TEMPLATES["sql"], split=SplitSpec(val=1, test=1),
                           max_length=100, count_tokens=count, tokenizer_name="quarter")
-    assert report.duplicates == [(2, 1), (3, 1)] and report.conflicting == 1
+    assert [(d.line, d.first) for d in report.duplicates] == [(2, 1), (3, 1)] and report.conflicting == 1
     assert report.too_long == [4]
     assert report.tokens["max"] > 100 and report.split == {"train": 2, "val": 1, "test": 1}
     assert report.ok

@@ -28,10 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser("train", help="start a fine-tuning run")
-    src = t.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="a shipped preset (see `ftui presets`)")
-    src.add_argument("--data", type=Path, help="a data file (JSONL, CSV, Parquet)")
-    t.add_argument("--task", help="task of --data: sql, funcrep, json, text")
+    _data_arguments(t)
     t.add_argument("--backend", choices=("local", "openai"), default="local")
     t.add_argument("--model")
     t.add_argument("--epochs", type=float)
@@ -72,10 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="check a dataset")
     dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     c = dsub.add_parser("check", help="counts, per-line errors, duplicates, tokens, split sizes")
-    c.add_argument("file", nargs="?", type=Path, metavar="FILE")
-    c.add_argument("--task", help="sql, funcrep, json or text (default: the preset's, else text)")
-    c.add_argument("--preset", help="check a preset's data (its offline sample unless --hub)")
-    c.add_argument("--hub", action="store_true", help="with --preset: read its hub dataset")
+    c.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                   help="a data file or a folder of split files (the same as --data)")
+    _data_arguments(c)
     c.add_argument("--model", help="tokenizer for token counts (default: the preset's model); 'none' to skip")
     c.add_argument("--max-length", type=int, help="tokens per example (default: the preset's)")
     c.add_argument("--backend", choices=("local", "openai"), default="local",
@@ -93,10 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("study", help="compare backends and models on the same data and held-out split")
     st.add_argument("study", nargs="?", metavar="STUDY", help="pick up an earlier study (id, prefix or latest)")
-    st_src = st.add_mutually_exclusive_group()
-    st_src.add_argument("--preset", help="a shipped preset")
-    st_src.add_argument("--data", type=Path, help="a data file (with --task), or a folder of split files")
-    st.add_argument("--task", help="task of --data: sql, funcrep, json, text")
+    _data_arguments(st)
     st.add_argument("--backends", default="local", help="comma-separated: local, openai (default: local)")
     st.add_argument("--models", default="", help="comma-separated backend:model (or bare models for one backend)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -110,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("presets", help="list the shipped presets")
     pr.add_argument("--json", action="store_true")
     return p
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the data comes from: the same flags for train, study and data check."""
+    p.add_argument("--preset", help="a shipped preset (see `ftui presets`): task, prompt, splits, settings")
+    p.add_argument("--data", type=Path, metavar="FILE|FOLDER",
+                   help="a data file (JSONL, JSON list, CSV, Parquet) or a folder of split files "
+                        "(train / validation|valid|val|dev / test, as names or suffixes); with --preset, "
+                        "a local copy of the preset's dataset, read for its published splits")
+    p.add_argument("--hub", action="store_true", help="with --preset: read its hub dataset, not its offline sample")
+    p.add_argument("--task", help="task of --data without a preset: sql, funcrep, json, text (default text)")
+    p.add_argument("--field", action="append", default=[], metavar="NAME=COLUMN", dest="fields",
+                   help="read a task field (or the column the preset expects) from another column, "
+                        "e.g. --field meaning_representation=mr --field target=ref; repeatable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,8 +145,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ftui.core.runspec import RunRequest, prepare_run
     from ftui.runner.launch import launch
 
+    if args.preset is None and args.data is None:
+        raise FtuiError("train: give --preset NAME, --data FILE|FOLDER, or both (a preset read from a local copy)")
     req = RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
-                     model=args.model, epochs=args.epochs, max_steps=args.max_steps, overrides=args.overrides)
+                     model=args.model, epochs=args.epochs, max_steps=args.max_steps, overrides=args.overrides,
+                     hub=args.hub, fields=tuple(args.fields))
     if args.backend == "openai":
         from ftui.core.openai_prep import key_present, preflight_examples
         from ftui.core.runspec import resolve_request
@@ -278,14 +288,18 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from ftui.commands import data_check, format_report
 
-    report = data_check(file=args.file, task=args.task, preset=args.preset, hub=args.hub,
-                        model="none" if args.backend == "openai" else args.model, max_length=args.max_length)
+    if args.file is not None and args.data is not None:
+        raise FtuiError(f"data check: give the data once, as FILE or --data (got {args.file} and {args.data})")
+    data = args.file if args.file is not None else args.data
+    report = data_check(file=data, task=args.task, preset=args.preset, hub=args.hub,
+                        model="none" if args.backend == "openai" else args.model, max_length=args.max_length,
+                        fields=args.fields)
     pre = None
     if args.backend == "openai" and report.ok and not report.issues:
         from ftui.commands import openai_preflight
 
-        pre = openai_preflight(file=args.file, task=args.task, preset=args.preset, hub=args.hub,
-                               model=args.model, overrides=args.overrides)
+        pre = openai_preflight(file=data, task=args.task, preset=args.preset, hub=args.hub,
+                               model=args.model, overrides=args.overrides, fields=args.fields)
     if args.json:
         _print_json({**report.to_dict(), **({"openai": pre.to_dict()} if pre else {})})
     else:
@@ -370,7 +384,8 @@ def _cmd_study(args: argparse.Namespace) -> int:
             raise FtuiError("study: give STUDY to pick one up, or --preset/--data to start one, not both")
         study = resolve_study(args.study)
     elif args.preset or args.data:
-        study = start_study(preset=args.preset, data=args.data, task=args.task,
+        study = start_study(preset=args.preset, data=args.data, task=args.task, hub=args.hub,
+                            fields=args.fields,
                             backends=[b.strip() for b in args.backends.split(",") if b.strip()],
                             models=[m.strip() for m in args.models.split(",") if m.strip()],
                             overrides=args.overrides,

@@ -6,10 +6,10 @@ This layer may import backends (for the tokenizer); the core below it never does
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ftui.core.config import SplitSpec
-from ftui.core.data import load_file, load_preset_rows
+from ftui.core.data import load_source
 from ftui.core.datacheck import DataReport, build_report
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.presets import all_presets, load_preset, sample_path
@@ -48,10 +48,12 @@ def _check_task(task: str | None) -> str:
 
 
 def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: bool = False,
-               model: str | None = None, max_length: int | None = None) -> DataReport:
-    """Load and check a file or a preset's data; token counts with ``model``'s tokenizer."""
+               model: str | None = None, max_length: int | None = None,
+               fields: Sequence[str] = ()) -> DataReport:
+    """Load and check a file, a folder of split files or a preset's data; token counts with
+    ``model``'s tokenizer."""
     if file is None and preset is None:
-        raise ConfigError("data check: give a FILE or --preset NAME")
+        raise ConfigError("data check: give a FILE or --preset NAME (or both: a preset read from a local copy; FILE may be a folder of split files, also given as --data)")
     if preset is not None:
         p = load_preset(preset)
         if task is not None and task != p.task:
@@ -59,18 +61,12 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
         task, template, split = p.task, p.prompt, p.split
         max_length = max_length or p.local.max_length
         model = model or p.local.model
-        if file is not None and Path(file).is_dir():
-            loaded = load_preset_rows(p, folder=file)
-        elif file is not None:
-            loaded = load_file(file, task, p.data.fields)
-        else:
-            loaded = load_preset_rows(p, hub=hub)
     else:
         task = _check_task(task)
-        template, split = DEFAULT_TEMPLATES[task], SplitSpec()
+        p, template, split = None, DEFAULT_TEMPLATES[task], SplitSpec()
         max_length = max_length or 512
         model = model or "smollm2-135m"
-        loaded = load_file(file, task)
+    loaded = load_source(task=task, preset=p, data=file, hub=hub, fields=fields)
     counter, name = None, "not counted (--model none)"
     if model != "none" and loaded.examples:
         counter, name = _token_counter(model)
@@ -79,13 +75,14 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
 
 
 def openai_preflight(*, file: Path | None, task: str | None, preset: str | None, hub: bool = False,
-                     model: str | None = None, overrides: tuple[str, ...] | list[str] = ()):
+                     model: str | None = None, overrides: tuple[str, ...] | list[str] = (),
+                     fields: Sequence[str] = ()):
     """The OpenAI pre-flight of what ``ftui train --backend openai`` would start."""
     from ftui.core.openai_prep import preflight
     from ftui.core.runspec import RunRequest
 
     return preflight(RunRequest(preset=preset, data=file, task=task if file else None, backend="openai",
-                                model=model, overrides=tuple(overrides), hub=hub))
+                                model=model, overrides=tuple(overrides), hub=hub, fields=tuple(fields)))
 
 
 def _token_counter(model: str):
@@ -109,10 +106,13 @@ def format_report(r: DataReport) -> str:
         out.append(f"    ... and {len(r.issues) - 50} more")
     dup = f"  duplicates {len(r.duplicates)}"
     if r.duplicates:
-        dup += f" (e.g. line {r.duplicates[0][0]} repeats line {r.duplicates[0][1]})"
+        dup += f" (e.g. {r.duplicates[0]})"
         if r.conflicting:
             dup += f", {r.conflicting} with a different reference"
     out.append(dup)
+    if r.leaked:
+        out.append(f"  leakage: {len(r.leaked)} held-out row(s) also appear in the training split "
+                   f"(e.g. {r.leaked[0]}); scores on them measure memory, not skill")
     if r.tokens:
         t = r.tokens
         out.append(f"  tokens ({r.tokenizer}): min {t['min']}, mean {t['mean']}, p50 {t['p50']}, "

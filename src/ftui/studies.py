@@ -48,7 +48,7 @@ def overrides_for(backend: str, overrides: Sequence[str]) -> list[str]:
 
 def start_study(*, preset: str | None, data: Path | None, task: str | None, backends: Sequence[str],
                 models: Sequence[str], overrides: Sequence[str], confirm: Callable[[str], bool],
-                err: TextIO = sys.stderr) -> Study:
+                err: TextIO = sys.stderr, hub: bool = False, fields: Sequence[str] = ()) -> Study:
     """Check every run's settings (and the OpenAI budget), then create the runs and the study."""
     from ftui.core.runspec import RunRequest, prepare_run, resolve_request
 
@@ -58,7 +58,7 @@ def start_study(*, preset: str | None, data: Path | None, task: str | None, back
     planned = []
     for backend, model in parse_models(models, backends):
         req = RunRequest(preset=preset, data=data, task=task, backend=backend, model=model,
-                         overrides=overrides_for(backend, overrides))
+                         overrides=overrides_for(backend, overrides), hub=hub, fields=tuple(fields))
         resolved = resolve_request(req)  # every bad setting fails here, before anything starts
         if backend == "openai":
             _openai_gate(resolved, confirm, err)

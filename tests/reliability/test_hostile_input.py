@@ -63,7 +63,7 @@ def corpus(folder: Path) -> dict[str, tuple[Path, str]]:
         "line 2: not valid JSON")
     wrong = folder / "wrong_schema.parquet"
     pq.write_table(pa.Table.from_pylist([{"foo": 1, "bar": [1, 2]}, {"foo": 2, "bar": []}]), wrong)
-    files["wrong_schema.parquet"] = (wrong, "line 1, field 'question': missing")
+    files["wrong_schema.parquet"] = (wrong, "no column 'question', 'context', 'answer'")
     add("not_parquet.parquet", b"PAR1" + bytes(rng.randrange(256) for _ in range(2000)), "not a readable Parquet file")
     add("chat_bad_roles.jsonl", json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}).encode() + b"\n",
         "line 1, field 'messages[0].role'")

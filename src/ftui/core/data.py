@@ -13,14 +13,15 @@ import io
 import json
 import os
 import random
+import re
 import socket
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from ftui.core.config import Preset, SplitSpec
-from ftui.core.errors import DataError, OfflineError
+from ftui.core.errors import ConfigError, DataError, OfflineError
 from ftui.core.examples import Example
 
 # Task field -> candidate source columns, first present wins (per file, from the first row).
@@ -48,9 +49,12 @@ class Issue:
     line: int
     message: str
     field: str | None = None
+    file: str = ""
+    """The file's name when the source is a folder of split files."""
 
     def __str__(self) -> str:
         where = f"line {self.line}" if self.line else "file"
+        where = f"{self.file} {where}" if self.file else where
         fld = f", field '{self.field}'" if self.field else ""
         return f"{where}{fld}: {self.message}"
 
@@ -110,25 +114,28 @@ def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None =
     raise DataError(f"unknown file type '{suffix}'; use .jsonl, .csv or .parquet", path=str(p))
 
 
-def load_preset_rows(preset: Preset, *, hub: bool = False, folder: str | Path | None = None) -> Loaded:
+def load_preset_rows(preset: Preset, *, hub: bool = False, folder: str | Path | None = None,
+                     fields: Mapping[str, str] | None = None) -> Loaded:
     """The preset's rows: its offline sample, its hub dataset (``hub``, or always for a preset
-    without a sample), or a local ``folder`` holding the hub dataset's split files."""
+    without a sample), or a local ``folder`` holding the hub dataset's split files.
+    ``fields``: the column map to use instead of the preset's (see ``field_map``)."""
     from ftui.core.presets import sample_path
 
     d = preset.data
+    columns = fields or d.fields
     if folder is not None:
-        loaded = load_split_folder(folder, preset.task, d.fields, d.splits or {"train": d.split})
+        loaded = load_split_folder(folder, preset.task, columns, d.splits or {"train": d.split})
     elif hub or not d.sample:
         if not d.hub:
             raise DataError(f"preset '{preset.name}' has no hub source; it ships its sample only")
         if d.splits:
             loaded = _merge(f"hub:{d.hub}", "hub", {
-                ours: load_hub(d.hub, preset.task, d.fields, config=d.config, split=theirs, preset=preset)
+                ours: load_hub(d.hub, preset.task, columns, config=d.config, split=theirs, preset=preset)
                 for ours, theirs in d.splits.items()})
         else:
-            loaded = load_hub(d.hub, preset.task, d.fields, config=d.config, split=d.split, preset=preset)
+            loaded = load_hub(d.hub, preset.task, columns, config=d.config, split=d.split, preset=preset)
     else:
-        loaded = load_file(sample_path(preset), preset.task, d.fields)
+        loaded = load_file(sample_path(preset), preset.task, columns)
     if d.limit and len(loaded.examples) > d.limit and loaded.named is None:
         rng = random.Random(preset.split.seed)
         picked = sorted(rng.sample(range(len(loaded.examples)), d.limit))
@@ -137,21 +144,97 @@ def load_preset_rows(preset: Preset, *, hub: bool = False, folder: str | Path | 
     return loaded
 
 
+def load_source(*, task: str, preset: Preset | None = None, data: str | Path | None = None,
+                hub: bool = False, fields: Sequence[str] = ()) -> Loaded:
+    """What a person named, read: a preset's offline sample or hub dataset, a data file, or a
+    folder of split files (for a preset, its published splits). ``fields``: ``--field``
+    items (see ``field_map``). The one place the CLI, the study driver and the TUI read data."""
+    if hub and data is not None:
+        raise ConfigError("--hub reads the preset's hub dataset and --data a local copy: give one of them")
+    if hub and preset is None:
+        raise ConfigError("--hub needs --preset NAME: the preset names the hub dataset")
+    base = dict(preset.data.fields) if preset is not None else None
+    columns = field_map(task, fields, base) if fields else base
+    if data is not None and Path(data).is_dir():
+        if preset is not None:
+            return load_preset_rows(preset, folder=data, fields=columns)
+        return load_split_folder(data, task, columns)
+    if data is not None:
+        return load_file(data, task, columns)
+    if preset is None:
+        raise ConfigError("give --preset NAME or --data FILE (a data file or a folder of split files)")
+    return load_preset_rows(preset, hub=hub, fields=columns)
+
+
+SPLIT_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "val", "dev"),
+    "test": ("test", "eval"),
+}
+"""The names published split files go by, per split: a file is a split's when its name (less
+the extension and a hub shard suffix) is one of these, or ends or begins with one after
+``_``, ``-`` or ``.`` (``spider_create_context_val.json``, ``train-00000-of-00001.parquet``)."""
+
+DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet")
+_SHARD = re.compile(r"-\d{5}-of-\d{5}$")
+
+
+def split_of(name: str) -> str | None:
+    """The split (train, validation, test) a file name stands for, or None."""
+    stem = _SHARD.sub("", Path(name).stem.lower())
+    words = [w for w in re.split(r"[_.\- ]+", stem) if w]
+    for word in (stem, words[-1] if words else "", words[0] if words else ""):
+        for split, names in SPLIT_NAMES.items():
+            if word in names:
+                return split
+    return None
+
+
+def _canonical_split(name: str) -> str:
+    """A preset's source split name (``validation``, ``dev``) as a key of ``SPLIT_NAMES``."""
+    return split_of(name) or name.lower()
+
+
 def load_split_folder(folder: str | Path, task: str, field_map: Mapping[str, str] | None,
-                      splits: Mapping[str, str]) -> Loaded:
-    """A local copy of a hub dataset: ``train.jsonl``, ``validation.parquet``, or the hub's own
-    ``data/train-00000-of-00001.parquet`` layout, one file set per split named in ``splits``."""
+                      splits: Mapping[str, str] | None = None) -> Loaded:
+    """A folder of split files, as published: ``train.jsonl`` and ``validation.parquet``, the
+    hub's ``data/train-00000-of-00001.parquet``, ``spider_create_context_val.json`` (a JSON
+    list), ``train.csv``/``valid.csv``/``test.csv``. ``splits`` maps ftui's splits (train,
+    val, test) to the source's names (a preset's); without it, every split found is used
+    and a missing validation or test split is carved from train."""
     root = Path(folder)
     if not root.is_dir():
         raise DataError("not a folder of split files", path=str(root))
+    found: dict[str, list[Path]] = {}
+    candidates = [p for sub in (root, root / "data") if sub.is_dir() for p in sorted(sub.iterdir())
+                  if p.is_file() and p.suffix.lower() in DATA_SUFFIXES]
+    for path in candidates:
+        split = split_of(path.name)
+        if split is not None:
+            found.setdefault(split, []).append(path)
+    if splits is None:
+        splits = {ours: theirs for ours, theirs in (("train", "train"), ("val", "validation"),
+                                                     ("test", "test")) if theirs in found}
+        if "train" not in splits:
+            splits = {"train": "train"}  # names what is missing below
     parts: dict[str, Loaded] = {}
     for ours, theirs in splits.items():
-        files = sorted({p for pattern in (f"{theirs}.*", f"{theirs}-*.*", f"data/{theirs}.*", f"data/{theirs}-*.*")
-                        for p in root.glob(pattern) if p.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet")})
+        canonical = _canonical_split(theirs)
+        files = found.get(canonical, [])
         if not files:
-            raise DataError(f"no file for split '{theirs}' (looked for {theirs}.jsonl, {theirs}.parquet, "
-                            f"{theirs}.csv and data/{theirs}-*.parquet)", path=str(root))
+            names = "/".join(SPLIT_NAMES.get(canonical, (theirs,)))
+            seen = ", ".join(p.name for p in candidates[:8]) or "no data files"
+            raise DataError(f"no file for split '{theirs}' (a .jsonl, .json, .csv or .parquet file named "
+                            f"{names}, or ending in _{SPLIT_NAMES.get(canonical, (theirs,))[0]} and the like); "
+                            f"found: {seen}", path=str(root))
+        bases = sorted({_SHARD.sub("", p.stem) + p.suffix.lower() for p in files})
+        if len(bases) > 1:
+            raise DataError(f"{len(bases)} files could be split '{theirs}' ({', '.join(bases)}): keep one, "
+                            "or move the others out of the folder", path=str(root))
         loads = [load_file(f, task, field_map) for f in files]
+        for f, part in zip(files, loads):
+            part.examples = [replace(ex, file=f.name) for ex in part.examples]
+            part.issues = [replace(i, file=i.file or f.name) for i in part.issues]
         part = loads[0] if len(loads) == 1 else _merge(str(files[0].parent), loads[0].format,
                                                        {str(i): x for i, x in enumerate(loads)})
         part.named = None
@@ -165,7 +248,7 @@ def _merge(source: str, fmt: str, parts: Mapping[str, Loaded]) -> Loaded:
     merged.named = {}
     for key, part in parts.items():
         merged.examples += part.examples
-        merged.issues += [Issue(i.line, f"{part.source}: {i.message}", i.field) for i in part.issues]
+        merged.issues += [replace(i, file=i.file or Path(part.source).name) for i in part.issues]
         merged.fields = merged.fields or part.fields
         merged.named[key] = list(part.examples)
     return merged
@@ -191,9 +274,11 @@ def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
     """A hub dataset via ``datasets``; a one-line OfflineError when it cannot be fetched."""
     if preset is not None and not preset.data.sample:
         splits = preset.data.splits or {"train": preset.data.split}
-        fallback = (f"Preset '{preset.name}' has no offline sample: give a local copy with the same "
-                    f"fields and splits instead, a folder holding {', '.join(sorted(set(splits.values())))} "
-                    f"as .jsonl/.parquet (--data FOLDER), or use an offline preset such as 'sql'.")
+        fallback = (f"Preset '{preset.name}' has no offline sample: give a local copy of the dataset, a folder "
+                    f"holding its {' and '.join(sorted(set(splits.values())))} files (.jsonl, .json, .csv or "
+                    f".parquet; names such as train.json or spider_create_context_val.json are recognised), "
+                    f"as in `ftui train --preset {preset.name} --data FOLDER` (the same --data FOLDER works "
+                    f"for `ftui data check` and `ftui study`), or use an offline preset such as 'sql'.")
     else:
         fallback = "Use the preset's offline sample (drop --hub) or a local file."
     if not os.environ.get("HF_HUB_OFFLINE") and not hub_reachable():
@@ -339,6 +424,23 @@ def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str
                field_map: Mapping[str, str] | None) -> Loaded:
     loaded = Loaded(source=source, format=fmt, rows=0)
     resolved: dict[str, str] | None = None
+    rows = list(rows)
+    objects = [r for _, r in rows if isinstance(r, dict)]
+    if fmt not in ("chat", "prompt-completion") and objects and "messages" not in objects[0]:
+        resolved = _resolve_fields(task, field_map, objects[0])
+        absent = {name: column for name, column in resolved.items() if not any(column in r for r in objects)}
+        if absent:
+            # A header that names other columns (a published file's own names): one message
+            # that says how to map them, not one per row.
+            columns = sorted({c for r in objects[:50] for c in r})
+            name, column = next(iter(absent.items()))
+            loaded.rows, loaded.fields = len(rows), resolved
+            loaded.issues.append(Issue(0, (
+                f"no column {', '.join(repr(c) for c in absent.values())} for the task's "
+                f"{', '.join(absent)} (the file has: {', '.join(columns[:12])}); name the column that "
+                f"holds each with --field, e.g. --field {column}=COLUMN")))
+            return loaded
+        loaded.fields = resolved
     for number, row in rows:
         loaded.rows += 1
         if isinstance(row, _Ragged):
@@ -370,12 +472,38 @@ class _Ragged:
 
 
 def _resolve_fields(task: str, field_map: Mapping[str, str] | None, row: Mapping[str, Any]) -> dict[str, str]:
-    if field_map:
-        return dict(field_map)
+    """Task field -> column: ``field_map`` where it says, else the first default column present."""
     resolved = {}
     for name, candidates in DEFAULT_FIELDS[task].items():
         resolved[name] = next((c for c in candidates if c in row), candidates[0])
-    return resolved
+    return {**resolved, **(field_map or {})}
+
+
+def field_map(task: str, items: Sequence[str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``--field NAME=COLUMN`` items over ``base`` (a preset's task field -> column map).
+
+    NAME is a task field (``reference``, ``question``, ``text``...) or a column name that
+    ``base`` or the task's defaults read, as a published file's header might be renamed:
+    ``--field meaning_representation=mr`` reads the preset's ``meaning_representation``
+    (the reference) from the column ``mr``.
+    """
+    out = dict(base or {})
+    fields = DEFAULT_FIELDS[task]
+    for item in items:
+        name, eq, column = (part.strip() for part in item.partition("="))
+        if not eq or not name or not column:
+            raise ConfigError(f"--field {item!r}: expected NAME=COLUMN, e.g. reference=answer")
+        if name in fields:
+            out[name] = column
+            continue
+        owner = next((f for f, c in (base or {}).items() if c == name), None)
+        owner = owner or next((f for f, cands in fields.items() if name in cands), None)
+        if owner is None:
+            known = sorted(set(fields) | set((base or {}).values()))
+            raise ConfigError(f"--field {name}: task '{task}' has no field or column of that name; "
+                            f"known: {', '.join(known)}")
+        out[owner] = column
+    return out
 
 
 def _from_columns(number: int, row: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[Example | None, list[Issue]]:

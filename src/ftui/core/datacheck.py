@@ -15,6 +15,22 @@ TokenCounter = Callable[[Sequence[Sequence[Message]]], list[int]]
 """Counts the tokens of whole conversations (chat template applied); supplied by a backend."""
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """An example whose input appeared before: where it is and where it was first."""
+
+    line: int
+    first: int
+    file: str = ""
+    """The files' names when the source is a folder of split files."""
+    first_file: str = ""
+
+    def __str__(self) -> str:
+        here = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
+        there = f"{self.first_file} line {self.first}" if self.first_file else f"line {self.first}"
+        return f"{here} repeats {there}"
+
+
 @dataclass
 class DataReport:
     """Everything a person needs to decide whether a dataset is usable."""
@@ -28,8 +44,8 @@ class DataReport:
     issues: list[Issue]
     limited_from: int = 0
     """Usable examples before the preset's limit (0: no limit)."""
-    duplicates: list[tuple[int, int]] = field(default_factory=list)
-    """(line, line of its first occurrence) for repeated inputs."""
+    duplicates: list[Duplicate] = field(default_factory=list)
+    """Repeated inputs, each with where it first appeared."""
     conflicting: int = 0
     """Duplicated inputs whose references differ."""
     tokens: dict[str, float] | None = None
@@ -41,6 +57,9 @@ class DataReport:
     """Lines whose conversation is longer than ``max_length`` tokens."""
     split: dict[str, int] | None = None
     split_error: str = ""
+    leaked: list[Duplicate] = field(default_factory=list)
+    """Held-out rows (validation or test split) whose input is also in the training split:
+    a model can score well on them by remembering."""
 
     @property
     def ok(self) -> bool:
@@ -58,7 +77,7 @@ class DataReport:
             "limited_from": self.limited_from or None,
             "errors": [{"line": i.line, "field": i.field, "message": i.message} for i in self.issues],
             "duplicates": len(self.duplicates),
-            "duplicate_lines": [{"line": a, "first": b} for a, b in self.duplicates],
+            "duplicate_lines": [_duplicate_json(d) for d in self.duplicates],
             "conflicting_duplicates": self.conflicting,
             "tokens": self.tokens,
             "tokenizer": self.tokenizer,
@@ -67,7 +86,13 @@ class DataReport:
             "too_long_lines": self.too_long,
             "split": self.split,
             "split_error": self.split_error,
+            "leaked": len(self.leaked),
+            "leaked_lines": [_duplicate_json(d) for d in self.leaked],
         }
+
+
+def _duplicate_json(d: Duplicate) -> dict[str, Any]:
+    return {"line": d.line, "first": d.first, **({"file": d.file, "first_file": d.first_file} if d.file else {})}
 
 
 def build_report(loaded: Loaded, *, task: str, template: PromptTemplate, split: SplitSpec,
@@ -77,22 +102,24 @@ def build_report(loaded: Loaded, *, task: str, template: PromptTemplate, split: 
     report = DataReport(source=loaded.source, format=loaded.format, task=task, rows=loaded.rows,
                         valid=len(loaded.examples), issues=list(loaded.issues), max_length=max_length,
                         limited_from=loaded.limited_from)
-    first_seen: dict[tuple[str, ...], tuple[int, str]] = {}
+    first_seen: dict[tuple[str, ...], Any] = {}
     for ex in loaded.examples:
         key = ex.key()
         if key in first_seen:
-            line, ref = first_seen[key]
-            report.duplicates.append((ex.line, line))
-            report.conflicting += ref != ex.reference
+            first = first_seen[key]
+            report.duplicates.append(Duplicate(ex.line, first.line, ex.file, first.file))
+            report.conflicting += first.reference != ex.reference
         else:
-            first_seen[key] = (ex.line, ex.reference)
+            first_seen[key] = ex
     try:
-        if loaded.named is not None:  # the source's own splits, as published
-            report.split = {k: len(v) for k, v in make_splits(loaded, split).items()}
-        else:
-            report.split = dict(zip(("train", "val", "test"), split.sizes(report.valid)))
+        splits = make_splits(loaded, split)
     except ConfigError as exc:
         report.split_error = str(exc)
+    else:
+        report.split = {k: len(v) for k, v in splits.items()}
+        trained = {ex.key(): ex for ex in splits["train"]}
+        report.leaked = [Duplicate(ex.line, trained[ex.key()].line, ex.file, trained[ex.key()].file)
+                         for name in ("val", "test") for ex in splits[name] if ex.key() in trained]
     if count_tokens is not None and loaded.examples:
         try:
             counts = count_tokens([conversation(ex, template) for ex in loaded.examples])

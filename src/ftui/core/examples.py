@@ -21,6 +21,14 @@ class Example:
     """1-based line (JSONL, CSV data row) or row number in the source, for messages."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Source columns kept for reference (e.g. tools for OpenAI chat data)."""
+    file: str = ""
+    """The file's name when the source is a folder of split files (reports say
+    ``validation.jsonl line 107``); not written to a run's data files."""
+
+    @property
+    def where(self) -> str:
+        """``line 107``, or ``validation.jsonl line 107`` for a folder's file."""
+        return f"{self.file} line {self.line}" if self.file else f"line {self.line}"
 
     def to_json(self) -> dict[str, Any]:
         """The record written to ``data/{train,val,test}.jsonl`` of a run."""

@@ -18,9 +18,9 @@ from ftui.core.config import (
     SplitSpec,
     to_plain,
 )
-from ftui.core.data import Loaded, load_file, load_preset_rows, make_splits
+from ftui.core.data import Loaded, load_source, make_splits
 from ftui.core.errors import ConfigError
-from ftui.core.presets import load_preset, sample_path
+from ftui.core.presets import load_preset
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runs import Run, create_run, file_sha256
 from ftui.core.tasks import TASK_NAMES, make_task
@@ -40,6 +40,9 @@ class RunRequest:
     overrides: Sequence[str] = field(default_factory=tuple)
     """``key=value`` settings; keys of the local/openai, eval or split settings."""
     hub: bool = False
+    """Read the preset's hub dataset instead of its offline sample."""
+    fields: Sequence[str] = field(default_factory=tuple)
+    """``--field NAME=COLUMN`` items: which columns of the data hold the task's fields."""
 
 
 _SECTIONS = {"local": LocalSettings, "openai": OpenAISettings, "eval": EvalSettings, "split": SplitSpec}
@@ -117,14 +120,6 @@ def resolve_request(req: RunRequest) -> Resolved:
             raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
         task, options, template = p.task, dict(p.task_options), p.prompt
         settings: dict[str, Any] = {"local": p.local, "openai": p.openai, "eval": p.eval, "split": p.split}
-        if req.data is not None and Path(req.data).is_dir():
-            loaded = load_preset_rows(p, folder=req.data)  # a local copy of the hub dataset's splits
-        elif req.data is not None:
-            loaded = load_file(req.data, task, p.data.fields)
-        else:
-            loaded = load_preset_rows(p, hub=req.hub)
-        source = str(req.data) if req.data else (f"hub:{p.data.hub}" if req.hub or not p.data.sample
-                                                 else str(sample_path(p)))
         label = p.name
     elif req.data:
         task = req.task or "text"
@@ -133,10 +128,11 @@ def resolve_request(req: RunRequest) -> Resolved:
         options, template = {}, DEFAULT_TEMPLATES[task]
         settings = {"local": LocalSettings(), "openai": OpenAISettings(), "eval": EvalSettings(),
                     "split": SplitSpec()}
-        loaded = load_file(req.data, task)
-        source, label = str(req.data), req.data.stem
+        p, label = None, Path(req.data).stem
     else:
         raise ConfigError("train: give --preset NAME or --data FILE")
+    loaded = load_source(task=task, preset=p, data=req.data, hub=req.hub, fields=req.fields)
+    source = loaded.source
     make_task(task, options)  # bad task options fail here, before anything is written
     loaded.raise_if_bad()
     flags = [f"epochs={req.epochs}"] if req.epochs is not None and req.backend == "local" else []

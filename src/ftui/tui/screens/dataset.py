@@ -305,10 +305,13 @@ def report_renderable(choice: DatasetChoice, tokens: Any) -> RenderableType:
         grid.add_row("", Text(f"… and {len(r.issues) - 20} more (ftui data check lists them all)", style="red"))
     dup = f"{len(r.duplicates)}"
     if r.duplicates:
-        dup += f" (e.g. line {r.duplicates[0][0]} repeats line {r.duplicates[0][1]})"
+        dup += f" (e.g. {r.duplicates[0]})"
         if r.conflicting:
             dup += f", {r.conflicting} with a different reference"
     grid.add_row("dupes", dup)
+    if r.leaked:
+        grid.add_row("leakage", Text(f"{len(r.leaked)} held-out row(s) also in the training split "
+                                     f"(e.g. {r.leaked[0]})", style="yellow"))
     if isinstance(tokens, dict) and tokens.get("tokens"):
         s = tokens["tokens"]
         too_long = tokens.get("too_long", 0)
