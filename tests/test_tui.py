@@ -273,7 +273,7 @@ async def test_dataset_screen_shows_report_token_stats_split_and_chat_turns():
         await wait_until(pilot, lambda: "line 1:" not in screen_text(app), what="the next example")
         # back to the report and the list; another preset: its own size and split
         await pilot.press("t", "down", "down")  # spider: hub only, and the hub is out of reach here
-        await wait_until(pilot, lambda: "This file cannot be used" in screen_text(app), timeout=30, what="offline")
+        await wait_until(pilot, lambda: "This data cannot be used" in screen_text(app), timeout=30, what="offline")
         assert "hub" in screen.load_error and screen.choice is None
         await pilot.press("down")
         await wait_until(pilot, lambda: screen.choice is not None and screen.choice.name == "sql")
@@ -309,7 +309,7 @@ async def test_a_bad_file_shows_the_core_error_and_cannot_go_on(tmp_path):
         app.screen.query_one("#path").focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: "no such file" in screen_text(app), what="the error")
-        assert "This file cannot be used" in screen_text(app) and screen.choice is None
+        assert "This data cannot be used" in screen_text(app) and screen.choice is None
 
 
 async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad_settings(tmp_path):

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", choices=("local", "openai"), default="local",
                    help="openai: also the pre-flight (chat format, token counts, epochs, cost)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="with --backend openai: settings as for train (model, n_epochs, budget_usd)")
+                   help="split sizes as for train (val, test, seed); with --backend openai also its "
+                        "settings (model, n_epochs, budget_usd)")
     c.add_argument("--json", action="store_true")
 
     sc = sub.add_parser("score", help="score a JSONL of predictions made elsewhere")
@@ -293,7 +294,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     data = args.file if args.file is not None else args.data
     report = data_check(file=data, task=args.task, preset=args.preset, hub=args.hub,
                         model="none" if args.backend == "openai" else args.model, max_length=args.max_length,
-                        fields=args.fields)
+                        fields=args.fields, overrides=args.overrides)
     pre = None
     if args.backend == "openai" and report.ok and not report.issues:
         from ftui.commands import openai_preflight

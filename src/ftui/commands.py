@@ -5,6 +5,7 @@ This layer may import backends (for the tokenizer); the core below it never does
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ from ftui.core.datacheck import DataReport, build_report
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
+from ftui.core.runspec import apply_overrides
 from ftui.core.scoring import read_score_file, score_records
 from ftui.core.tasks import TASK_NAMES, make_task
 
@@ -49,7 +51,7 @@ def _check_task(task: str | None) -> str:
 
 def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: bool = False,
                model: str | None = None, max_length: int | None = None,
-               fields: Sequence[str] = ()) -> DataReport:
+               fields: Sequence[str] = (), overrides: Sequence[str] = ()) -> DataReport:
     """Load and check a file, a folder of split files or a preset's data; token counts with
     ``model``'s tokenizer."""
     if file is None and preset is None:
@@ -66,6 +68,11 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
         p, template, split = None, DEFAULT_TEMPLATES[task], SplitSpec()
         max_length = max_length or 512
         model = model or "smollm2-135m"
+    split_keys = {f.name for f in dataclasses.fields(SplitSpec)}
+    split_items = [o for o in overrides if o.split("=", 1)[0].strip().removeprefix("split.") in split_keys]
+    if split_items:  # the split sizes the run would use (--set val=50)
+        split = apply_overrides({"split": split}, [f"split.{o.strip().removeprefix('split.')}"
+                                                   for o in split_items], "split")["split"]
     loaded = load_source(task=task, preset=p, data=file, hub=hub, fields=fields)
     counter, name = None, "not counted (--model none)"
     if model != "none" and loaded.examples:

@@ -279,8 +279,13 @@ def load_hub(dataset_id: str, task: str, field_map: Mapping[str, str] | None, *,
                     f".parquet; names such as train.json or spider_create_context_val.json are recognised), "
                     f"as in `ftui train --preset {preset.name} --data FOLDER` (the same --data FOLDER works "
                     f"for `ftui data check` and `ftui study`), or use an offline preset such as 'sql'.")
+    elif preset is not None:
+        splits = preset.data.splits or {"train": preset.data.split}
+        fallback = (f"Use the preset's offline sample (drop --hub), or a local copy of the dataset: "
+                    f"`ftui train --preset {preset.name} --data FOLDER`, the folder holding its "
+                    f"{' / '.join(dict.fromkeys(splits.values()))} files (.jsonl, .json, .csv or .parquet).")
     else:
-        fallback = "Use the preset's offline sample (drop --hub) or a local file."
+        fallback = "Use a local copy of the data instead (--data FILE or FOLDER)."
     if not os.environ.get("HF_HUB_OFFLINE") and not hub_reachable():
         raise OfflineError(
             f"cannot load hub dataset '{dataset_id}': the hub ({_hub_host()}) cannot be reached "

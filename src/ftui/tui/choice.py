@@ -7,12 +7,27 @@ from pathlib import Path
 from typing import Sequence
 
 from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, Preset, PromptTemplate, SplitSpec
-from ftui.core.data import load_file, load_preset_rows
+from ftui.core.data import load_source
 from ftui.core.datacheck import DataReport, build_report
 from ftui.core.examples import Example
-from ftui.core.presets import load_preset, sample_path
+from ftui.core.presets import load_preset
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runspec import RunRequest
+
+
+@dataclass(frozen=True)
+class DataPick:
+    """What the file picker returns: a file or a folder of split files, read for a task or
+    for a preset (its prompt, splits and settings), with optional ``--field`` mappings."""
+
+    path: Path
+    task: str = "text"
+    preset: str | None = None
+    fields: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"preset {self.preset}" if self.preset else self.task
 
 
 @dataclass
@@ -30,45 +45,48 @@ class DatasetChoice:
     eval: EvalSettings
     examples: list[Example]
     report: DataReport
+    fields: tuple[str, ...] = ()
+    """``--field NAME=COLUMN`` items the data was read with."""
 
     @property
     def key(self) -> str:
         """Identifies the data for caches (token counts)."""
-        return f"preset:{self.name}" if self.preset else f"file:{self.file}:{self.task}"
+        if self.file is None:
+            return f"preset:{self.name}"
+        return f"file:{self.file}:{self.task}:{self.preset.name if self.preset else ''}:{','.join(self.fields)}"
 
     @property
     def source(self) -> str:
+        if self.file is not None:
+            return str(self.file)
         if self.preset and self.preset.data.sample:
             return f"{self.preset.data.sample} (offline sample, synthetic)"
         if self.preset:
             return f"hub:{self.preset.data.hub}"
-        return str(self.file)
+        return ""
 
     def request(self, *, backend: str, overrides: Sequence[str] = ()) -> RunRequest:
         """What ``prepare_run`` needs to start a run on this data."""
-        if self.preset:
-            return RunRequest(preset=self.preset.name, backend=backend, overrides=tuple(overrides))
-        return RunRequest(data=self.file, task=self.task, backend=backend, overrides=tuple(overrides))
+        return RunRequest(preset=self.preset.name if self.preset else None, data=self.file,
+                          task=None if self.preset else self.task, backend=backend,
+                          overrides=tuple(overrides), fields=self.fields)
 
 
-def load_choice(*, preset: str | None = None, file: Path | None = None, task: str = "text") -> DatasetChoice:
-    """Read and check a preset's sample or a file (no tokenizer). Raises FtuiError for bad input."""
-    if preset is not None:
-        p = load_preset(preset)
-        loaded = load_preset_rows(p)
-        report = build_report(loaded, task=p.task, template=p.prompt, split=p.split,
-                              max_length=p.local.max_length, tokenizer_name="counting…")
-        if p.data.sample:
-            report.source = str(sample_path(p))
-        return DatasetChoice(name=p.name, task=p.task, preset=p, file=None, template=p.prompt, split=p.split,
-                             local=p.local, openai=p.openai, eval=p.eval, examples=loaded.examples,
-                             report=report)
-    assert file is not None
-    loaded = load_file(file, task)
-    split, local = SplitSpec(), LocalSettings()
-    template = DEFAULT_TEMPLATES[task]
+def load_choice(*, preset: str | None = None, file: Path | None = None, task: str = "text",
+                fields: Sequence[str] = ()) -> DatasetChoice:
+    """Read and check a preset's data, a file or a folder of split files (read for ``preset``
+    when one is given); no tokenizer. Raises FtuiError for bad input."""
+    p = load_preset(preset) if preset is not None else None
+    task = p.task if p is not None else task
+    loaded = load_source(task=task, preset=p, data=file, fields=fields)
+    if p is not None:
+        template, split, local, openai, evals = p.prompt, p.split, p.local, p.openai, p.eval
+    else:
+        template, split, local, openai, evals = (DEFAULT_TEMPLATES[task], SplitSpec(), LocalSettings(),
+                                                 OpenAISettings(), EvalSettings())
     report = build_report(loaded, task=task, template=template, split=split, max_length=local.max_length,
                           tokenizer_name="counting…")
-    return DatasetChoice(name=file.name, task=task, preset=None, file=file, template=template, split=split,
-                         local=local, openai=OpenAISettings(), eval=EvalSettings(), examples=loaded.examples,
-                         report=report)
+    name = p.name if p is not None and file is None else (file.name if file is not None else "")
+    return DatasetChoice(name=name, task=task, preset=p, file=file, template=template, split=split,
+                         local=local, openai=openai, eval=evals, examples=loaded.examples,
+                         report=report, fields=tuple(fields))

@@ -41,7 +41,8 @@ def _last_line(text: str | None, fallback: str) -> str:
 
 
 def count_tokens(*, preset: str | None = None, file: Path | None = None, task: str | None = None,
-                 cancelled: Callable[[], bool] = lambda: False, timeout_s: float = 300.0) -> dict[str, Any]:
+                 fields: Sequence[str] = (), cancelled: Callable[[], bool] = lambda: False,
+                 timeout_s: float = 300.0) -> dict[str, Any]:
     """``ftui data check ... --json`` in a subprocess: the report, with token statistics."""
     cmd = [sys.executable, "-m", "ftui", "data", "check", "--json"]
     if file is not None:
@@ -50,6 +51,8 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
         cmd += ["--preset", preset]
     if task is not None and preset is None:
         cmd += ["--task", task]
+    for item in fields:
+        cmd += ["--field", item]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=child_env(), text=True)
     deadline = time.monotonic() + timeout_s

@@ -23,7 +23,7 @@ from ftui.core.presets import load_preset, preset_names, sample_path
 from ftui.core.prompts import conversation
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
-from ftui.tui.choice import DatasetChoice, load_choice
+from ftui.tui.choice import DataPick, DatasetChoice, load_choice
 from ftui.tui.screens.modals import FilePickerModal
 from ftui.tui.services import TokenCountError
 from ftui.tui.widgets.render import render_conversation
@@ -64,7 +64,7 @@ class DatasetScreen(Screen):
                       for p in self.presets}
         self.choice: DatasetChoice | None = None
         self.load_error = ""
-        self.file_choice: tuple[Path, str] | None = None
+        self.file_choice: DataPick | None = None
         self._token_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -108,7 +108,7 @@ class DatasetScreen(Screen):
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option.id == FILE_OPTION:
             if self.file_choice is not None:
-                self._load(file=self.file_choice[0], task=self.file_choice[1])
+                self._load_pick(self.file_choice)
             return
         self._load(preset=event.option.id)
 
@@ -120,21 +120,27 @@ class DatasetScreen(Screen):
             self.action_next()
 
     def action_open_file(self) -> None:
-        start = self.file_choice[0].parent if self.file_choice else None
-        task = self.file_choice[1] if self.file_choice else "text"
-        self.app.push_screen(FilePickerModal(start, task=task), self._file_picked)
+        pick = self.file_choice
+        highlighted = self.query_one("#presets", OptionList).highlighted_option
+        # A hub-only preset highlighted (spider offline): open its local copy, read for it.
+        hub_only = next((p.name for p in self.presets if highlighted is not None and p.name == highlighted.id
+                         and not p.data.sample), None)
+        self.app.push_screen(FilePickerModal(
+            pick.path.parent if pick else None, task=pick.task if pick else "text",
+            preset=pick.preset if pick else hub_only, fields=pick.fields if pick else (),
+            presets=[p.name for p in self.presets]), self._file_picked)
 
-    def _file_picked(self, picked: tuple[Path, str] | None) -> None:
+    def _file_picked(self, picked: DataPick | None) -> None:
         if picked is None:
             return
         self.file_choice = picked
         options = self.query_one("#presets", OptionList)
         options.replace_option_prompt(FILE_OPTION, Text.assemble(
-            ("Your file", "bold"), f"\n {fmt.short(picked[0].name, 18)} ({picked[1]})"))
+            ("Your data", "bold"), f"\n {fmt.short(picked.path.name, 18)} ({picked.label})"))
         if options.highlighted != len(self.presets):
             options.highlighted = len(self.presets)  # the highlight handler loads it
         else:
-            self._load(file=picked[0], task=picked[1])
+            self._load_pick(picked)
 
     def on_resize(self, event) -> None:
         # Wide terminals show the report and the examples side by side; narrow ones, one at a time.
@@ -166,21 +172,26 @@ class DatasetScreen(Screen):
         self.app.push_screen(BackendScreen(choice))
 
     # -- loading (worker threads) --------------------------------------------------------
-    def _load(self, *, preset: str | None = None, file: Path | None = None, task: str = "text") -> None:
+    def _load_pick(self, pick: DataPick) -> None:
+        self._load(preset=pick.preset, file=pick.path, task=pick.task, fields=pick.fields)
+
+    def _load(self, *, preset: str | None = None, file: Path | None = None, task: str = "text",
+              fields: tuple[str, ...] = ()) -> None:
         self.choice = None
         self.load_error = ""
         hub_only = next((p for p in self.presets if p.name == preset and not p.data.sample), None)
+        hub_only = hub_only if file is None else None
         self.query_one("#report-text", Static).update(Group(
             Text(hub_only.title, style="bold"), Text(" ".join(hub_only.description.split()), style="italic"),
             Text(f"reading {hub_only.data.hub} from the hub (no offline sample)…", style="dim"))
             if hub_only else Text("loading…", style="dim"))
-        self._load_worker(preset, file, task)
+        self._load_worker(preset, file, task, fields)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, preset: str | None, file: Path | None, task: str) -> None:
+    def _load_worker(self, preset: str | None, file: Path | None, task: str, fields: tuple[str, ...]) -> None:
         worker = get_current_worker()
         try:
-            choice = load_choice(preset=preset, file=file, task=task)
+            choice = load_choice(preset=preset, file=file, task=task, fields=fields)
         except (FtuiError, OSError, ValueError) as exc:
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._show_error, str(exc))
@@ -190,8 +201,13 @@ class DatasetScreen(Screen):
 
     def _show_error(self, message: str) -> None:
         self.load_error = message
+        highlighted = self.query_one("#presets", OptionList).highlighted_option
+        hub_only = next((p for p in self.presets if highlighted is not None and p.name == highlighted.id
+                         and not p.data.sample), None)
+        hint = (Text(f"o: open a local copy (the folder of its split files), read as preset {hub_only.name}",
+                     style="bold") if hub_only else Text(""))
         self.query_one("#report-text", Static).update(
-            Group(Text("This file cannot be used", style="bold red"), Text(message)))
+            Group(Text("This data cannot be used", style="bold red"), Text(message), hint))
         self.query_one("#preview", DataTable).clear()
         self.query_one("#example-text", Static).update("")
         self.notify(message, severity="error", title="Data")
@@ -252,11 +268,10 @@ class DatasetScreen(Screen):
     def _token_worker(self, choice: DatasetChoice) -> None:
         worker = get_current_worker()
         try:
-            if choice.preset is not None:
-                report = self.app.services.count_tokens(preset=choice.preset.name, cancelled=lambda: worker.is_cancelled)
-            else:
-                report = self.app.services.count_tokens(file=choice.file, task=choice.task,
-                                                        cancelled=lambda: worker.is_cancelled)
+            report = self.app.services.count_tokens(
+                preset=choice.preset.name if choice.preset else None, file=choice.file,
+                task=None if choice.preset else choice.task, fields=choice.fields,
+                cancelled=lambda: worker.is_cancelled)
             result: Any = report
         except TokenCountError as exc:
             result = str(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from ftui.core.tasks import TASK_NAMES
+from ftui.tui.choice import DataPick
 from ftui.tui.widgets.keys import key_footer
 
 
@@ -74,29 +76,38 @@ class PromptModal(ModalScreen["str | None"]):
         self.dismiss(None)
 
 
-class FilePickerModal(ModalScreen["tuple[Path, str] | None"]):
-    """A data file (JSONL, CSV, Parquet) and the task to read it for."""
+class FilePickerModal(ModalScreen["DataPick | None"]):
+    """A data file or a folder of split files, what to read it as (a task, or a preset with
+    its prompt and published splits), and optional column mappings."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+o", "open", "Open")]
 
-    def __init__(self, start: Path | None = None, *, task: str = "text") -> None:
+    def __init__(self, start: Path | None = None, *, task: str = "text", preset: str | None = None,
+                 fields: Sequence[str] = (), presets: Sequence[str] = ()) -> None:
         super().__init__()
         self.start = start or Path.cwd()
-        self.initial_task = task
+        self.initial = f"preset:{preset}" if preset else f"task:{task}"
+        self.initial_fields = " ".join(fields)
+        self.presets = tuple(presets)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label("Open a data file (JSONL in chat or prompt/completion format, CSV, Parquet)",
-                        classes="dialog-title")
+            yield Label("Open a data file (JSONL, JSON list, CSV, Parquet) or a folder of split files "
+                        "(train, validation/valid/dev, test)", classes="dialog-title")
             yield DirectoryTree(self.start, id="tree")
             with Horizontal(classes="row"):
                 yield Label("path", classes="label")
                 yield Input(placeholder="type a path or pick one above", id="path", compact=True)
             with Horizontal(classes="row"):
-                yield Label("task", classes="label")
-                yield Select([(t, t) for t in TASK_NAMES], value=self.initial_task, allow_blank=False,
-                             id="task", compact=True)
+                yield Label("read as", classes="label")
+                options = [(f"task {t}", f"task:{t}") for t in TASK_NAMES]
+                options += [(f"preset {p}", f"preset:{p}") for p in self.presets]
+                yield Select(options, value=self.initial, allow_blank=False, id="task", compact=True)
                 yield Button("Open", variant="primary", id="open", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("fields", classes="label")
+                yield Input(value=self.initial_fields, id="fields", compact=True,
+                            placeholder="optional: NAME=COLUMN ..., e.g. meaning_representation=mr target=ref")
             yield Static("", id="picker-error", classes="error")
         yield key_footer()
 
@@ -104,20 +115,23 @@ class FilePickerModal(ModalScreen["tuple[Path, str] | None"]):
         self.query_one("#tree", DirectoryTree).focus()
 
     @on(DirectoryTree.FileSelected)
-    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
-        path = self.query_one("#path", Input)
-        path.value = str(event.path)
-        path.focus()
+    @on(DirectoryTree.DirectorySelected)
+    def _path_selected(self, event: DirectoryTree.FileSelected | DirectoryTree.DirectorySelected) -> None:
+        self.query_one("#path", Input).value = str(event.path)
 
     @on(Input.Submitted, "#path")
+    @on(Input.Submitted, "#fields")
     @on(Button.Pressed, "#open")
     def action_open(self) -> None:
         raw = self.query_one("#path", Input).value.strip()
         if not raw:
-            self.query_one("#picker-error", Static).update("pick a file in the tree or type its path")
+            self.query_one("#picker-error", Static).update("pick a file or folder in the tree, or type its path")
             return
-        task = self.query_one("#task", Select).value
-        self.dismiss((Path(raw).expanduser(), str(task)))
+        kind, _, name = str(self.query_one("#task", Select).value).partition(":")
+        fields = tuple(self.query_one("#fields", Input).value.split())
+        path = Path(raw).expanduser()
+        self.dismiss(DataPick(path, preset=name, fields=fields) if kind == "preset"
+                     else DataPick(path, task=name, fields=fields))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
