@@ -5,16 +5,19 @@ This layer may import backends (for the tokenizer); the core below it never does
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from ftui.core.config import SplitSpec
-from ftui.core.data import load_file, load_preset_rows
+from ftui.core.config import Preset, SplitSpec
+from ftui.core.data import DEFAULT_FIELDS, Loaded, load_file, load_preset_rows, make_splits
 from ftui.core.datacheck import DataReport, build_report
-from ftui.core.errors import ConfigError, FtuiError
+from ftui.core.errors import ConfigError, DataError, FtuiError
+from ftui.core.examples import Example
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
-from ftui.core.scoring import read_score_file, score_records
+from ftui.core.scoring import (PredictionRecord, collapse_problems, read_prediction_lines, read_score_file,
+                               score_records, write_records)
 from ftui.core.tasks import TASK_NAMES, make_task
 
 
@@ -130,14 +133,134 @@ def format_report(r: DataReport) -> str:
     return "\n".join(out)
 
 
-def score_file(path: Path, *, task: str | None, preset: str | None) -> dict[str, Any]:
-    """``ftui score``: ``{"task", "n", "metrics"}`` for a JSONL of predictions."""
-    if preset is not None:
-        p = load_preset(preset)
-        name, options = p.task, p.task_options
-    else:
-        name, options = _check_task(task), {}
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    """What ``ftui score`` found: the summary ``--json`` prints, and every row's record."""
+
+    summary: dict[str, Any]
+    """``{"task", "n", "metrics"}``, plus ``"rows"`` (the per-row file) when one was written."""
+    records: list[PredictionRecord]
+
+
+def parse_field_map(pairs: Sequence[str]) -> dict[str, str]:
+    """Repeated ``--field TASKFIELD=COLUMN`` options as a field map (task field -> column)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, column = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not column:
+            raise ConfigError(f"--field {pair!r}: expected TASKFIELD=COLUMN, e.g. reference=mr")
+        if out.get(name, column) != column:
+            raise ConfigError(f"--field: '{name}' is mapped twice (to '{out[name]}' and to '{column}')")
+        out[name] = column
+    return out
+
+
+def score_file(file: Path | None = None, *, task: str | None, preset: str | None,
+               data: Path | None = None, predictions: Path | None = None,
+               fields: Sequence[str] = (), rows: Path | None = None) -> ScoreResult:
+    """``ftui score``: a JSONL ``file`` of predictions with their references, or a plain-text
+    ``predictions`` file (one per line) against the held-out rows in ``data``. ``rows``: where to
+    write every row's record (the format of an eval's ``predictions.jsonl``)."""
+    if file is not None and (data is not None or predictions is not None):
+        raise ConfigError("score: give either a predictions FILE (JSONL) or --data with --predictions, not both")
+    if file is None and data is None and predictions is None:
+        raise ConfigError("score: give a predictions FILE (JSONL with prediction and reference), "
+                          "or --data HELDOUT with --predictions PREDS (one prediction per line)")
+    if (data is None) != (predictions is None):
+        given, missing = ("--data", "--predictions") if predictions is None else ("--predictions", "--data")
+        raise ConfigError(f"score: {given} needs {missing}: --data is the held-out split, --predictions "
+                          "the model's outputs for it, one per line")
+    p = load_preset(preset) if preset is not None else None
+    name, options = (p.task, p.task_options) if p is not None else (_check_task(task), {})
+    field_map = parse_field_map(fields)
+    if field_map and data is None:
+        raise ConfigError("score: --field maps the columns of --data; a predictions FILE has its own "
+                          "fields (prediction, reference and the task's inputs)")
+    known = set(DEFAULT_FIELDS[name]) | set(p.data.fields if p is not None else ())
+    unknown = sorted(set(field_map) - known)
+    if unknown:
+        raise ConfigError(f"--field: task '{name}' has no field {', '.join(repr(u) for u in unknown)}; "
+                          f"its fields are {', '.join(sorted(known))}")
+    if rows is not None and any(rows.resolve() == x.resolve() for x in (file, data, predictions) if x is not None):
+        raise ConfigError(f"--rows {rows}: that is an input file; name a new file for the per-row output")
     scorer = make_task(name, options)
-    items = read_score_file(path, needs=("context",) if name == "sql" else ())
-    _, metrics = score_records(scorer, items)
-    return {"task": name, "n": len(items), "metrics": metrics}
+    if file is not None:
+        items, lines = read_score_file(file, needs=("context",) if name == "sql" else ())
+    else:
+        assert data is not None and predictions is not None
+        if predictions.suffix.lower() in (".jsonl", ".json"):
+            raise ConfigError(f"--predictions {predictions}: give plain text, one prediction per line; a JSONL "
+                              "whose lines hold prediction and reference is scored as FILE (ftui score --task T FILE)")
+        held_out, against = _held_out(data, name, p, field_map)
+        outputs = read_prediction_lines(predictions, expected=len(held_out), against=against)
+        items = [(out, ex.reference, dict(ex.fields)) for out, ex in zip(outputs, held_out)]
+        lines = list(range(1, len(items) + 1))
+    records, metrics = score_records(scorer, items, lines=lines)
+    summary: dict[str, Any] = {"task": name, "n": len(records), "metrics": metrics}
+    if rows is not None:
+        try:
+            write_records(rows, records)
+        except OSError as exc:
+            raise DataError(f"cannot write the per-row file: {exc.strerror}", path=str(rows)) from None
+        summary["rows"] = str(rows)
+    return ScoreResult(summary=summary, records=records)
+
+
+def _held_out(data: Path, task: str, preset: Preset | None,
+              field_map: Mapping[str, str]) -> tuple[list[Example], str]:
+    """The rows published predictions answer, in order, and how to name them in messages.
+
+    A file is the held-out split as a whole; a folder of split files gives the preset's test
+    split. Predictions are matched to rows by position, so any bad row is an error.
+    """
+    if data.is_dir():
+        if preset is None:
+            raise ConfigError(f"--data {data}: a folder of split files needs --preset, which says "
+                              "which split is held out")
+        if field_map:
+            preset = dataclasses.replace(preset, data=dataclasses.replace(
+                preset.data, fields={**preset.data.fields, **field_map}))
+        loaded = load_preset_rows(preset, folder=data)
+        _refuse_bad_rows(loaded)
+        held_out, against = make_splits(loaded, preset.split)["test"], f"{data} (its test split)"
+    else:
+        if preset is not None:
+            fmap: Mapping[str, str] | None = {**preset.data.fields, **field_map}
+        elif field_map:  # the columns not named keep the ones the loader finds by itself
+            fmap = {**load_file(data, task).fields, **field_map}
+        else:
+            fmap = None
+        loaded = load_file(data, task, fmap)
+        _refuse_bad_rows(loaded)
+        held_out, against = loaded.examples, str(data)
+    if not held_out:
+        raise DataError("no held-out rows to score against", path=str(data))
+    return held_out, against
+
+
+def _refuse_bad_rows(loaded: Loaded) -> None:
+    if loaded.issues:
+        problems = ((i.line, f"field '{i.field}': {i.message}" if i.field else i.message) for i in loaded.issues)
+        raise DataError(collapse_problems(problems) + ". Predictions are matched to rows by position, so every "
+                        "held-out row must be usable (ftui data check lists them all)", path=loaded.source)
+
+
+def format_failures(records: Sequence[PredictionRecord], most: int) -> str:
+    """The first ``most`` rows that are not correct, in plain text: line, why, prediction, reference."""
+    failing = [r for r in records if not r.correct]
+    if not failing:
+        return "no failing rows"
+    out = [f"first {min(most, len(failing))} of {len(failing)} failing rows:"]
+    for r in failing[:most]:
+        out += [f"line {r.line}: {r.why()}",
+                f"  prediction: {_one_line(r.output)}",
+                f"  reference:  {_one_line(r.reference)}"]
+    return "\n".join(out)
+
+
+def _one_line(text: str, width: int = 300) -> str:
+    """Text on one terminal line: newlines shown as \\n, long text cut with an ellipsis."""
+    if not text.strip():
+        return "(empty)"
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
