@@ -205,7 +205,8 @@ def test_make_task_with_preset_lists_restricts_validity() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"functions": "inform"}, {"attributes": []}, {"functions": ["inform", 3]}, {"speed": 1}],
+    [{"functions": "inform"}, {"attributes": []}, {"functions": ["inform", 3]}, {"speed": 1},
+     {"list_attributes": "genres"}, {"list_attributes": ["genres", "price"]}],
 )
 def test_bad_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
@@ -222,3 +223,69 @@ def test_strict_exact_needs_the_gold_order_and_normalises_only_whitespace() -> N
     assert reordered.exact and not reordered.details["exact_strict"]
     metrics = FuncrepTask().aggregate([score(REF), reordered])
     assert metrics["exact"] == 1.0 and metrics["exact_strict"] == 0.5
+
+
+# --- list-valued attributes: only genres, platforms and player_perspective ------------------
+
+# GEM/viggo-style rows whose single values hold commas.
+RELEASE = ("inform(name[Mario Tennis Aces], exp_release_date[June 29, 2018], "
+           "genres[sport], player_perspective[third person], platforms[Nintendo Switch])")
+DEVELOPER = ("inform(name[Falcon 4.0], release_year[1998], developer[Spectrum HoloByte, Inc.], "
+             "genres[simulation], player_perspective[first person], platforms[PC])")
+DIVISION = ("inform(name[Tom Clancy's The Division], release_year[2016], esrb[M (for Mature)], "
+            "genres[action-adventure, role-playing, shooter, tactical], player_perspective[third person], "
+            "platforms[PlayStation, Xbox, PC], available_on_steam[yes], has_linux_release[no], "
+            "has_mac_release[no])")
+
+
+def test_a_value_with_commas_is_one_value_unless_the_attribute_is_a_list() -> None:
+    mr = parse_mr(DEVELOPER)
+    assert mr.attributes["developer"] == ("Spectrum HoloByte, Inc.",)
+    assert parse_mr(RELEASE).attributes["exp_release_date"] == ("June 29, 2018",)
+    assert parse_mr(DIVISION).attributes["platforms"] == ("PlayStation", "Xbox", "PC")
+    assert len(parse_mr(DIVISION).slots()) == 4 + 1 + 3 + 6  # genres 4, perspective 1, platforms 3, six others
+
+
+@pytest.mark.parametrize(("reference", "swapped"), [
+    (RELEASE, RELEASE.replace("June 29, 2018", "2018, June 29")),
+    (DEVELOPER, DEVELOPER.replace("Spectrum HoloByte, Inc.", "Inc., Spectrum HoloByte")),
+])
+def test_reordered_parts_of_one_value_are_not_exact(reference: str, swapped: str) -> None:
+    s = FuncrepTask().score(swapped, reference, {})
+    assert s.valid and not s.exact
+    assert (s.details["tp"], s.details["fp"], s.details["fn"]) == (len(parse_mr(reference).slots()) - 1, 1, 1)
+
+
+def test_list_attributes_compare_as_sets() -> None:
+    ref = "give_opinion(name[Fallout 4], rating[excellent], genres[action-adventure, role-playing])"
+    s = FuncrepTask().score(ref.replace("action-adventure, role-playing", "role-playing, action-adventure"), ref, {})
+    assert s.exact and not s.details["exact_strict"]
+    swapped = DIVISION.replace("PlayStation, Xbox, PC", "PC, PlayStation, Xbox").replace(
+        "first person", "third person")
+    assert FuncrepTask().score(swapped, DIVISION, {}).exact
+
+
+def test_single_values_normalise_case_and_spacing_around_commas() -> None:
+    assert FuncrepTask().score(DEVELOPER.replace("Spectrum HoloByte, Inc.", "spectrum holobyte ,inc."),
+                               DEVELOPER, {}).exact
+
+
+def test_slot_f1_counts_a_developer_with_several_commas_as_one_slot() -> None:
+    ref = ("inform(name[SimCity 2000], release_year[1993], "
+           "developer[Maxis Software, Inc., Walnut Creek], platforms[PC, Mac])")
+    assert len(parse_mr(ref).slots()) == 5  # name, year, developer, PC, Mac
+    task = FuncrepTask()
+    s = task.score(ref.replace(", Walnut Creek", ""), ref, {})
+    assert not s.exact
+    assert (s.details["tp"], s.details["fp"], s.details["fn"]) == (4, 1, 1)
+    metrics = task.aggregate([s])
+    assert metrics["slot_precision"] == pytest.approx(4 / 5) and metrics["slot_recall"] == pytest.approx(4 / 5)
+
+
+def test_list_attributes_is_a_task_option() -> None:
+    ref = "inform(name[Fallout 4], genres[action-adventure, role-playing])"
+    reordered = "inform(name[Fallout 4], genres[role-playing, action-adventure])"
+    assert make_task("funcrep", {}).score(reordered, ref, {}).exact
+    as_one_value = make_task("funcrep", {"list_attributes": []})
+    assert not as_one_value.score(reordered, ref, {}).exact
+    assert as_one_value.score(ref, ref, {}).details["tp"] == 2

@@ -81,11 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "settings (model, n_epochs, budget_usd)")
     c.add_argument("--json", action="store_true")
 
-    sc = sub.add_parser("score", help="score a JSONL of predictions made elsewhere")
-    sc.add_argument("file", type=Path, metavar="FILE")
+    sc = sub.add_parser("score", help="score predictions made elsewhere: a JSONL, or one per line against a held-out file")
+    sc.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                    help="a JSONL whose lines hold prediction, reference and the task's inputs")
     g = sc.add_mutually_exclusive_group(required=True)
     g.add_argument("--task", help="sql, funcrep, json or text")
     g.add_argument("--preset", help="use a preset's task and its options (allowed lists, schema)")
+    sc.add_argument("--data", type=Path, metavar="HELDOUT",
+                    help="instead of FILE: the held-out rows (JSONL, JSON list, CSV, Parquet), or with "
+                         "--preset a folder of split files (its test split)")
+    sc.add_argument("--predictions", type=Path, metavar="PREDS",
+                    help="with --data: plain text, one prediction per line in the order of its rows "
+                         "(a final newline is fine; a blank line is an empty prediction)")
+    sc.add_argument("--field", action="append", default=[], metavar="NAME=COLUMN", dest="fields",
+                    help="with --data: read a task field (or the column the preset expects) from another column, e.g. --field reference=mr")
+    sc.add_argument("--rows", type=Path, metavar="OUT.jsonl",
+                    help="write every row's verdicts and reason, one JSON object per line")
+    sc.add_argument("--show-failures", type=int, default=0, metavar="N",
+                    help="print the first N rows that are not correct (line, why, prediction, reference)")
     sc.add_argument("--json", action="store_true")
 
     st = sub.add_parser("study", help="compare backends and models on the same data and held-out split")
@@ -321,15 +334,27 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from ftui.commands import score_file
+    from ftui.commands import format_failures, score_file
+    from ftui.core.errors import ConfigError
 
-    result = score_file(args.file, task=args.task, preset=args.preset)
+    if args.show_failures < 0:
+        raise ConfigError(f"--show-failures: expected a count of rows (0 or more), got {args.show_failures}")
+    result = score_file(args.file, task=args.task, preset=args.preset, data=args.data,
+                        predictions=args.predictions, fields=args.fields, rows=args.rows)
+    summary = result.summary
     if args.json:
-        _print_json(result)
+        _print_json(summary)
     else:
-        print(f"{result['task']}: {result['n']} predictions")
-        for k, v in result["metrics"].items():
-            print(f"  {k:<20} {v:7.1%}")
+        print(f"{summary['task']}: {summary['n']} predictions")
+        for k, v in summary["metrics"].items():
+            # Rates print as percentages; a count among the metrics prints as it is.
+            shown = f"{v:7d}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:7.1%}"
+            print(f"  {k:<20} {shown}")
+        if "rows" in summary:
+            print(f"every row: {summary['rows']}")
+    if args.show_failures:
+        # With --json, stdout holds the JSON document alone, so the rows go to stderr.
+        print(format_failures(result.records, args.show_failures), file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 

@@ -9,14 +9,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from ftui.core.config import SplitSpec
-from ftui.core.data import load_source
+from ftui.core.config import Preset, SplitSpec
+from ftui.core.data import Loaded, load_source, make_splits
 from ftui.core.datacheck import DataReport, build_report
-from ftui.core.errors import ConfigError, FtuiError
+from ftui.core.errors import ConfigError, DataError, FtuiError
+from ftui.core.examples import Example
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runspec import apply_overrides
-from ftui.core.scoring import read_score_file, score_records
+from ftui.core.scoring import (PredictionRecord, collapse_problems, read_prediction_lines, read_score_file,
+                               score_records, write_records)
 from ftui.core.tasks import TASK_NAMES, make_task
 
 
@@ -137,14 +139,105 @@ def format_report(r: DataReport) -> str:
     return "\n".join(out)
 
 
-def score_file(path: Path, *, task: str | None, preset: str | None) -> dict[str, Any]:
-    """``ftui score``: ``{"task", "n", "metrics"}`` for a JSONL of predictions."""
-    if preset is not None:
-        p = load_preset(preset)
-        name, options = p.task, p.task_options
-    else:
-        name, options = _check_task(task), {}
+@dataclasses.dataclass(frozen=True)
+class ScoreResult:
+    """What ``ftui score`` found: the summary ``--json`` prints, and every row's record."""
+
+    summary: dict[str, Any]
+    """``{"task", "n", "metrics"}``, plus ``"rows"`` (the per-row file) when one was written."""
+    records: list[PredictionRecord]
+
+
+def score_file(file: Path | None = None, *, task: str | None, preset: str | None,
+               data: Path | None = None, predictions: Path | None = None,
+               fields: Sequence[str] = (), rows: Path | None = None) -> ScoreResult:
+    """``ftui score``: a JSONL ``file`` of predictions with their references, or a plain-text
+    ``predictions`` file (one per line) against the held-out rows in ``data``. ``rows``: where to
+    write every row's record (the format of an eval's ``predictions.jsonl``)."""
+    if file is not None and (data is not None or predictions is not None):
+        raise ConfigError("score: give either a predictions FILE (JSONL) or --data with --predictions, not both")
+    if file is None and data is None and predictions is None:
+        raise ConfigError("score: give a predictions FILE (JSONL with prediction and reference), "
+                          "or --data HELDOUT with --predictions PREDS (one prediction per line)")
+    if (data is None) != (predictions is None):
+        given, missing = ("--data", "--predictions") if predictions is None else ("--predictions", "--data")
+        raise ConfigError(f"score: {given} needs {missing}: --data is the held-out split, --predictions "
+                          "the model's outputs for it, one per line")
+    p = load_preset(preset) if preset is not None else None
+    name, options = (p.task, p.task_options) if p is not None else (_check_task(task), {})
+    if fields and data is None:
+        raise ConfigError("score: --field maps the columns of --data; a predictions FILE has its own "
+                          "fields (prediction, reference and the task's inputs)")
+    if rows is not None and any(rows.resolve() == x.resolve() for x in (file, data, predictions) if x is not None):
+        raise ConfigError(f"--rows {rows}: that is an input file; name a new file for the per-row output")
     scorer = make_task(name, options)
-    items = read_score_file(path, needs=("context",) if name == "sql" else ())
-    _, metrics = score_records(scorer, items)
-    return {"task": name, "n": len(items), "metrics": metrics}
+    if file is not None:
+        items, lines = read_score_file(file, needs=("context",) if name == "sql" else ())
+    else:
+        assert data is not None and predictions is not None
+        if predictions.suffix.lower() in (".jsonl", ".json"):
+            raise ConfigError(f"--predictions {predictions}: give plain text, one prediction per line; a JSONL "
+                              "whose lines hold prediction and reference is scored as FILE (ftui score --task T FILE)")
+        held_out, against = _held_out(data, name, p, fields)
+        outputs = read_prediction_lines(predictions, expected=len(held_out), against=against)
+        items = [(out, ex.reference, dict(ex.fields)) for out, ex in zip(outputs, held_out)]
+        lines = list(range(1, len(items) + 1))
+    records, metrics = score_records(scorer, items, lines=lines)
+    summary: dict[str, Any] = {"task": name, "n": len(records), "metrics": metrics}
+    if rows is not None:
+        try:
+            write_records(rows, records)
+        except OSError as exc:
+            raise DataError(f"cannot write the per-row file: {exc.strerror}", path=str(rows)) from None
+        summary["rows"] = str(rows)
+    return ScoreResult(summary=summary, records=records)
+
+
+def _held_out(data: Path, task: str, preset: Preset | None, fields: Sequence[str]) -> tuple[list[Example], str]:
+    """The rows published predictions answer, in order, and how to name them in messages.
+
+    A file is the held-out split as a whole; a folder of split files gives its test split (for
+    a preset, the split the preset holds out). Predictions are matched to rows by position, so
+    any bad row is an error.
+    """
+    loaded = load_source(task=task, preset=preset, data=data, fields=fields)
+    _refuse_bad_rows(loaded)
+    if data.is_dir():
+        if preset is None and "test" not in (loaded.named or {}):
+            raise ConfigError(f"--data {data}: the folder has no test file; name the held-out file itself, "
+                              "or give --preset, which says which split is held out")
+        held_out = make_splits(loaded, preset.split if preset is not None else SplitSpec())["test"]
+        against = f"{data} (its test split)"
+    else:
+        held_out, against = loaded.examples, str(data)
+    if not held_out:
+        raise DataError("no held-out rows to score against", path=str(data))
+    return held_out, against
+
+
+def _refuse_bad_rows(loaded: Loaded) -> None:
+    if loaded.issues:
+        problems = ((i.line, f"field '{i.field}': {i.message}" if i.field else i.message) for i in loaded.issues)
+        raise DataError(collapse_problems(problems) + ". Predictions are matched to rows by position, so every "
+                        "held-out row must be usable (ftui data check lists them all)", path=loaded.source)
+
+
+def format_failures(records: Sequence[PredictionRecord], most: int) -> str:
+    """The first ``most`` rows that are not correct, in plain text: line, why, prediction, reference."""
+    failing = [r for r in records if not r.correct]
+    if not failing:
+        return "no failing rows"
+    out = [f"first {min(most, len(failing))} of {len(failing)} failing rows:"]
+    for r in failing[:most]:
+        out += [f"line {r.line}: {r.why()}",
+                f"  prediction: {_one_line(r.output)}",
+                f"  reference:  {_one_line(r.reference)}"]
+    return "\n".join(out)
+
+
+def _one_line(text: str, width: int = 300) -> str:
+    """Text on one terminal line: newlines shown as \\n, long text cut with an ellipsis."""
+    if not text.strip():
+        return "(empty)"
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -2,13 +2,18 @@
 
 An MR looks like ``verify_attribute(name[Little Big Adventure], rating[average])``.
 Square brackets delimit values, so values may hold parentheses, colons, apostrophes and
-digits (``name[Tom Clancy's The Division (2016)]``); a bracket may hold a comma-separated
-list (``genres[action-adventure, role-playing]``) or nothing (``player_perspective[]``,
+digits (``name[Tom Clancy's The Division (2016)]``), or nothing (``player_perspective[]``,
 as in ViGGO's ``request_attribute``).
+
+Only list-valued attributes hold a comma-separated list of items, compared as a set
+(``genres[action-adventure, role-playing]``); in ViGGO these are ``genres``, ``platforms``
+and ``player_perspective``. Every other value is one string, commas included
+(``developer[Spectrum HoloByte, Inc.]``, ``exp_release_date[June 29, 2018]``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -34,10 +39,12 @@ class MeaningRepresentation:
 
     function: str
     attributes: Mapping[str, tuple[str, ...]]
-    """Attribute -> values in written order (stripped); empty tuple for ``attr[]``."""
+    """Attribute -> values (stripped): a list attribute's items in written order, one value
+    for any other attribute; empty tuple for ``attr[]``."""
 
     def slots(self) -> frozenset[tuple[str, str]]:
-        """(attribute, normalised value) pairs; ``attr[]`` is the one slot (attribute, "")."""
+        """(attribute, normalised value) pairs, one per list item and one per other attribute;
+        ``attr[]`` is the one slot (attribute, "")."""
         pairs: set[tuple[str, str]] = set()
         for attribute, values in self.attributes.items():
             if not values:
@@ -50,9 +57,12 @@ class MeaningRepresentation:
         return {a: frozenset(normalize_value(v) for v in vs) for a, vs in self.attributes.items()}
 
 
+_COMMA_SPACING = re.compile(r"\s*,\s*")
+
+
 def normalize_value(value: str) -> str:
-    """Case-insensitive, whitespace-collapsed form of one value."""
-    return " ".join(value.split()).casefold()
+    """Case-insensitive, whitespace-collapsed form of one value; ``a ,b`` reads as ``a, b``."""
+    return _COMMA_SPACING.sub(", ", " ".join(value.split())).casefold()
 
 
 def _is_ident_start(char: str) -> bool:
@@ -66,8 +76,9 @@ def _is_ident_char(char: str) -> bool:
 class _Parser:
     """A hand-written scanner for ``function(attr[value, ...], ...)``; one linear pass."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, list_attributes: frozenset[str]) -> None:
         self.text = text
+        self.list_attributes = list_attributes
         self.pos = 0
 
     def _skip_ws(self) -> None:
@@ -109,7 +120,11 @@ class _Parser:
                 self._skip_ws()
                 if self._peek() != "[":
                     raise MRParseError(f"expected '[' after attribute '{attribute}'", self.pos)
-                attributes[attribute] = _split_values(self._bracket_body(attribute))
+                body = self._bracket_body(attribute)
+                if attribute in self.list_attributes:
+                    attributes[attribute] = _split_values(body)
+                else:
+                    attributes[attribute] = (body.strip(),) if body.strip() else ()
                 self._skip_ws()
                 char = self._peek()
                 if char == ",":
@@ -143,7 +158,7 @@ class _Parser:
 
 
 def _split_values(body: str) -> tuple[str, ...]:
-    """Split a bracket's text on top-level commas into stripped, non-empty items.
+    """Split a list attribute's bracket on top-level commas into stripped, non-empty items.
 
     Commas inside parentheses or nested brackets do not split, nor does a comma between two
     digits (a thousands separator, ``Warhammer 40,000``): ViGGO lists use ", ".
@@ -165,9 +180,12 @@ def _split_values(body: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
-def parse_mr(text: str) -> MeaningRepresentation:
-    """Parse one MR; raise ``MRParseError`` (a ``ValueError``) with a column on bad input."""
-    return _Parser(text).parse()
+def parse_mr(text: str, list_attributes: Sequence[str] = viggo.LIST_ATTRIBUTES) -> MeaningRepresentation:
+    """Parse one MR; raise ``MRParseError`` (a ``ValueError``) with a column on bad input.
+
+    Brackets of ``list_attributes`` are split into items; any other bracket is one value.
+    """
+    return _Parser(text, frozenset(list_attributes)).parse()
 
 
 def _names(option: str, value: object) -> frozenset[str]:
@@ -175,6 +193,17 @@ def _names(option: str, value: object) -> frozenset[str]:
         raise ConfigError(f"task 'funcrep': {option} must be a list of names, not {value!r}")
     if not value or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"task 'funcrep': {option} must be a non-empty list of names")
+    return frozenset(value)
+
+
+def _list_names(value: object, attributes: frozenset[str]) -> frozenset[str]:
+    """``list_attributes``: may be empty (no attribute holds a list), each one an allowed attribute."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"task 'funcrep': list_attributes must be a list of attribute names, not {value!r}")
+    unknown = sorted(set(value) - attributes)
+    if unknown:
+        raise ConfigError(f"task 'funcrep': list_attributes names {', '.join(repr(u) for u in unknown)}, "
+                          "which attributes does not list")
     return frozenset(value)
 
 
@@ -197,11 +226,17 @@ class FuncrepTask:
         *,
         functions: Sequence[str] = viggo.FUNCTIONS,
         attributes: Sequence[str] = viggo.ATTRIBUTES,
+        list_attributes: Sequence[str] | None = None,
     ) -> None:
         self.functions = _names("functions", functions)
         """Dialogue-act functions a valid output may use."""
         self.attributes = _names("attributes", attributes)
         """Attribute names a valid output may use."""
+        if list_attributes is None:  # ViGGO's, as far as the allowed attributes have them
+            list_attributes = [a for a in viggo.LIST_ATTRIBUTES if a in self.attributes]
+        self.list_attributes = _list_names(list_attributes, self.attributes)
+        """Attributes whose value is a comma-separated list, compared as a set of items;
+        every other attribute's value is one string, commas included."""
 
     def _validity_error(self, mr: MeaningRepresentation) -> str | None:
         if mr.function not in self.functions:
@@ -218,14 +253,14 @@ class FuncrepTask:
         # so a model that learnt the content but not the order scores exact and not strict.
         strict = " ".join(strip_fence(prediction).split()) == " ".join(reference.split())
         try:
-            pred = parse_mr(strip_fence(prediction))
+            pred = parse_mr(strip_fence(prediction), self.list_attributes)
         except MRParseError as exc:
             error = f"does not parse: {exc}"
         if pred is not None:
             error = self._validity_error(pred)
         valid = pred is not None and error is None
         try:
-            ref = parse_mr(reference.strip())
+            ref = parse_mr(reference.strip(), self.list_attributes)
         except MRParseError as exc:
             # A broken dataset row: nothing to compare with, so no slot counts either way.
             return Score(

@@ -1,6 +1,8 @@
 """The ViGGO meaning-representation vocabulary (GEM/viggo; Juraska et al., 2019).
 
 Nine dialogue-act functions and fourteen attributes, as they appear in the dataset.
+Three attributes hold lists (``genres[action-adventure, role-playing]``); the others hold
+one value each, which may contain commas (``developer[Spectrum HoloByte, Inc.]``).
 """
 
 from __future__ import annotations
@@ -33,3 +35,6 @@ ATTRIBUTES: tuple[str, ...] = (
     "specifier",
     "has_multiplayer",
 )
+
+LIST_ATTRIBUTES: tuple[str, ...] = ("genres", "platforms", "player_perspective")
+"""The attributes whose value is a comma-separated list of items, order-insensitive."""
