@@ -18,6 +18,7 @@ import pytest
 
 from ftui.core.machine import Gpu, Machine, estimate_fit, model_shape, parse_nvidia_smi
 from ftui.core.runs import Run, write_json_atomic
+from ftui.core.runspec import prepare_run
 from ftui.tui.app import FtuiApp
 from ftui.tui.progress import RunProgress, thin
 from ftui.tui.services import Services
@@ -310,6 +311,37 @@ async def test_a_bad_file_shows_the_core_error_and_cannot_go_on(tmp_path):
         await pilot.press("enter")
         await wait_until(pilot, lambda: "no such file" in screen_text(app), what="the error")
         assert "This data cannot be used" in screen_text(app) and screen.choice is None
+
+
+async def test_a_published_folder_opens_for_a_preset_with_column_mappings_and_starts_a_run(monkeypatch):
+    """Spider offline: its error says how to open a local copy, and `o` opens the picker set to
+    read the folder for that preset; GEM/viggo's mr,ref CSVs read as the viggo preset with the
+    picker's fields line; the run started from there has the published splits."""
+    fixtures = Path(__file__).parent / "fixtures"
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.choice is not None)
+        screen.query_one("#presets").highlighted = [p.name for p in screen.presets].index("spider")
+        await wait_until(pilot, lambda: "This data cannot be used" in screen_text(app), timeout=30, what="offline")
+        assert "o: open a local copy" in screen_text(app)
+        await pilot.press("o")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "FilePickerModal")
+        assert app.screen.query_one("#task").value == "preset:spider"
+        app.screen.query_one("#task").value = "preset:viggo"
+        app.screen.query_one("#fields").value = "meaning_representation=mr target=ref"
+        app.screen.query_one("#path").value = str(fixtures / "viggo-csv")
+        app.screen.query_one("#path").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen.choice is not None and screen.choice.file == fixtures / "viggo-csv",
+                         what="the folder's report")
+        choice = screen.choice
+        assert choice.preset.name == "viggo" and choice.fields == ("meaning_representation=mr", "target=ref")
+        text = screen_text(app)
+        assert "train 12, val 3, test 4" in text and "ready: n goes on" in text
+        run = prepare_run(choice.request(backend="local"))  # what the Backend screen's start does
+        assert run.spec["split_sizes"] == {"train": 12, "val": 3, "test": 4}
+        assert run.spec["preset"] == "viggo" and run.spec["data"]["fields"] == {"text": "ref", "reference": "mr"}
 
 
 async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad_settings(tmp_path):
