@@ -206,7 +206,9 @@ def _held_out(data: Path, task: str, preset: Preset | None, fields: Sequence[str
         if preset is None and "test" not in (loaded.named or {}):
             raise ConfigError(f"--data {data}: the folder has no test file; name the held-out file itself, "
                               "or give --preset, which says which split is held out")
-        held_out = make_splits(loaded, preset.split if preset is not None else SplitSpec())["test"]
+        named = loaded.named or {}
+        held_out = (list(named["test"]) if "test" in named  # published: no carving needed
+                    else make_splits(loaded, preset.split if preset is not None else SplitSpec())["test"])
         against = f"{data} (its test split)"
     else:
         held_out, against = loaded.examples, str(data)
