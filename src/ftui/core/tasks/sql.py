@@ -27,7 +27,7 @@ from sqlglot.tokens import TokenType
 from ftui.core.errors import ConfigError
 from ftui.core.tasks.base import Score, rate
 from ftui.core.tasks.sql_rows import rows_for, seeds_from
-from ftui.core.tasks.sql_sandbox import QueryError, SandboxDatabase, create_table_statements
+from ftui.core.tasks.sql_sandbox import QueryError, SandboxDatabase, tables_from_context
 
 # sqlglot warns ("Falling back to parsing as a 'Command'") on statements it only half
 # parses; model output is full of them, and an unconfigured logger would print them over
@@ -304,9 +304,9 @@ class SqlTask:
             f"{self.seed}\0{context}\0{gold}".encode("utf-8", "surrogatepass")
         ).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        statements = create_table_statements(context)
+        declared = tables_from_context(context)
         databases = [
-            SandboxDatabase(statements, timeout_s=self.timeout_s, row_cap=self.row_cap)
+            SandboxDatabase(declared, timeout_s=self.timeout_s, row_cap=self.row_cap)
             for _ in range(self.n_databases)
         ]
         tables = databases[0].tables
