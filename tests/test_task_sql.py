@@ -261,10 +261,14 @@ def test_a_failing_reference_is_reported_as_unscorable(task: SqlTask) -> None:
     assert hostile_gold.error == (
         "reference query cannot run on its context: not a read-only query: DROP"
     )
-    both = judge(task, "SELECT nme FROM singer", "SELECT nme FROM singer", SINGERS)
-    assert (both.valid, both.details["scorable"]) == (False, False)
-    assert both.error is not None and both.error.startswith("execution error: no such column")
-    assert "reference query cannot run on its context" in both.error
+    same = judge(task, "SELECT nme FROM singer", "SELECT nme FROM singer", SINGERS)
+    assert (same.valid, same.details["scorable"]) == (False, False)
+    assert same.error == score.error
+    other = judge(task, "SELECT age FROM singers", "SELECT nme FROM singer", SINGERS)
+    assert other.error == (
+        "reference query cannot run on its context: execution error: no such column: nme; "
+        "the output: execution error: no such table: singers"
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from ftui.core.datacheck import DataReport, build_report
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
-from ftui.core.scoring import read_score_file, score_records
+from ftui.core.scoring import count_scorable, read_score_file, score_records
 from ftui.core.tasks import TASK_NAMES, make_task
 
 
@@ -131,7 +131,8 @@ def format_report(r: DataReport) -> str:
 
 
 def score_file(path: Path, *, task: str | None, preset: str | None) -> dict[str, Any]:
-    """``ftui score``: ``{"task", "n", "metrics"}`` for a JSONL of predictions."""
+    """``ftui score``: ``{"task", "n", "n_scorable", "metrics"}`` for a JSONL of predictions
+    (``metrics`` holds rates; ``n_scorable`` counts the rows they are over, but ``valid``)."""
     if preset is not None:
         p = load_preset(preset)
         name, options = p.task, p.task_options
@@ -139,5 +140,5 @@ def score_file(path: Path, *, task: str | None, preset: str | None) -> dict[str,
         name, options = _check_task(task), {}
     scorer = make_task(name, options)
     items = read_score_file(path, needs=("context",) if name == "sql" else ())
-    _, metrics = score_records(scorer, items)
-    return {"task": name, "n": len(items), "metrics": metrics}
+    records, metrics = score_records(scorer, items)
+    return {"task": name, "n": len(items), "n_scorable": count_scorable(records), "metrics": metrics}

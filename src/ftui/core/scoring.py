@@ -14,6 +14,7 @@ from ftui.core.errors import DataError
 from ftui.core.examples import Example
 from ftui.core.runs import write_json_atomic
 from ftui.core.tasks import Task
+from ftui.core.tasks.base import is_scorable
 
 VARIANTS = ("base", "kshot", "finetuned")
 
@@ -57,6 +58,13 @@ def score_records(task: Task, items: Sequence[tuple[str, str, Mapping[str, str]]
     return records, task.aggregate(scores)
 
 
+def count_scorable(records: Sequence[PredictionRecord]) -> int:
+    """Records whose reference could be judged (sql: the gold runs on its context). The
+    task's rates but ``valid`` are over these; it is written beside them as ``n_scorable``,
+    a count, never inside ``metrics``, whose values are all rates."""
+    return sum(1 for r in records if is_scorable(r.details))
+
+
 def score_examples(task: Task, examples: Sequence[Example], outputs: Sequence[str], **kw: Any):
     """``score_records`` for held-out examples and the model's outputs, in the same order."""
     if len(examples) != len(outputs):
@@ -74,6 +82,7 @@ def write_eval(run_dir: Path, variant: str, records: Sequence[PredictionRecord],
         for r in records:
             f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
     write_json_atomic(out / "metrics.json", {"variant": variant, "n": len(records),
+                                             "n_scorable": count_scorable(records),
                                              "metrics": dict(metrics), **info})
     return out
 

@@ -339,7 +339,7 @@ class SqlTask:
         if judge.gold_error is not None:
             # Not the model's fault: no verdict on execution, and left out of the rates.
             why = f"{UNSCORABLE}: {judge.gold_error}"
-            error = why if problem is None else f"{problem}; {why}"
+            error = why if problem in (None, judge.gold_error) else f"{why}; the output: {problem}"
             return Score(
                 valid=problem is None,
                 exact=exact,

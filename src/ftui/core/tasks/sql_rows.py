@@ -349,9 +349,10 @@ def rows_for(
                 base.append([pool[0], *rng.sample(pool[1:], len(pool) - 1)][:n_rows])
             elif sorted_on:
                 picks = rng.sample(range(1, max(1000, 10 * n_rows)), n_rows)
+                values = picks if numeric[rep] else [f"{rep[1]} {k}" for k in picks]
                 if with_ties:
-                    _tie_the_ends(picks)
-                base.append(picks if numeric[rep] else [f"{rep[1]} {k}" for k in picks])
+                    _tie_the_ends(values, as_text=textual[rep])
+                base.append(values)
             else:
                 base.append([rng.choice(classes[rep].shared) for _ in range(n_rows)])
         # Round robin over the columns, so every constrained column gets its neighbours.
@@ -393,11 +394,12 @@ def rows_for(
     return rows
 
 
-def _tie_the_ends(values: list[int]) -> None:
-    """The two highest values made equal, and the two lowest (needs four values)."""
+def _tie_the_ends(values: list[Any], *, as_text: bool) -> None:
+    """The two highest values made equal, and the two lowest (needs four values), in the
+    order SQLite sorts them: a TEXT column sorts numbers as text ('9' > '10')."""
     if len(values) < 4:
         return
-    order = sorted(range(len(values)), key=values.__getitem__)
+    order = sorted(range(len(values)), key=lambda i: _as_text(values[i]) if as_text else values[i])
     values[order[-2]] = values[order[-1]]
     values[order[1]] = values[order[0]]
 
