@@ -83,6 +83,31 @@ def test_score_sql_hand_checked_and_hostile(tmp_path):
     res = run_cli("score", "--task", "sql", str(path), "--json", cwd=work)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["n"] == 12
-    assert out["metrics"] == {"valid": 4 / 12, "exact": 1 / 12, "execution": 2 / 12}
+    assert out["n"] == out["n_scorable"] == 12
+    assert out["metrics"] == {
+        "valid": 4 / 12, "exact": 1 / 12, "execution": 2 / 12, "execution_strict": 2 / 12,
+    }
     assert list(work.iterdir()) == []  # nothing written by ATTACH / VACUUM INTO
+
+
+def test_score_sql_leaves_references_that_cannot_run_out_of_the_rates(tmp_path):
+    rows = [
+        {"prediction": "SELECT player FROM table_name_7 WHERE college = 'duke' AND pick > 10",
+         "reference": GOLD},
+        # the columns in another order: execution, not execution_strict
+        {"prediction": "SELECT pick, player FROM table_name_7 WHERE college = 'duke'",
+         "reference": 'SELECT player, pick FROM table_name_7 WHERE college = "duke"'},
+        {"prediction": "SELECT player FROM table_name_7", "reference": GOLD},
+        # the gold names a column the context lacks: the dataset's fault, not the model's
+        {"prediction": "SELECT player FROM table_name_7",
+         "reference": "SELECT player FROM table_name_7 WHERE round = 2"},
+    ]
+    path = write_jsonl(tmp_path / "p.jsonl", [{**r, "context": CTX} for r in rows])
+    out = json.loads(run_cli("score", "--task", "sql", str(path), "--json").stdout)
+    assert (out["n"], out["n_scorable"]) == (4, 3)
+    assert out["metrics"] == {
+        "valid": 4 / 4, "exact": 1 / 3, "execution": 2 / 3, "execution_strict": 1 / 3,
+    }
+    text = run_cli("score", "--task", "sql", str(path)).stdout
+    assert "1 not scored: the reference query cannot run on its context" in text
+    assert "execution_strict" in text and "66.7%" in text and "n_scorable" not in text

@@ -361,3 +361,19 @@ def test_case_duplicate_columns_in_the_fixture_score(task: SqlTask) -> None:
     for row in case_twice:
         score: Score = task.score(row["answer"], row["answer"], {"context": row["context"]})
         assert (score.valid, score.exact, score.execution) == (True, True, True)
+
+
+def test_the_eval_screen_says_when_the_reference_cannot_run(task: SqlTask) -> None:
+    from ftui.core.scoring import count_text
+    from ftui.tui.widgets.render import is_scorable, render_example
+
+    context, gold = "CREATE TABLE singer (name VARCHAR)", "SELECT name FROM singer WHERE age > 20"
+    records, _ = score_records(task, [("SELECT name FROM singer", gold, {"context": context})])
+    record = json.loads(json.dumps(records[0].__dict__))  # as read back from predictions.jsonl
+    assert not is_scorable(record)
+    text = render_example({"finetuned": record}, ["finetuned"], "finetuned", "sql", dark=True).plain
+    assert "reference cannot run on its context: not scored" in text
+    assert "why: reference query cannot run on its context: execution error: no such column: age" in text
+    assert "exec" not in text.split("reference cannot run")[0].split("finetuned")[-1]
+    assert count_text({"n": 568, "n_scorable": 551}) == "568 (551 scorable)"
+    assert count_text({"n": 40, "n_scorable": 40}) == count_text({"n": 40}) == "40"

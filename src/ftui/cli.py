@@ -313,6 +313,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         print(f"{result['task']}: {result['n']} predictions")
+        left_out = result["n"] - result["n_scorable"]
+        if left_out:
+            print(f"  {left_out} not scored: the reference query cannot run on its context; "
+                  f"rates but valid are over the other {result['n_scorable']}")
         for k, v in result["metrics"].items():
             print(f"  {k:<20} {v:7.1%}")
     return EXIT_OK

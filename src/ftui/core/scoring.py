@@ -65,6 +65,19 @@ def count_scorable(records: Sequence[PredictionRecord]) -> int:
     return sum(1 for r in records if is_scorable(r.details))
 
 
+def left_out(info: Mapping[str, Any]) -> int:
+    """How many examples of a ``metrics.json`` (or ``ftui score`` result) were not scorable;
+    0 when it predates ``n_scorable``."""
+    n, scorable = info.get("n"), info.get("n_scorable")
+    return n - scorable if isinstance(n, int) and isinstance(scorable, int) else 0
+
+
+def count_text(info: Mapping[str, Any]) -> str:
+    """Its example count for a table cell: ``568``, or ``568 (551 scorable)``."""
+    n = str(info.get("n", ""))
+    return f"{n} ({info['n_scorable']} scorable)" if left_out(info) else n
+
+
 def score_examples(task: Task, examples: Sequence[Example], outputs: Sequence[str], **kw: Any):
     """``score_records`` for held-out examples and the model's outputs, in the same order."""
     if len(examples) != len(outputs):
