@@ -377,3 +377,25 @@ def test_the_eval_screen_says_when_the_reference_cannot_run(task: SqlTask) -> No
     assert "exec" not in text.split("reference cannot run")[0].split("finetuned")[-1]
     assert count_text({"n": 568, "n_scorable": 551}) == "568 (551 scorable)"
     assert count_text({"n": 40, "n_scorable": 40}) == count_text({"n": 40}) == "40"
+
+
+@pytest.mark.parametrize(
+    ("gold", "predicted", "ordered", "any_order", "same"),
+    [
+        ([(1.0, 5)], [(1, 5.0)], False, True, True),  # 1 and 1.0 are one value
+        ([(1, "a", None)], [(None, 1, "a")], True, True, True),
+        ([(1, "a", None)], [(None, 1, "a")], True, False, False),
+        ([(1, 2), (3, 4)], [(2, 1), (3, 4)], False, True, False),  # one order for all rows
+        ([("x", 1), ("y", 2)], [(2, "y"), (1, "x")], True, True, False),  # rows out of order
+        ([("x", 1), ("y", 2)], [(2, "y"), (1, "x")], False, True, True),
+        ([], [], True, True, True),
+        ([], [(1,)], False, True, False),
+        ([(0.1 + 0.2,)], [(0.3,)], False, False, True),  # floats to 12 significant digits
+    ],
+)
+def test_result_comparison(
+    gold: list, predicted: list, ordered: bool, any_order: bool, same: bool
+) -> None:
+    from ftui.core.tasks.sql import same_results
+
+    assert same_results(gold, predicted, ordered=ordered, any_column_order=any_order) is same

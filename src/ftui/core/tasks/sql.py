@@ -233,6 +233,9 @@ def same_results(
         return False
     if not any_column_order:
         return _same_rows(gold, predicted, ordered=ordered)
+    # Rows as bags of values must agree under any column order; most differences stop here.
+    if not _same_rows(_as_bags(gold), _as_bags(predicted), ordered=ordered):
+        return False
     width = len(gold[0])
     gold_columns = [_column(gold, i, ordered=ordered) for i in range(width)]
     predicted_columns = [_column(predicted, j, ordered=ordered) for j in range(width)]
@@ -251,6 +254,21 @@ def same_results(
 
 def _same_rows(gold: list, predicted: list, *, ordered: bool) -> bool:
     return gold == predicted if ordered else Counter(gold) == Counter(predicted)
+
+
+def _as_bags(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(sorted(row, key=_value_order)) for row in rows]
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    # 2 and 2.0 are one value (as in the comparison itself), so numbers sort together.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, repr(value))
 
 
 def _column(rows: list[tuple[Any, ...]], i: int, *, ordered: bool) -> Any:
