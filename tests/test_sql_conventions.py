@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlglot
 
 from ftui.core.scoring import count_scorable, score_records
 from ftui.core.tasks import Score
@@ -399,3 +400,52 @@ def test_result_comparison(
     from ftui.core.tasks.sql import same_results
 
     assert same_results(gold, predicted, ordered=ordered, any_column_order=any_order) is same
+
+
+def test_create_tables_merge_per_name_and_keep_only_names_and_types() -> None:
+    from ftui.core.tasks.sql_sandbox import Column, tables_from_context
+
+    tables = tables_from_context(
+        "CREATE TABLE Employee (name VARCHAR, age INTEGER); "
+        "CREATE TABLE employee (age VARCHAR, employee_id INTEGER PRIMARY KEY, NAME VARCHAR); "
+        'CREATE TABLE "odd ""name""" (x VARCHAR CHECK (load_extension(\'x\')), X INTEGER, '
+        "y VARCHAR, UNIQUE (y))"
+    )
+    assert [t.name for t in tables] == ["Employee", 'odd "name"']
+    assert tables[0].columns == (
+        Column("name", "TEXT"), Column("age", "INTEGER"), Column("employee_id", "INTEGER", True),
+    )
+    assert tables[1].columns == (Column("x", "TEXT"), Column("y", "TEXT", True))
+
+
+@pytest.mark.parametrize(
+    ("name", "key_like"),
+    [("id", True), ("Singer_ID", True), ("stuid", True), ("PetID", True), ("uid", True),
+     ("paid", False), ("amount_paid", False), ("valid", False), ("name", False),
+     ("countrycode", False)],
+)
+def test_key_like_names(name: str, key_like: bool) -> None:
+    from ftui.core.tasks.sql_keys import looks_like_key
+
+    assert looks_like_key(name) is key_like
+
+
+def test_keys_are_the_columns_that_name_their_own_table() -> None:
+    from ftui.core.tasks.sql_keys import key_columns
+    from ftui.core.tasks.sql_rows import seeds_from
+    from ftui.core.tasks.sql_sandbox import tables_from_context
+
+    tables = tables_from_context(
+        PETS + "; CREATE TABLE singer_in_concert (singer_id VARCHAR, concert_id VARCHAR); "
+        + FLIGHTS + "; CREATE TABLE city (id VARCHAR)"
+    )
+    gold = "SELECT 1 FROM flights AS T1 JOIN airlines AS T2 ON T1.airline = T2.uid"
+    seeds = seeds_from(sqlglot.parse_one(gold, read="sqlite"), tables)
+    members: dict = {}
+    for table in tables:
+        for column in table.columns:
+            key = (table.name.lower(), column.name.lower())
+            members.setdefault(seeds.find(key), []).append(key)
+    assert key_columns(tables, members, seeds.find) == {
+        ("student", "stuid"), ("pets", "petid"), ("airlines", "uid"), ("city", "id"),
+    }

@@ -108,7 +108,8 @@ def _function_allowed(name: str | None) -> bool:
 
 
 def _build_authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: Any) -> int:
-    # Running the context's DDL: CREATE TABLE, which writes SQLite's own catalogue.
+    # Running our DDL (written from the context's parsed tables): CREATE TABLE, which writes
+    # SQLite's own catalogue.
     if action == sqlite3.SQLITE_CREATE_TABLE:
         return sqlite3.SQLITE_OK
     if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE) and arg1 in _CATALOGUE:
@@ -242,7 +243,7 @@ def _allow_all(*_: Any) -> int:
 
 
 class SandboxDatabase:
-    """One in-memory database: tables from checked DDL, rows from us, then sealed."""
+    """One in-memory database: tables from our DDL, rows from us, then sealed."""
 
     def __init__(self, tables: Sequence[Table], *, timeout_s: float, row_cap: int) -> None:
         self.timeout_s = timeout_s
