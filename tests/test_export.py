@@ -67,3 +67,23 @@ def test_export_cli_single_format_and_show(tmp_path):
     assert [r["id"] for r in listed] == [run.id]
     missing = run_cli("export", "nope")
     assert missing.returncode == 2 and "no run matches 'nope'" in missing.stderr
+
+
+def test_export_of_an_sql_run_counts_unscorable_references_apart(tmp_path):
+    context = "CREATE TABLE singer (name VARCHAR, age INTEGER)"
+    golds = ["SELECT name FROM singer WHERE age > 30", "SELECT COUNT(*) FROM singer",
+             "SELECT name FROM singer WHERE country = 'France'"]  # no such column: unscorable
+    test = [Example(fields={"question": f"q{i}", "context": context}, reference=g, line=i + 1)
+            for i, g in enumerate(golds)]
+    run = create_run(label="sql", spec={"preset": None, "task": "sql", "backend": "local", "model": "tiny"},
+                     splits={"train": test, "val": test[:1], "test": test})
+    records, metrics = score_examples(make_task("sql"), test, [golds[0], "SELECT 1", "SELECT name FROM singer"])
+    write_eval(run.dir, "finetuned", records, metrics)
+    assert json.loads((run.dir / "eval" / "finetuned" / "metrics.json").read_text())["n_scorable"] == 2
+    export(run, out=tmp_path / "share")
+    md = (tmp_path / "share" / "summary.md").read_text()
+    assert "| variant | n | valid | exact | execution | execution_strict |" in md
+    assert "| finetuned | 3 (2 scorable) | 100.0% | 50.0% | 50.0% | 50.0% |" in md
+    assert "reference cannot run on its context are not scored" in md
+    data = json.loads((tmp_path / "share" / "summary.json").read_text())
+    assert data["eval"]["finetuned"]["n_scorable"] == 2

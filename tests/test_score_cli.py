@@ -86,8 +86,10 @@ def test_score_sql_hand_checked_and_hostile(tmp_path):
     res = run_cli("score", "--task", "sql", str(path), "--json", cwd=work)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["n"] == 12
-    assert out["metrics"] == {"valid": 4 / 12, "exact": 1 / 12, "execution": 2 / 12}
+    assert out["n"] == out["n_scorable"] == 12
+    assert out["metrics"] == {
+        "valid": 4 / 12, "exact": 1 / 12, "execution": 2 / 12, "execution_strict": 2 / 12,
+    }
     assert list(work.iterdir()) == []  # nothing written by ATTACH / VACUUM INTO
 
 
@@ -156,8 +158,8 @@ def test_score_published_sql_lines_as_the_readme_shows(tmp_path):
                   "predicted_sql.txt", "--rows", "again.jsonl", "--show-failures", "1", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)  # the JSON document alone: the failing rows went to stderr
-    assert out == {"task": "sql", "n": 6, "rows": "again.jsonl",
-                   "metrics": {"valid": 4 / 6, "exact": 2 / 6, "execution": 3 / 6}}
+    assert out == {"task": "sql", "n": 6, "n_scorable": 6, "rows": "again.jsonl",
+                   "metrics": {"valid": 4 / 6, "exact": 2 / 6, "execution": 3 / 6, "execution_strict": 3 / 6}}
     assert res.stderr.startswith("first 1 of 3 failing rows:\nline 3: ")
 
 
@@ -289,3 +291,26 @@ def test_score_wrong_combinations_exit_2(tmp_path):
         res = run_cli("score", *args)
         assert res.returncode == 2 and "Traceback" not in res.stderr, (args, res.stderr)
         assert message in res.stderr, (args, res.stderr)
+
+
+def test_score_sql_leaves_references_that_cannot_run_out_of_the_rates(tmp_path):
+    rows = [
+        {"prediction": "SELECT player FROM table_name_7 WHERE college = 'duke' AND pick > 10",
+         "reference": GOLD},
+        # the columns in another order: execution, not execution_strict
+        {"prediction": "SELECT pick, player FROM table_name_7 WHERE college = 'duke'",
+         "reference": 'SELECT player, pick FROM table_name_7 WHERE college = "duke"'},
+        {"prediction": "SELECT player FROM table_name_7", "reference": GOLD},
+        # the gold names a column the context lacks: the dataset's fault, not the model's
+        {"prediction": "SELECT player FROM table_name_7",
+         "reference": "SELECT player FROM table_name_7 WHERE round = 2"},
+    ]
+    path = write_jsonl(tmp_path / "p.jsonl", [{**r, "context": CTX} for r in rows])
+    out = json.loads(run_cli("score", "--task", "sql", str(path), "--json").stdout)
+    assert (out["n"], out["n_scorable"]) == (4, 3)
+    assert out["metrics"] == {
+        "valid": 4 / 4, "exact": 1 / 3, "execution": 2 / 3, "execution_strict": 1 / 3,
+    }
+    text = run_cli("score", "--task", "sql", str(path)).stdout
+    assert "1 not scored: the reference query cannot run on its context" in text
+    assert "execution_strict" in text and "66.7%" in text and "n_scorable" not in text

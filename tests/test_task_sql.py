@@ -34,6 +34,10 @@ def judge(task: SqlTask, prediction: str, gold: str, context: str) -> Score:
     return task.score(prediction, gold, {"context": context})
 
 
+def verdict(score: Score) -> tuple[bool, bool, bool | None]:
+    return score.valid, score.exact, score.execution
+
+
 def test_this_sqlite_reads_unknown_double_quoted_names_as_strings() -> None:
     # The datasets' gold queries depend on it (DQS, on by default); see sql_sandbox.py.
     conn = sqlite3.connect(":memory:")
@@ -55,10 +59,6 @@ def test_this_sqlite_reads_unknown_double_quoted_names_as_strings() -> None:
             "SELECT name FROM table_name_12 WHERE team = 'Raptors' AND 25 < age",
         ),
         (
-            "SELECT name FROM table_name_12 ORDER BY age DESC LIMIT 1",
-            "SELECT name FROM table_name_12 WHERE age = (SELECT MAX(age) FROM table_name_12)",
-        ),
-        (
             'SELECT name FROM table_name_12 WHERE team IN ("Raptors", "Lakers")',
             "SELECT name FROM table_name_12 WHERE team = 'Lakers' OR team = 'Raptors'",
         ),
@@ -76,7 +76,15 @@ def test_equivalent_queries_match_on_execution_but_not_exactly(
     task: SqlTask, gold: str, prediction: str
 ) -> None:
     score = judge(task, prediction, gold, PLAYERS)
-    assert score == Score(valid=True, exact=False, execution=True)
+    assert verdict(score) == (True, False, True)
+
+
+def test_ties_at_the_top_tell_limit_1_from_equals_max(task: SqlTask) -> None:
+    # One database has ties in sorted columns: LIMIT 1 gives one row, = MAX(...) all tied.
+    gold = "SELECT name FROM table_name_12 ORDER BY age DESC LIMIT 1"
+    prediction = "SELECT name FROM table_name_12 WHERE age = (SELECT MAX(age) FROM table_name_12)"
+    assert judge(task, prediction, gold, PLAYERS).execution is False
+    assert judge(task, gold, gold, PLAYERS).execution is True
 
 
 def test_join_with_aliases_matches_the_same_join_written_without(task: SqlTask) -> None:
@@ -206,7 +214,7 @@ CHANGED_LITERAL_OR_COLUMN = [
 def test_a_changed_literal_or_column_is_not_an_execution_match(
     task: SqlTask, context: str, gold: str, wrong: list[str]
 ) -> None:
-    assert judge(task, gold, gold, context) == Score(valid=True, exact=True, execution=True)
+    assert verdict(judge(task, gold, gold, context)) == (True, True, True)
     for prediction in wrong:
         score = judge(task, prediction, gold, context)
         assert (score.valid, score.execution) == (True, False), prediction
@@ -242,15 +250,25 @@ def test_double_quoted_strings_work_in_gold_and_prediction(task: SqlTask) -> Non
     assert judge(task, other, gold, PLAYERS).execution is False
 
 
-def test_a_failing_reference_is_reported_and_never_an_execution_match(task: SqlTask) -> None:
+def test_a_failing_reference_is_reported_as_unscorable(task: SqlTask) -> None:
     score = judge(task, "SELECT name FROM singer", "SELECT nme FROM singer", SINGERS)
-    assert score.valid is True
-    assert score.execution is False
-    assert score.error is not None and score.error.startswith("reference query failed:")
-    assert "nme" in score.error
+    assert (score.valid, score.execution, score.details) == (True, None, {"scorable": False})
+    assert score.error == (
+        "reference query cannot run on its context: execution error: no such column: nme"
+    )
     hostile_gold = judge(task, "SELECT name FROM singer", "DROP TABLE singer", SINGERS)
-    assert hostile_gold.execution is False
-    assert hostile_gold.error == "reference query failed: not a read-only query: DROP"
+    assert hostile_gold.execution is None
+    assert hostile_gold.error == (
+        "reference query cannot run on its context: not a read-only query: DROP"
+    )
+    same = judge(task, "SELECT nme FROM singer", "SELECT nme FROM singer", SINGERS)
+    assert (same.valid, same.details["scorable"]) == (False, False)
+    assert same.error == score.error
+    other = judge(task, "SELECT age FROM singers", "SELECT nme FROM singer", SINGERS)
+    assert other.error == (
+        "reference query cannot run on its context: execution error: no such column: nme; "
+        "the output: execution error: no such table: singers"
+    )
 
 
 @pytest.mark.parametrize(
@@ -304,22 +322,40 @@ def test_the_schema_comes_from_the_prompt_when_there_is_no_context(task: SqlTask
     score = task.score(
         "SELECT count(*) FROM singer WHERE country = 'France'", gold, {"input": prompt}
     )
-    assert score == Score(valid=True, exact=True, execution=True)
+    assert verdict(score) == (True, True, True)
     wrong = task.score(
         "SELECT count(*) FROM singer WHERE country = 'Spain'", gold, {"input": prompt}
     )
     assert wrong.execution is False
 
 
-def test_aggregate_returns_the_three_rates(task: SqlTask) -> None:
+def test_aggregate_leaves_unscorable_references_out_of_all_rates_but_valid(
+    task: SqlTask,
+) -> None:
+    def scored(valid: bool, exact: bool, execution: bool, strict: bool) -> Score:
+        return Score(valid, exact, execution, {"scorable": True, "execution_strict": strict})
+
     scores = [
-        Score(valid=True, exact=True, execution=True),
-        Score(valid=True, exact=False, execution=True),
-        Score(valid=True, exact=False, execution=False),
-        Score(valid=False, exact=False, execution=None),
+        scored(True, True, True, True),
+        scored(True, False, True, False),
+        scored(True, False, False, False),
+        scored(False, False, False, False),
+        Score(False, True, None, {"scorable": False}, "reference query cannot run ..."),
     ]
-    assert task.aggregate(scores) == {"valid": 0.75, "exact": 0.25, "execution": 0.5}
-    assert tuple(task.aggregate(scores)) == task.metric_keys == ("valid", "exact", "execution")
+    assert task.aggregate(scores) == {
+        "valid": 3 / 5,
+        "exact": 1 / 4,
+        "execution": 2 / 4,
+        "execution_strict": 1 / 4,
+    }
+    assert tuple(task.aggregate(scores)) == task.metric_keys
+    assert task.metric_keys == ("valid", "exact", "execution", "execution_strict")
+    assert task.aggregate(scores[-1:]) == {
+        "valid": 0.0,
+        "exact": 0.0,
+        "execution": 0.0,
+        "execution_strict": 0.0,
+    }
 
 
 def test_limits_are_enforced_with_user_readable_errors() -> None:
@@ -415,7 +451,7 @@ def test_a_hostile_context_builds_only_its_create_table_statements(tmp_path, mon
     )
     task = SqlTask()
     gold = "SELECT a FROM t WHERE b > 3"
-    assert task.score(gold, gold, {"context": context}) == Score(True, True, True)
+    assert verdict(task.score(gold, gold, {"context": context})) == (True, True, True)
     others = (
         "SELECT * FROM u",
         "SELECT * FROM v",

@@ -346,10 +346,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         _print_json(summary)
     else:
         print(f"{summary['task']}: {summary['n']} predictions")
+        left_out = summary["n"] - summary["n_scorable"]
+        if left_out:
+            print(f"  {left_out} not scored: the reference query cannot run on its context; "
+                  f"rates but valid are over the other {summary['n_scorable']}")
         for k, v in summary["metrics"].items():
-            # Rates print as percentages; a count among the metrics prints as it is.
-            shown = f"{v:7d}" if isinstance(v, int) and not isinstance(v, bool) else f"{v:7.1%}"
-            print(f"  {k:<20} {shown}")
+            print(f"  {k:<20} {v:7.1%}")
         if "rows" in summary:
             print(f"every row: {summary['rows']}")
     if args.show_failures:

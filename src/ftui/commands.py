@@ -17,7 +17,7 @@ from ftui.core.examples import Example
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runspec import apply_overrides
-from ftui.core.scoring import (PredictionRecord, collapse_problems, read_prediction_lines, read_score_file,
+from ftui.core.scoring import (PredictionRecord, collapse_problems, count_scorable, read_prediction_lines, read_score_file,
                                score_records, write_records)
 from ftui.core.tasks import TASK_NAMES, make_task
 
@@ -144,7 +144,8 @@ class ScoreResult:
     """What ``ftui score`` found: the summary ``--json`` prints, and every row's record."""
 
     summary: dict[str, Any]
-    """``{"task", "n", "metrics"}``, plus ``"rows"`` (the per-row file) when one was written."""
+    """``{"task", "n", "n_scorable", "metrics"}`` (``metrics``: rates, all but ``valid`` over the
+    ``n_scorable`` rows), plus ``"rows"`` (the per-row file) when one was written."""
     records: list[PredictionRecord]
 
 
@@ -183,7 +184,8 @@ def score_file(file: Path | None = None, *, task: str | None, preset: str | None
         items = [(out, ex.reference, dict(ex.fields)) for out, ex in zip(outputs, held_out)]
         lines = list(range(1, len(items) + 1))
     records, metrics = score_records(scorer, items, lines=lines)
-    summary: dict[str, Any] = {"task": name, "n": len(records), "metrics": metrics}
+    summary: dict[str, Any] = {"task": name, "n": len(records), "n_scorable": count_scorable(records),
+                               "metrics": metrics}
     if rows is not None:
         try:
             write_records(rows, records)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ftui.core.events import read_events
 from ftui.core.runs import Run, write_json_atomic
-from ftui.core.scoring import VARIANTS, read_predictions
+from ftui.core.scoring import VARIANTS, count_text, left_out, read_predictions
 
 FORMATS = ("md", "json", "csv")
 FILENAMES = {"md": "summary.md", "json": "summary.json", "csv": "predictions.csv"}
@@ -48,7 +48,7 @@ def summary_data(run: Run) -> dict[str, Any]:
         },
         "cost": {k: cost[k] for k in ("usd", "projected_usd", "basis") if k in cost} if cost else None,
         "eval": {v: {"n": m.get("n"), "metrics": m.get("metrics", {}),
-                     **{k: m[k] for k in ("model", "duration_s", "cost_usd") if k in m}}
+                     **{k: m[k] for k in ("n_scorable", "model", "duration_s", "cost_usd") if k in m}}
                  for v, m in ordered.items()},
         "loss": {"train": train, "val": val},
     }
@@ -101,7 +101,7 @@ def _metrics_table(evals: dict[str, Any]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = evals.get("base", {}).get("metrics", {})
     for variant, m in evals.items():
-        cells = [variant, str(m.get("n", ""))]
+        cells = [variant, count_text(m)]
         for k in keys:
             v = m["metrics"].get(k)
             cell = "" if v is None else f"{v:.1%}"
@@ -111,6 +111,9 @@ def _metrics_table(evals: dict[str, Any]) -> list[str]:
         out.append("| " + " | ".join(cells) + " |")
     if base and len(evals) > 1:
         out += ["", "Rates; in brackets the change from `base` in percentage points."]
+    if any(left_out(m) for m in evals.values()):
+        out += ["", "Examples whose reference cannot run on its context are not scored: every "
+                "rate but `valid` is over the scorable ones."]
     return out
 
 

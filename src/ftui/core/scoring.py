@@ -14,6 +14,7 @@ from ftui.core.errors import DataError
 from ftui.core.examples import Example
 from ftui.core.runs import write_json_atomic
 from ftui.core.tasks import Task
+from ftui.core.tasks.base import is_scorable
 
 VARIANTS = ("base", "kshot", "finetuned")
 
@@ -74,6 +75,26 @@ def score_records(task: Task, items: Sequence[tuple[str, str, Mapping[str, str]]
     return records, task.aggregate(scores)
 
 
+def count_scorable(records: Sequence[PredictionRecord]) -> int:
+    """Records whose reference could be judged (sql: the gold runs on its context). The
+    task's rates but ``valid`` are over these; it is written beside them as ``n_scorable``,
+    a count, never inside ``metrics``, whose values are all rates."""
+    return sum(1 for r in records if is_scorable(r.details))
+
+
+def left_out(info: Mapping[str, Any]) -> int:
+    """How many examples of a ``metrics.json`` (or ``ftui score`` result) were not scorable;
+    0 when it predates ``n_scorable``."""
+    n, scorable = info.get("n"), info.get("n_scorable")
+    return n - scorable if isinstance(n, int) and isinstance(scorable, int) else 0
+
+
+def count_text(info: Mapping[str, Any]) -> str:
+    """Its example count for a table cell: ``568``, or ``568 (551 scorable)``."""
+    n = str(info.get("n", ""))
+    return f"{n} ({info['n_scorable']} scorable)" if left_out(info) else n
+
+
 def score_examples(task: Task, examples: Sequence[Example], outputs: Sequence[str], **kw: Any):
     """``score_records`` for held-out examples and the model's outputs, in the same order."""
     if len(examples) != len(outputs):
@@ -96,6 +117,7 @@ def write_eval(run_dir: Path, variant: str, records: Sequence[PredictionRecord],
     out.mkdir(parents=True, exist_ok=True)
     write_records(out / "predictions.jsonl", records)
     write_json_atomic(out / "metrics.json", {"variant": variant, "n": len(records),
+                                             "n_scorable": count_scorable(records),
                                              "metrics": dict(metrics), **info})
     return out
 

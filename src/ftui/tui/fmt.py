@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
-HEADLINE_KEYS = ("valid", "exact", "execution", "slot_f1", "schema_valid", "field_agreement")
+HEADLINE_KEYS = (
+    "valid", "exact", "execution", "execution_strict", "slot_f1", "schema_valid", "field_agreement",
+)
 """Metric keys a summary shows, in this order, where the task has them."""
 
 METRIC_LABELS = {
-    "valid": "valid", "exact": "exact", "execution": "execution", "slot_f1": "slot F1",
+    "valid": "valid", "exact": "exact", "execution": "execution",
+    "execution_strict": "exec strict", "slot_f1": "slot F1",
     "schema_valid": "schema-valid", "field_agreement": "fields",
 }
 

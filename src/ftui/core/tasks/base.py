@@ -42,6 +42,13 @@ class Task(Protocol):
         ...
 
 
+def is_scorable(details: Mapping[str, Any]) -> bool:
+    """False when the reference itself cannot be judged (sql: the gold query fails on its
+    own context), so the example is left out of the rates but ``valid``. A score's or an
+    eval record's ``details``; absent means scorable."""
+    return details.get("scorable", True) is not False
+
+
 def rate(values: Sequence[bool | None]) -> float:
     """Share of true values; ``None`` counts as false (could not be judged). 0.0 when empty."""
     if not values:

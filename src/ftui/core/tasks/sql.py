@@ -6,7 +6,14 @@ deterministic pseudo-random rows that contain the gold query's literals in the c
 they are compared with, so that WHERE clauses select some rows but not all (the idea of
 Zhong et al., 2020, "Semantic Evaluation for Text-to-SQL with Distilled Test Suites").
 The databases and the untrusted-query limits live in ``sql_sandbox``, the rows that
-fill them in ``sql_rows``.
+fill them in ``sql_rows`` (keys in ``sql_keys``).
+
+Results are compared as Spider's test-suite evaluation compares them (Zhong et al., 2020;
+taoyds/test-suite-sql-eval): as multisets of rows, in order when the gold has ORDER BY;
+``execution`` accepts the prediction's columns in any order, ``execution_strict`` wants the
+gold's. A gold query that cannot run on its own context (the published datasets have such
+rows) does not count against the model: the score says ``scorable: False`` and the rates
+other than ``valid`` leave it out.
 """
 
 from __future__ import annotations
@@ -18,16 +25,16 @@ import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from ftui.core.errors import ConfigError
-from ftui.core.tasks.base import Score, rate
+from ftui.core.tasks.base import Score, is_scorable, rate
 from ftui.core.tasks.sql_rows import rows_for, seeds_from
-from ftui.core.tasks.sql_sandbox import QueryError, SandboxDatabase, create_table_statements
+from ftui.core.tasks.sql_sandbox import QueryError, SandboxDatabase, tables_from_context
 
 # sqlglot warns ("Falling back to parsing as a 'Command'") on statements it only half
 # parses; model output is full of them, and an unconfigured logger would print them over
@@ -39,6 +46,10 @@ MAX_PREDICTION_CHARS = 20_000
 MAX_REFERENCE_CHARS = 100_000
 _CACHE_SIZE = 32
 """(context, gold) pairs whose databases and gold results are kept (3 connections each)."""
+MAX_COLUMN_ORDERS = 1000
+"""Column orders tried before a result is called different (the test-suite evaluation
+prunes the same search; real results have a few columns)."""
+UNSCORABLE = "reference query cannot run on its context"
 
 _DIALECT = sqlglot.Dialect.get_or_raise("sqlite")
 _FENCE = re.compile(r"^```(?:[\w+-]*[ \t]*\n)?(.*?)\n?[ \t]*```$", re.DOTALL)
@@ -206,18 +217,85 @@ def _canonical(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in row) for row in rows]
 
 
-def _same_results(gold: list, predicted: list, *, ordered: bool) -> bool:
+def same_results(
+    gold: list[tuple[Any, ...]],
+    predicted: list[tuple[Any, ...]],
+    *,
+    ordered: bool,
+    any_column_order: bool,
+) -> bool:
+    """The same rows (in the same order when ``ordered``, else as multisets); with
+    ``any_column_order``, after some reordering of the predicted columns."""
     gold, predicted = _canonical(gold), _canonical(predicted)
-    if ordered:
-        return gold == predicted
-    return Counter(gold) == Counter(predicted)
+    if not gold and not predicted:
+        return True  # no rows: the test-suite evaluation ignores the column count here
+    if len(gold) != len(predicted) or len(gold[0]) != len(predicted[0]):
+        return False
+    if not any_column_order:
+        return _same_rows(gold, predicted, ordered=ordered)
+    # Rows as bags of values must agree under any column order; most differences stop here.
+    if not _same_rows(_as_bags(gold), _as_bags(predicted), ordered=ordered):
+        return False
+    width = len(gold[0])
+    gold_columns = [_column(gold, i, ordered=ordered) for i in range(width)]
+    predicted_columns = [_column(predicted, j, ordered=ordered) for j in range(width)]
+    # Predicted column j can stand for gold column i only if they hold the same values.
+    options = [
+        [j for j in range(width) if predicted_columns[j] == gold_columns[i]] for i in range(width)
+    ]
+    for tried, order in enumerate(_column_orders(options, [], set())):
+        if tried >= MAX_COLUMN_ORDERS:
+            return False
+        moved = [tuple(row[j] for j in order) for row in predicted]
+        if _same_rows(gold, moved, ordered=ordered):
+            return True
+    return False
+
+
+def _same_rows(gold: list, predicted: list, *, ordered: bool) -> bool:
+    return gold == predicted if ordered else Counter(gold) == Counter(predicted)
+
+
+def _as_bags(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(sorted(row, key=_value_order)) for row in rows]
+
+
+def _value_order(value: Any) -> tuple[int, Any]:
+    # 2 and 2.0 are one value (as in the comparison itself), so numbers sort together.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, repr(value))
+
+
+def _column(rows: list[tuple[Any, ...]], i: int, *, ordered: bool) -> Any:
+    values = [row[i] for row in rows]
+    return values if ordered else Counter(values)
+
+
+def _column_orders(
+    options: list[list[int]], chosen: list[int], taken: set[int]
+) -> Iterator[list[int]]:
+    if len(chosen) == len(options):
+        yield list(chosen)
+        return
+    for j in options[len(chosen)]:
+        if j not in taken:
+            chosen.append(j)
+            taken.add(j)
+            yield from _column_orders(options, chosen, taken)
+            taken.discard(j)
+            chosen.pop()
 
 
 class SqlTask:
     """Text-to-SQL (sql-create-context style): valid, exact and execution match."""
 
     name = "sql"
-    metric_keys = ("valid", "exact", "execution")
+    metric_keys = ("valid", "exact", "execution", "execution_strict")
 
     def __init__(
         self,
@@ -253,10 +331,15 @@ class SqlTask:
             return Score(False, False, False, error=f"could not score: {type(exc).__name__}")
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
+        """``valid`` over every score; the others over the scorable ones only (a reference
+        that cannot run on its context says nothing about the model), as published
+        evaluations count."""
+        scorable = [s for s in scores if is_scorable(s.details)]
         return {
             "valid": rate([s.valid for s in scores]),
-            "exact": rate([s.exact for s in scores]),
-            "execution": rate([s.execution for s in scores]),
+            "exact": rate([s.exact for s in scorable]),
+            "execution": rate([s.execution for s in scorable]),
+            "execution_strict": rate([s.details.get("execution_strict") for s in scorable]),
         }
 
     def _score(self, prediction: str, reference: str, inputs: Mapping[str, str]) -> Score:
@@ -270,22 +353,44 @@ class SqlTask:
             and judge.gold_tokens is not None
             and normalised_tokens(predicted, judge.names) == judge.gold_tokens
         )
+        results, problem = self._run_prediction(predicted, judge)
+        if judge.gold_error is not None:
+            # Not the model's fault: no verdict on execution, and left out of the rates.
+            why = f"{UNSCORABLE}: {judge.gold_error}"
+            error = why if problem in (None, judge.gold_error) else f"{why}; the output: {problem}"
+            return Score(
+                valid=problem is None,
+                exact=exact,
+                execution=None,
+                details={"scorable": False},
+                error=error,
+            )
+        if problem is not None:
+            details = {"scorable": True, "execution_strict": False}
+            return Score(valid=False, exact=exact, execution=False, details=details, error=problem)
+        pairs = list(zip(judge.gold_results, results))
+        execution = all(
+            same_results(g, p, ordered=judge.ordered, any_column_order=True) for g, p in pairs
+        )
+        strict = execution and all(
+            same_results(g, p, ordered=judge.ordered, any_column_order=False) for g, p in pairs
+        )
+        details = {"scorable": True, "execution_strict": strict}
+        return Score(valid=True, exact=exact, execution=execution, details=details)
+
+    @staticmethod
+    def _run_prediction(predicted: str, judge: _Judge) -> tuple[list, str | None]:
+        """The prediction's results on every database, or why it is invalid."""
         _, problem = check_query(predicted)
         if problem is not None:
-            return Score(valid=False, exact=exact, execution=False, error=problem)
+            return [], problem
         results = []
         for database in judge.databases:
             try:
                 results.append(database.query(predicted))
             except QueryError as exc:
-                return Score(valid=False, exact=exact, execution=False, error=str(exc))
-        if judge.gold_error is not None:
-            error = f"reference query failed: {judge.gold_error}"
-            return Score(valid=True, exact=exact, execution=False, error=error)
-        execution = all(
-            _same_results(g, p, ordered=judge.ordered) for g, p in zip(judge.gold_results, results)
-        )
-        return Score(valid=True, exact=exact, execution=execution)
+                return [], str(exc)
+        return results, None
 
     def _judge(self, context: str, gold: str) -> _Judge:
         key = (context, gold)
@@ -304,9 +409,9 @@ class SqlTask:
             f"{self.seed}\0{context}\0{gold}".encode("utf-8", "surrogatepass")
         ).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        statements = create_table_statements(context)
+        declared = tables_from_context(context)
         databases = [
-            SandboxDatabase(statements, timeout_s=self.timeout_s, row_cap=self.row_cap)
+            SandboxDatabase(declared, timeout_s=self.timeout_s, row_cap=self.row_cap)
             for _ in range(self.n_databases)
         ]
         tables = databases[0].tables

@@ -4,8 +4,12 @@ The rows are pseudo-random but hold the gold query's literals in the columns the
 compared with, and their neighbours (below, equal, above), so the gold's WHERE clause
 selects some rows but not all. ``seeds_from`` reads what the gold says about the columns
 (literals per column, joins, numeric use); ``rows_for`` turns that into the rows of one
-database. The databases themselves, and the limits on untrusted queries, are in
-``sql_sandbox``.
+database. Key columns (``sql_keys``) hold distinct values within their table, and the
+columns that refer to them take their values from the key. Columns the gold sorts on or
+takes the MIN/MAX of have no ties, except in one database (``TIE_DATABASE``) where the two
+highest and the two lowest values are equal, so ``ORDER BY x DESC LIMIT 1`` and
+``WHERE x = (SELECT MAX(x) ...)`` differ there as they do on real data. The databases
+themselves, and the limits on untrusted queries, are in ``sql_sandbox``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Sequence
 
 from sqlglot import exp
 
+from ftui.core.tasks.sql_keys import Key, key_columns
 from ftui.core.tasks.sql_sandbox import Column, Table
 
 
@@ -32,9 +37,8 @@ _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d{1,3})?")
 # joins; then many).
 _DENSITY = (0.5, 0.25, 0.1)
 _POOL_SIZE = (3, 6, 12)
-
-Key = tuple[str, str]
-"""(table, column), both lower-case."""
+TIE_DATABASE = 1
+"""The database (by index; the only one when there is one) whose sorted columns have ties."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Seeds:
     numeric: set[Key] = field(default_factory=set)
     """Used in arithmetic or SUM/AVG: filled with numbers even when declared VARCHAR."""
     ordered: set[Key] = field(default_factory=set)
-    """Sorted on or under MIN/MAX: filled without ties so LIMIT 1 has one answer."""
+    """Sorted on or under MIN/MAX: without ties but in ``TIE_DATABASE``."""
 
     def find(self, key: Key) -> Key:
         while self.parent.get(key, key) != key:
@@ -250,6 +254,9 @@ def _as_text(value: Any) -> str:
 @dataclass
 class _ClassValues:
     pool: list[Any]
+    """Distinct values; as many as a table has rows when the class holds a key."""
+    shared: list[Any]
+    """The values non-key columns draw from: few, so that they repeat."""
     candidates: list[Any]
     witness: Any
 
@@ -262,13 +269,12 @@ def _class_values(
     numeric: bool,
     textual: bool,
     size: int,
+    n_keys: int,
     rng: random.Random,
 ) -> _ClassValues:
     conditions = [c for m in members for c in seeds.conditions.get(m, [])]
-    if numeric:
-        pool: list[Any] = rng.sample(range(1, 100), size)
-    else:
-        pool = [f"{rep[1]} {k}" for k in rng.sample(range(1, 100), size)]
+    picks = rng.sample(range(1, 100), max(size, min(n_keys, 99)))
+    pool: list[Any] = picks if numeric else [f"{rep[1]} {k}" for k in picks]
     candidates: list[Any] = []
     for condition in conditions:
         candidates += _neighbours(condition, textual=textual)
@@ -278,7 +284,7 @@ def _class_values(
         met = {v: sum(_holds(v, c, textual=textual) for c in conditions) for v in candidates}
         best = max(met.values())
         witness = rng.choice([v for v in candidates if met[v] == best])
-    return _ClassValues(pool, candidates, witness)
+    return _ClassValues(pool, pool[:size], candidates, witness)
 
 
 def rows_for(
@@ -296,7 +302,8 @@ def rows_for(
     gold's conditions at once, then rows that differ from it in one column, set to a
     literal's neighbour (``year = 1990`` beside ``year > 1990``): these tell ``>`` from
     ``>=`` and one literal from another. The rest, and all of the last database, are
-    random, with the literals mixed in at the level's density.
+    random, with the literals mixed in at the level's density. Key columns are then made
+    distinct within their table.
     """
     level = min(index, len(_DENSITY) - 1) if n_databases > 1 else 0
     density, size = _DENSITY[level], _POOL_SIZE[level]
@@ -312,23 +319,42 @@ def rows_for(
             members.setdefault(rep, []).append(key)
             numeric[rep] = numeric.get(rep, False) or _is_numeric(column, key, seeds)
             textual[rep] = textual.get(rep, False) or column.affinity == "TEXT"
+    keys = key_columns(tables, members, seeds.find)
+    keyed = {seeds.find(k) for k in keys}
     classes = {
         rep: _class_values(
-            rep, seeds, keys, numeric=numeric[rep], textual=textual[rep], size=size, rng=rng
+            rep,
+            seeds,
+            cls,
+            numeric=numeric[rep],
+            textual=textual[rep],
+            size=size,
+            n_keys=n_rows if rep in keyed else 0,
+            rng=rng,
         )
-        for rep, keys in sorted(members.items())
+        for rep, cls in sorted(members.items())
     }
+    with_ties = index == min(TIE_DATABASE, n_databases - 1)
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for table in tables:
         reps = [seeds.find((table.name.lower(), c.name.lower())) for c in table.columns]
+        is_key = [(table.name.lower(), c.name.lower()) in keys for c in table.columns]
         tie_free = [any(m in seeds.ordered for m in members[rep]) for rep in reps]
         base: list[list[Any]] = []
-        for rep, unique in zip(reps, tie_free):
-            if unique:
+        for rep, key, sorted_on in zip(reps, is_key, tie_free):
+            if key:
+                # The first row (the witness) holds the value the witness rows of the
+                # referring tables hold, so that they join.
+                pool = classes[rep].pool
+                base.append([pool[0], *rng.sample(pool[1:], len(pool) - 1)][:n_rows])
+            elif sorted_on:
                 picks = rng.sample(range(1, max(1000, 10 * n_rows)), n_rows)
-                base.append(picks if numeric[rep] else [f"{rep[1]} {k}" for k in picks])
+                values = picks if numeric[rep] else [f"{rep[1]} {k}" for k in picks]
+                if with_ties:
+                    _tie_the_ends(values, as_text=textual[rep])
+                base.append(values)
             else:
-                base.append([rng.choice(classes[rep].pool) for _ in range(n_rows)])
+                base.append([rng.choice(classes[rep].shared) for _ in range(n_rows)])
         # Round robin over the columns, so every constrained column gets its neighbours.
         per_column = [list(classes[rep].candidates) for rep in reps]
         for candidates in per_column:
@@ -354,15 +380,46 @@ def rows_for(
                     row.append(plan[1])
                 elif values.candidates:
                     row.append(values.witness)
-                elif tie_free[i] or (plan is not None and rng.random() < 0.5):
+                elif is_key[i] or tie_free[i] or (plan is not None and rng.random() < 0.5):
                     row.append(base[i][r])
                 else:
                     # The class's first pool value, the same in every table, so that
                     # the witness rows join up.
                     row.append(values.pool[0])
-            table_rows.append(tuple(row))
-        rows[table.name] = table_rows
+            table_rows.append(row)
+        for i, rep in enumerate(reps):
+            if is_key[i]:
+                _make_distinct(table_rows, i, classes[rep].pool, numeric=numeric[rep], name=rep[1])
+        rows[table.name] = [tuple(row) for row in table_rows]
     return rows
+
+
+def _tie_the_ends(values: list[Any], *, as_text: bool) -> None:
+    """The two highest values made equal, and the two lowest (needs four values), in the
+    order SQLite sorts them: a TEXT column sorts numbers as text ('9' > '10')."""
+    if len(values) < 4:
+        return
+    order = sorted(range(len(values)), key=lambda i: _as_text(values[i]) if as_text else values[i])
+    values[order[-2]] = values[order[-1]]
+    values[order[1]] = values[order[0]]
+
+
+def _make_distinct(
+    rows: list[list[Any]], column: int, pool: list[Any], *, numeric: bool, name: str
+) -> None:
+    """A repeated value in ``column`` replaced by an unused one: the pool's first (the
+    values the referring columns hold), then fresh ones."""
+    used: set[str] = set()  # as text: a TEXT column stores 5 and '5' alike
+    fresh = iter(pool)
+    counter = 100  # past the pools, which draw from 1..99
+    for row in rows:
+        value = row[column]
+        while str(value) in used:
+            value = next(fresh, None)
+            if value is None:
+                value, counter = (counter if numeric else f"{name} {counter}"), counter + 1
+        used.add(str(value))
+        row[column] = value
 
 
 def _is_numeric(column: Column, key: Key, seeds: Seeds) -> bool:

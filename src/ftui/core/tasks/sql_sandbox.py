@@ -1,11 +1,18 @@
 """The databases that judge SQL: built from a context, seeded from the gold, run untrusted.
 
 Everything a scored file holds is hostile: the schema (``context``), the gold query and the
-model output. A database is built in three steps: the context's CREATE TABLE statements run
-one at a time under an authorizer that allows only table creation; our own code reads the
-schema back and inserts rows; then the connection is sealed (``PRAGMA query_only`` plus an
-authorizer that allows only reads), and from then on queries run with a time limit, a row
-cap and a size cap. Databases live in memory only and extension loading is never enabled.
+model output. A database is built in three steps: the context's CREATE TABLE statements are
+parsed into tables (``tables_from_context``) and our own DDL, written from the parsed names
+and types only, runs under an authorizer that allows only table creation; our own code
+inserts rows; then the connection is sealed (``PRAGMA query_only`` plus an authorizer that
+allows only reads), and from then on queries run with a time limit, a row cap and a size
+cap. Databases live in memory only and extension loading is never enabled.
+
+sql-create-context writes one CREATE TABLE per use of a table (self-joins, subqueries), so
+a context may create a table twice with different columns, and a column twice in different
+case (``x VARCHAR, X VARCHAR``); SQLite refuses both. The statements of one table (names
+compared case-insensitively, as SQLite does) become one table with the union of their
+columns, one per case-insensitive name, the first declaration winning.
 
 The rows come from ``sql_rows``; this module only inserts them.
 """
@@ -13,6 +20,7 @@ The rows come from ``sql_rows``; this module only inserts them.
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -30,6 +38,8 @@ from sqlglot.tokens import TokenType
 MAX_CONTEXT_CHARS = 100_000
 """A longer context is cut here (real schemas are a few hundred characters)."""
 MAX_TABLES = 64
+MAX_COLUMNS = 200
+"""Columns kept per table (SQLite allows 2,000; real schemas have a few dozen)."""
 MAX_VALUE_BYTES = 100_000
 """SQLITE_LIMIT_LENGTH: the largest string or blob a query may build (bounds memory and
 the cost of one LIKE, which the progress handler cannot interrupt)."""
@@ -62,7 +72,9 @@ class Column:
 
     name: str
     declared_type: str
-    """The type as written in the CREATE TABLE ("VARCHAR", "INTEGER", "" when none)."""
+    """The type as SQLite sees it in our DDL ("TEXT", "INTEGER", "" when none)."""
+    unique: bool = False
+    """Declared PRIMARY KEY or UNIQUE on its own (not as part of a composite key)."""
 
     @property
     def affinity(self) -> str:
@@ -96,7 +108,8 @@ def _function_allowed(name: str | None) -> bool:
 
 
 def _build_authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: Any) -> int:
-    # Running the context's DDL: CREATE TABLE, which writes SQLite's own catalogue.
+    # Running our DDL (written from the context's parsed tables): CREATE TABLE, which writes
+    # SQLite's own catalogue.
     if action == sqlite3.SQLITE_CREATE_TABLE:
         return sqlite3.SQLITE_OK
     if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE) and arg1 in _CATALOGUE:
@@ -105,7 +118,7 @@ def _build_authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: Any) 
 
 
 def _fill_authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: Any) -> int:
-    # Our INSERTs, which also evaluate the context's CHECK and generated-column expressions.
+    # Our INSERTs (the tables have no CHECK or DEFAULT: our DDL writes none).
     if action == sqlite3.SQLITE_INSERT and arg1 not in _CATALOGUE:
         return sqlite3.SQLITE_OK
     return _read_only_authorizer(action, arg1, arg2, db, trigger)
@@ -122,24 +135,50 @@ def _read_only_authorizer(action: int, arg1: Any, arg2: Any, db: Any, trigger: A
     return sqlite3.SQLITE_DENY
 
 
-def create_table_statements(context: str) -> list[str]:
-    """The CREATE TABLE statements of ``context``, each as written; anything else is dropped.
+_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_ ]{0,40}(\(\s*\d{1,9}\s*(,\s*\d{1,9}\s*)?\))?")
+"""A type we write back into our DDL; anything else (hostile text) becomes no type."""
+
+
+def tables_from_context(context: str) -> tuple[Table, ...]:
+    """The tables the CREATE TABLE statements of ``context`` declare, merged per name.
 
     Statements are split on the tokenizer's semicolons (so a ``;`` inside a string does not
-    split) and each must parse with sqlglot as a CREATE TABLE with a column list.
+    split); each must parse with sqlglot as a CREATE TABLE with a column list, anything else
+    is dropped. Only names, types and single-column PRIMARY KEY / UNIQUE are kept: no
+    CHECK, DEFAULT or generated expression of the context ever runs.
     """
-    text = context[:MAX_CONTEXT_CHARS]
+    merged: dict[str, tuple[str, dict[str, Column]]] = {}
+    for tree in _create_table_trees(context[:MAX_CONTEXT_CHARS]):
+        name = tree.this.this.name
+        if not name:
+            continue
+        if name.lower() not in merged:
+            if len(merged) >= MAX_TABLES:
+                continue
+            merged[name.lower()] = (name, {})
+        columns = merged[name.lower()][1]
+        unique = _unique_columns(tree.this)
+        for column_name, declared_type in _column_defs(tree.this):
+            key = column_name.lower()
+            if key in columns:
+                if key in unique and not columns[key].unique:
+                    columns[key] = Column(columns[key].name, columns[key].declared_type, True)
+            elif len(columns) < MAX_COLUMNS:
+                columns[key] = Column(column_name, declared_type, key in unique)
+    return tuple(
+        Table(name, tuple(columns.values())) for name, columns in merged.values() if columns
+    )
+
+
+def _create_table_trees(text: str) -> list[exp.Create]:
     try:
         tokens = sqlglot.Dialect.get_or_raise("sqlite").tokenize(text)
         cuts = [t.start for t in tokens if t.token_type == TokenType.SEMICOLON]
     except (sqlglot.errors.SqlglotError, RecursionError):
         cuts = [i for i, ch in enumerate(text) if ch == ";"]
-    pieces, begin = [], 0
+    trees, begin = [], 0
     for cut in [*cuts, len(text)]:
-        pieces.append(text[begin:cut].strip())
-        begin = cut + 1
-    statements = []
-    for piece in pieces:
+        piece, begin = text[begin:cut].strip(), cut + 1
         if not piece:
             continue
         try:
@@ -150,11 +189,52 @@ def create_table_statements(context: str) -> list[str]:
             isinstance(tree, exp.Create)
             and str(tree.args.get("kind") or "").upper() == "TABLE"
             and isinstance(tree.this, exp.Schema)
+            and isinstance(tree.this.this, exp.Table)
         ):
-            statements.append(piece)
-        if len(statements) >= MAX_TABLES:
-            break
-    return statements
+            trees.append(tree)
+    return trees
+
+
+def _column_defs(schema: exp.Schema) -> list[tuple[str, str]]:
+    out = []
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef) and item.name:
+            kind = item.args.get("kind")
+            declared = kind.sql(dialect="sqlite") if isinstance(kind, exp.DataType) else ""
+            out.append((item.name, declared if _TYPE.fullmatch(declared) else ""))
+        elif isinstance(item, exp.Identifier) and item.name:  # a column without a type
+            out.append((item.name, ""))
+    return out
+
+
+def _unique_columns(schema: exp.Schema) -> set[str]:
+    """Lower-case names of the columns declared PRIMARY KEY or UNIQUE on their own."""
+    out = set()
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            kinds = [c.args.get("kind") for c in item.args.get("constraints") or []]
+            if any(
+                isinstance(k, (exp.PrimaryKeyColumnConstraint, exp.UniqueColumnConstraint))
+                for k in kinds
+            ):
+                out.add(item.name.lower())
+        elif isinstance(item, (exp.PrimaryKey, exp.UniqueColumnConstraint)):
+            names = [i.name.lower() for i in item.find_all(exp.Identifier)]
+            if len(names) == 1:
+                out.add(names[0])
+    return out
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_table_sql(table: Table) -> str:
+    """Our DDL for ``table``: quoted names and checked types, nothing else."""
+    columns = ", ".join(
+        f"{_quoted(c.name)} {c.declared_type}".rstrip() for c in table.columns
+    )
+    return f"CREATE TABLE {_quoted(table.name)} ({columns})"
 
 
 def _allow_all(*_: Any) -> int:
@@ -163,9 +243,9 @@ def _allow_all(*_: Any) -> int:
 
 
 class SandboxDatabase:
-    """One in-memory database: tables from checked DDL, rows from us, then sealed."""
+    """One in-memory database: tables from our DDL, rows from us, then sealed."""
 
-    def __init__(self, ddl: Sequence[str], *, timeout_s: float, row_cap: int) -> None:
+    def __init__(self, tables: Sequence[Table], *, timeout_s: float, row_cap: int) -> None:
         self.timeout_s = timeout_s
         self.row_cap = row_cap
         self._deadline = math.inf
@@ -179,41 +259,25 @@ class SandboxDatabase:
         conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
         conn.set_authorizer(_build_authorizer)
         self._deadline = time.monotonic() + 10 * timeout_s
-        for statement in ddl:
+        created = []
+        for table in tables:
             try:
-                conn.execute(statement)
-            except Exception:  # noqa: BLE001 - a broken or refused statement is skipped
+                conn.execute(create_table_sql(table))
+            except Exception:  # noqa: BLE001 - e.g. a NUL in a name: the table is skipped
                 continue
+            created.append(table)
         self._deadline = math.inf
-        conn.set_authorizer(_allow_all)
-        self.tables = self._read_schema()  # our own PRAGMA, before any authorizer
+        self.tables: tuple[Table, ...] = tuple(created)
         conn.set_authorizer(_fill_authorizer)
 
     def _past_deadline(self) -> bool:
         return time.monotonic() > self._deadline
 
-    def _read_schema(self) -> tuple[Table, ...]:
-        names = [
-            r[0]
-            for r in self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
-            )
-        ]
-        tables = []
-        for name in names:
-            info = self._conn.execute("SELECT name, type FROM pragma_table_info(?)", (name,))
-            columns = tuple(Column(str(c), str(t or "")) for c, t in info)
-            tables.append(Table(name, columns))
-        return tuple(tables)
-
     def insert(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert rows (one value per column of ``table``); a row the schema refuses (a
-        CHECK, a UNIQUE, a STRICT type) is skipped."""
-        quoted = ", ".join('"' + c.name.replace('"', '""') + '"' for c in table.columns)
+        """Insert rows (one value per column of ``table``); a row SQLite refuses is skipped."""
+        columns = ", ".join(_quoted(c.name) for c in table.columns)
         marks = ", ".join("?" for _ in table.columns)
-        name = table.name.replace('"', '""')
-        sql = f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})'
+        sql = f"INSERT INTO {_quoted(table.name)} ({columns}) VALUES ({marks})"
         self._deadline = time.monotonic() + 10 * self.timeout_s
         try:
             for row in rows:

@@ -13,12 +13,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ftui.core.runs import Run
-from ftui.core.scoring import VARIANTS, read_predictions
+from ftui.core.scoring import VARIANTS, count_text, read_predictions
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.screens.export import ExportModal
 from ftui.tui.screens.modals import PromptModal
-from ftui.tui.widgets.render import is_correct, render_example
+from ftui.tui.widgets.render import is_correct, is_scorable, render_example
 
 FILTERS = {None: "all examples", "failures": "failures only", "invalid": "invalid only"}
 
@@ -109,7 +109,7 @@ class EvalScreen(Screen):
             m = evals[v]
             cells: list[Any] = [Text(("▶ " if v == self.variant else "  ") + v,
                                      style="bold" if v == self.variant else ""),
-                                str(data.metrics[v].get("n", ""))]
+                                count_text(data.metrics[v])]
             for k in keys:
                 value = m.get(k)
                 cell = Text(fmt.pct(value))
@@ -124,7 +124,7 @@ class EvalScreen(Screen):
         assert self.data is not None
         records = self.data.rows[index]
         rec = records.get(self.variant)
-        if self.filter == "failures" and (rec is None or is_correct(rec)):
+        if self.filter == "failures" and (rec is None or is_correct(rec) or not is_scorable(rec)):
             return False
         if self.filter == "invalid" and (rec is None or rec.get("valid")):
             return False

@@ -13,6 +13,8 @@ from rich.padding import Padding
 from rich.syntax import Syntax
 from rich.text import Text
 
+from ftui.core.tasks.base import is_scorable as scorable
+
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 ROLE_STYLE = {"system": "bold magenta", "user": "bold cyan", "assistant": "bold green"}
 
@@ -65,6 +67,11 @@ def word_diff(reference: str, output: str) -> Text:
     return out
 
 
+def is_scorable(record: Mapping[str, Any]) -> bool:
+    """False when the reference itself could not be judged (sql: it fails on its context)."""
+    return scorable(record.get("details") or {})
+
+
 def is_correct(record: Mapping[str, Any]) -> bool:
     """Execution match where the task has it (sql), else exact match."""
     ex = record.get("execution")
@@ -78,6 +85,8 @@ def badges(record: Mapping[str, Any]) -> Text:
         items.append(("exec", record.get("execution")))
     for name, ok in items:
         out.append(f" {'✓' if ok else '✗'} {name} ", style="bold green" if ok else "bold red")
+    if not is_scorable(record):
+        out.append(" ⚠ reference cannot run on its context: not scored ", style="bold yellow")
     return out
 
 
