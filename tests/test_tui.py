@@ -19,7 +19,7 @@ import pytest
 from ftui.core.machine import Gpu, Machine, estimate_fit, model_shape, parse_nvidia_smi
 from ftui.core.runs import Run, write_json_atomic
 from ftui.tui.app import FtuiApp
-from ftui.tui.progress import RunProgress, thin
+from ftui.core.progress import RunProgress, thin
 from ftui.tui.services import Services
 from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.render import word_diff

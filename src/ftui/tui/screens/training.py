@@ -21,7 +21,7 @@ from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
-from ftui.tui.progress import RunProgress
+from ftui.core.progress import RunProgress
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.loss_chart import LossChart

@@ -1,4 +1,5 @@
-"""What a run's events add up to, for the Training screen. Pure: no Textual, no threads.
+"""What a run's events add up to, for every viewer (the Training screen, ``Run.summary``).
+Pure: no Textual, no threads.
 
 ``RunProgress.apply`` folds a batch of events (the EventTail's output) into the latest state,
 so a viewer that attaches late replays the file from the start and ends where a viewer that
