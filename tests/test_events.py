@@ -61,6 +61,10 @@ def test_damaged_lines_are_counted_and_skipped(tmp_path):
     ("nope", {}),
     ("cost", {"usd": "1", "basis": "x"}),
     ("train", {"step": True, "total_steps": 1, "epoch": 0, "loss": 1, "lr": 1, "tokens": 1, "tokens_per_s": 1}),
+    ("eval_progress", {"variant": "base", "done": 3, "total": 10, "examples_per_s": 1.5}),  # eta_s missing
+    ("eval_progress", {"variant": "base", "done": 3.0, "total": 10, "examples_per_s": 1.5, "eta_s": 4.7}),
+    ("eval_progress", {"variant": "base", "done": 11, "total": 10, "examples_per_s": 1.5, "eta_s": 0}),
+    ("eval_progress", {"variant": "base", "done": -1, "total": 10, "examples_per_s": None, "eta_s": None}),
 ])
 def test_schema_rejects_bad_events(kind, fields):
     with pytest.raises(EventSchemaError):
@@ -78,3 +82,13 @@ def test_reopen_follows_a_rewritten_file(tmp_path):
     w.write("log", level="info", message="after")
     w.close()
     assert [e["message"] for e in read_events(path)] == ["before", "after"]
+
+
+def test_eval_progress_round_trips_with_null_rate_before_the_first_answer(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as w:
+        w.write("eval_progress", variant="kshot", done=0, total=568, examples_per_s=None, eta_s=None)
+        w.write("eval_progress", variant="kshot", done=120, total=568, examples_per_s=3.1, eta_s=144.5)
+    events = read_events(path)
+    assert [(e["done"], e["examples_per_s"], e["eta_s"]) for e in events] == [(0, None, None), (120, 3.1, 144.5)]
+    assert {e["variant"] for e in events} == {"kshot"}

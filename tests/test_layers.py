@@ -8,7 +8,7 @@ import sys
 CORE_MODULES = [
     "ftui.core.config", "ftui.core.presets", "ftui.core.data", "ftui.core.datacheck",
     "ftui.core.prompts", "ftui.core.events", "ftui.core.runs", "ftui.core.scoring",
-    "ftui.core.export", "ftui.core.machine", "ftui.core.openai_prep", "ftui.core.study", "ftui.core.evalplan",
+    "ftui.core.export", "ftui.core.machine", "ftui.core.openai_prep", "ftui.core.study", "ftui.core.evalplan", "ftui.core.progress",
     "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
     "ftui.core.tasks.jsontask", "ftui.core.tasks.text",
 ]

@@ -291,7 +291,12 @@ def test_eval_only_reruns_through_chat_completions(standin):
     run = start_detached(standin)
     assert wait_for(run) == "succeeded"
     before = standin.completions
-    res = run_cli("eval", run.id, "--variant", "finetuned", "--limit", "5", "--json", env=standin.env())
+    res = run_cli("eval", run.id, "--variant", "finetuned", "--limit", "5", "--json",
+                  env={**standin.env(), "FTUI_EVAL_PROGRESS_S": "0"})  # every answer reports
     assert res.returncode == 0, res.stderr
     assert standin.completions == before + 5
     assert json.loads(res.stdout)["eval"]["finetuned"]["exact"] == 1.0
+    progress = [e for e in read_events(run.events_path) if e["type"] == "eval_progress" and e["total"] == 5]
+    done = [e["done"] for e in progress]
+    assert done[0] == 0 and done[-1] == 5 and done == sorted(done), done
+    assert all(e["variant"] == "finetuned" and e["examples_per_s"] > 0 for e in progress[1:])

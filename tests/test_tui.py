@@ -20,7 +20,7 @@ from ftui.core.machine import Gpu, Machine, estimate_fit, model_shape, parse_nvi
 from ftui.core.runs import Run, write_json_atomic
 from ftui.core.runspec import prepare_run
 from ftui.tui.app import FtuiApp
-from ftui.tui.progress import RunProgress, thin
+from ftui.core.progress import RunProgress, thin
 from ftui.tui.services import Services
 from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.render import word_diff
@@ -449,6 +449,41 @@ async def test_training_screen_follows_events_and_survives_a_lost_runner(ftui_ho
         assert "runner gone" in screen_text(app)
         await pilot.press("d")  # detach: the Runs screen, the run listed as lost
         await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and "lost" in screen_text(app))
+
+
+async def test_training_screen_shows_the_evaluating_variants_progress_bar_and_eta(ftui_home):
+    run = make_run(ftui_home, RUN_A, state="evaluating", steps=50, total=50, evaluated=False)
+    ended = T0 + 2 + 50 * 2.0
+    write_events(run.dir, [
+        ev("status", ended + 1, state="evaluating", message="evaluating base, kshot"),
+        ev("eval_progress", ended + 2, variant="base", done=0, total=568, examples_per_s=None, eta_s=None),
+        ev("eval_progress", ended + 48, variant="base", done=142, total=568, examples_per_s=3.1, eta_s=137.4),
+    ], mode="a")
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = app.screen
+        assert type(ts).__name__ == "TrainingScreen"
+        await wait_until(pilot, lambda: "eval base 142/568" in screen_text(app), what="the replayed progress")
+        bar = ts.query_one("#progress")
+        assert (bar.progress, bar.total) == (142, 568) and bar.has_class("eval")
+        assert "3.1 examples/s" in screen_text(app) and "ETA 2m 17s" in screen_text(app)
+        assert "step 50/50" in screen_text(app)  # the training figures stay on screen
+        # base ends; k-shot starts on its own bar, its ETA from its own pace
+        write_events(run.dir, [
+            ev("eval_progress", ended + 180, variant="base", done=568, total=568, examples_per_s=3.2, eta_s=0.0),
+            ev("eval", ended + 181, variant="base", n=568, metrics={"valid": 0.5, "exact": 0.25}),
+            ev("eval_progress", ended + 200, variant="kshot", done=16, total=568, examples_per_s=0.8, eta_s=690.0),
+        ], mode="a")
+        await wait_until(pilot, lambda: "eval kshot 16/568" in screen_text(app), what="the next variant")
+        assert (bar.progress, bar.total) == (16, 568) and "ETA 11m 30s" in screen_text(app)
+        assert "0.8 examples/s" in screen_text(app)
+        # the run ends: the bar is the training's again and the evaluation line goes
+        write_events(run.dir, [ev("status", ended + 900, state="succeeded", message="done")], mode="a")
+        st = json.loads(run.status_path.read_text())
+        write_json_atomic(run.status_path, {**st, "state": "succeeded", "ended": ended + 900})
+        await wait_until(pilot, lambda: ts.status.get("state") == "succeeded", what="succeeded")
+        assert "eval kshot" not in screen_text(app) and not bar.has_class("eval")
+        assert (bar.progress, bar.total) == (50, 50)
 
 
 async def test_eval_screen_pages_filters_searches_and_switches_variant(ftui_home):

@@ -387,10 +387,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for k, v in info.items():
         if k in ("created", "ended") and isinstance(v, (int, float)):
             v = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(v))  # --json keeps the timestamp
-        if k != "eval":
+        if k not in ("eval", "eval_progress"):
             print(f"{k:<12} {'' if v is None else v}")
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
+    if info["eval_progress"] is not None:
+        from ftui.watch import eval_progress_line
+
+        print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
 
 

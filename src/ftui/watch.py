@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterable, Mapping, TextIO
 
 from ftui.core.events import EventTail
 from ftui.core.runs import Run
 from ftui.runner.launch import is_active
+from ftui.tui.fmt import duration, rate  # a pure module: no Textual is loaded
 
 POLL_S = 0.5
 
@@ -28,6 +29,8 @@ def describe(event: dict[str, Any]) -> str | None:
         return f"[{event['state']}] {event.get('message') or ''}".rstrip()
     if kind == "checkpoint":
         return f"checkpoint saved: {event['path']}"
+    if kind == "eval_progress":
+        return eval_progress_line(event)
     if kind == "eval":
         m = event["metrics"]
         return f"eval {event['variant']} (n={event['n']}): " + ", ".join(f"{k} {v:.1%}" for k, v in m.items())
@@ -37,13 +40,42 @@ def describe(event: dict[str, Any]) -> str | None:
     return None
 
 
+def eval_progress_line(progress: Mapping[str, Any]) -> str:
+    """``eval finetuned 120/568 (21%), 3.1 examples/s, ETA 2m 35s`` (an event or a summary's
+    ``eval_progress``)."""
+    done, total = progress["done"], progress["total"]
+    parts = [f"eval {progress['variant']} {done}/{total} ({done / total if total else 0:.0%})"]
+    if progress.get("examples_per_s"):
+        parts.append(rate(progress["examples_per_s"], "examples"))
+    if progress.get("eta_s") is not None and done < total:
+        parts.append(f"ETA {duration(progress['eta_s'])}")
+    return ", ".join(parts)
+
+
+def latest_progress_only(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``events`` without the ``eval_progress`` ones that a later event of the batch supersedes
+    (a later progress event, or the variant's result): a viewer that attaches late gets one
+    progress line per read, not every line of an hour's evaluation."""
+    kept: list[dict[str, Any]] = []
+    later_progress, finished = False, set[str]()
+    for event in reversed(list(events)):
+        if event["type"] == "eval_progress":
+            if later_progress or event["variant"] in finished:
+                continue
+            later_progress = True
+        elif event["type"] == "eval":
+            finished.add(event["variant"])
+        kept.append(event)
+    return kept[::-1]
+
+
 def follow(run: Run, *, out: TextIO = sys.stdout, quiet: bool = False,
            sleep: Callable[[float], None] = time.sleep) -> str:
     """Print progress until the run is no longer active; returns its final state."""
     tail = EventTail(run.events_path)
 
     def show_new() -> None:
-        for event in tail.read():
+        for event in latest_progress_only(tail.read()):
             line = describe(event)
             if line and not quiet:
                 print(line, file=out, flush=True)

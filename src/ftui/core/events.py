@@ -55,6 +55,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "checkpoint": {"step": ((int,), True), "path": (_STR, True)},
     "log": {"level": (_STR, True), "message": (_STR, True)},
     "eval": {"variant": (_STR, True), "n": ((int,), True), "metrics": ((dict,), True)},
+    # While a variant is generating: ``done`` of ``total`` held-out examples answered; the rate
+    # and the ETA come from the variant's own elapsed time (null before the first answer).
+    "eval_progress": {
+        "variant": (_STR, True),
+        "done": ((int,), True),
+        "total": ((int,), True),
+        "examples_per_s": (_OPT_NUM, True),
+        "eta_s": (_OPT_NUM, True),
+    },
     "error": {"message": (_STR, True)},
 }
 EVENT_TYPES = tuple(SCHEMA)
@@ -81,6 +90,8 @@ def validate(event: Mapping[str, Any]) -> None:
             raise EventSchemaError(f"{kind} event: '{name}' has the wrong type ({type(value).__name__})")
     if kind == "status" and event["state"] not in STATES:
         raise EventSchemaError(f"status event: unknown state {event['state']!r}")
+    if kind == "eval_progress" and not 0 <= event["done"] <= event["total"]:
+        raise EventSchemaError(f"eval_progress event: done {event['done']} is not within 0..total {event['total']}")
 
 
 def make_event(kind: str, *, ts: float | None = None, **fields: Any) -> dict[str, Any]:

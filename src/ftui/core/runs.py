@@ -19,6 +19,7 @@ from ftui.core.errors import RunNotFoundError
 from ftui.core.events import LOST, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
 from ftui.core.paths import runs_dir
+from ftui.core.progress import RunProgress
 
 HEARTBEAT_STALE_S = 60.0
 """A running status whose heartbeat is older than this (and whose pid is gone) is ``lost``."""
@@ -124,16 +125,17 @@ class Run:
         """
         spec = self.spec
         st = self.status()
-        last: dict[str, Mapping[str, Any]] = {}
-        for ev in read_events(self.events_path) if events is None else events:
-            last[ev["type"]] = ev
-        train, cost = last.get("train", {}), last.get("cost", {})
+        progress = RunProgress()
+        progress.apply(read_events(self.events_path) if events is None else events)
+        train, cost = progress.last_train or {}, progress.cost or {}
         started = spec.get("created")
         ended = st.get("ended")
+        state = st.get("state", "queued")
+        evaluating = progress.eval_progress if state == "evaluating" else None
         return {
             "id": self.id,
             "dir": str(self.dir),
-            "status": st.get("state", "queued"),
+            "status": state,
             "message": st.get("message", ""),
             "preset": spec.get("preset"),
             "task": spec.get("task"),
@@ -147,6 +149,9 @@ class Run:
             "tokens": train.get("tokens"),
             "cost_usd": cost.get("usd"),
             "eval": {v: m.get("metrics", {}) for v, m in self.eval_metrics().items()},
+            # The variant now generating, while the run is evaluating; null otherwise.
+            "eval_progress": None if evaluating is None else {
+                k: evaluating[k] for k in ("variant", "done", "total", "examples_per_s", "eta_s")},
         }
 
 

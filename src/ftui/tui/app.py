@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from ftui.core.runs import Run
-from ftui.tui.progress import is_active
+from ftui.core.progress import is_active
 from ftui.tui.screens.dataset import DatasetScreen
 from ftui.tui.services import Services
 

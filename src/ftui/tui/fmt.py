@@ -30,6 +30,11 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def rate(per_s: float, unit: str) -> str:
+    """``3.1 examples/s``; two significant digits below 1 (a slow CPU eval is not ``0.0``)."""
+    return f"{per_s:.1f} {unit}/s" if per_s >= 1 else f"{per_s:.2g} {unit}/s"
+
+
 def money(usd: float | None, *, digits: int = 2) -> str:
     if usd is None:
         return "—"

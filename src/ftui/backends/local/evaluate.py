@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from ftui.backends.local.generate import generate_batched
 from ftui.backends.local.models import load_model, load_tokenizer
 from ftui.core.errors import ConfigError
-from ftui.core.evalplan import choose_shots, plan_eval  # noqa: F401 - choose_shots re-exported
+from ftui.core.evalplan import EvalProgressReporter, choose_shots, plan_eval  # noqa: F401 - choose_shots re-exported
 from ftui.core.events import EventWriter
 from ftui.core.prompts import render_user
 from ftui.core.runs import Run
@@ -78,7 +78,8 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
             info["adapter"] = "adapter"
         _log(events, f"eval {variant}: {len(examples)} held-out examples on {device}")
         scored = _eval_variant(run, variant, model, tokenizer, prompts[variant], examples, task=task,
-                               template=template, settings=settings, stopping=stopping, info=info)
+                               template=template, settings=settings, stopping=stopping, info=info,
+                               report=EvalProgressReporter(events, variant, len(examples)))
         if scored is None:
             _log(events, f"eval {variant}: stopped before the end; no metrics written for it")
             break
@@ -93,14 +94,16 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
 
 def _eval_variant(run: Run, variant: str, model: Any, tokenizer: Any, prompts: Sequence[Sequence[dict]],
                   examples: Sequence[Example], *, task: Task, template: PromptTemplate,
-                  settings: EvalSettings, stopping: Callable[[], bool],
-                  info: dict[str, Any]) -> tuple[list[PredictionRecord], dict[str, float]] | None:
+                  settings: EvalSettings, stopping: Callable[[], bool], info: dict[str, Any],
+                  report: EvalProgressReporter) -> tuple[list[PredictionRecord], dict[str, float]] | None:
     """Generate, score and write one variant; None when a stop request came first."""
 
     def progress(done: int, total: int) -> None:
+        report(done)
         if done < total and stopping():  # after the last batch the variant is done: keep it
             raise _Stopped
 
+    report.start()
     began = time.perf_counter()
     try:
         outputs = generate_batched(model, tokenizer, prompts, max_new_tokens=settings.max_new_tokens,

@@ -17,7 +17,7 @@ from ftui.backends.openai.train import JobFile, settings_of
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter
 from ftui.core.openai_prep import PRICES_AS_OF, inference_price
-from ftui.core.evalplan import plan_eval
+from ftui.core.evalplan import EvalProgressReporter, plan_eval
 from ftui.core.prompts import render_user
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS, score_examples, write_eval
@@ -44,10 +44,12 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
         prompts = plan.prompts(variant)
         _log(events, f"eval {variant}: {len(examples)} held-out examples on {model}, "
                      f"{hp.eval_concurrency} requests at a time")
+        report = EvalProgressReporter(events, variant, len(prompts))
+        report.start()
         began = time.perf_counter()
         answers = _complete_all(client, model, prompts, max_tokens=settings.max_new_tokens,
                                 seed=int(spec.get("split", {}).get("seed", 0)),
-                                concurrency=hp.eval_concurrency, stopping=stopping)
+                                concurrency=hp.eval_concurrency, stopping=stopping, on_progress=report)
         if answers is None:
             _log(events, f"eval {variant}: stopped before the end; no metrics written for it")
             break
@@ -94,8 +96,11 @@ class _Answer:
 
 
 def _complete_all(client: Any, model: str, prompts: Sequence[Sequence[dict]], *, max_tokens: int, seed: int,
-                  concurrency: int, stopping: Callable[[], bool]) -> list[_Answer] | None:
-    """Every prompt's answer, in order, ``concurrency`` at a time; None when stopped."""
+                  concurrency: int, stopping: Callable[[], bool],
+                  on_progress: Callable[[int], None] | None = None) -> list[_Answer] | None:
+    """Every prompt's answer, in order, ``concurrency`` at a time; None when stopped.
+
+    ``on_progress(done)`` runs in this thread each time requests complete."""
     answers: list[_Answer | None] = [None] * len(prompts)
     fatal: list[BaseException] = []
 
@@ -116,6 +121,7 @@ def _complete_all(client: Any, model: str, prompts: Sequence[Sequence[dict]], *,
                              prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                              completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0))
 
+    finished = 0
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ftui-eval") as pool:
         pending: set[Future] = set()
         queue = iter(range(len(prompts)))
@@ -127,6 +133,9 @@ def _complete_all(client: Any, model: str, prompts: Sequence[Sequence[dict]], *,
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for f in done:
                 f.result()
+            finished += len(done)
+            if done and on_progress is not None and not fatal:
+                on_progress(finished)
             if fatal:
                 for f in pending:
                     f.cancel()

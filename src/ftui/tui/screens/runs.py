@@ -15,7 +15,7 @@ from textual.worker import get_current_worker
 
 from ftui.core.runs import Run, list_runs
 from ftui.tui.widgets.keys import key_footer
-from ftui.tui.progress import is_active
+from ftui.core.progress import is_active
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text

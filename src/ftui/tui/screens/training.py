@@ -21,7 +21,7 @@ from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
-from ftui.tui.progress import RunProgress
+from ftui.core.progress import RunProgress
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.loss_chart import LossChart
@@ -169,7 +169,12 @@ class TrainingScreen(Screen):
         p = self.progress
         self._render_state()
         bar = self.query_one("#progress", ProgressBar)
-        if p.total_steps:
+        evaluating = self._eval_progress()
+        # One bar, where the step progress is: during evaluation it is the current variant's.
+        bar.set_class(evaluating is not None, "eval")
+        if evaluating is not None:
+            bar.update(total=max(1, evaluating["total"]), progress=evaluating["done"])
+        elif p.total_steps:
             bar.update(total=p.total_steps, progress=p.step)
         self.query_one("#stats", Static).update(self._stats_text())
         self.query_one("#cost-pane", Static).update(self._cost_text())
@@ -193,9 +198,27 @@ class TrainingScreen(Screen):
             text.append(f" {fmt.short(message, 40)}", style="dim")
         self.query_one("#state", Static).update(text)
 
+    def _eval_progress(self) -> dict | None:
+        """The variant now generating, while the run is evaluating (its last reported state)."""
+        p = self.progress.eval_progress
+        return p if p is not None and self.status.get("state") == "evaluating" else None
+
+    def _eval_parts(self) -> list[tuple[str, str]]:
+        e = self._eval_progress()
+        if e is None:
+            return [("evaluating held-out examples", "cyan")]
+        parts = [(f"eval {e['variant']} {e['done']}/{e['total']}", "bold cyan")]
+        if e.get("examples_per_s"):
+            parts.append((fmt.rate(e["examples_per_s"], "examples"), ""))
+        if e["done"] < e["total"]:
+            parts.append((f"ETA {fmt.duration(e.get('eta_s'))}", "bold"))
+        return parts
+
     def _stats_text(self) -> Text | Flow:
         p = self.progress
         if not p.last_train:
+            if self.status.get("state") == "evaluating":  # an eval-only run of a trained model
+                return Flow([Text(text, style=style) for text, style in self._eval_parts()])
             return Text("waiting for the first training step…" if self.status.get("state") not in ENDED
                         else "no training steps recorded", style="dim")
         t = p.last_train
@@ -209,7 +232,7 @@ class TrainingScreen(Screen):
         if state in ("running", "starting") and t["step"] < t["total_steps"]:
             parts.append((f"ETA {fmt.duration(p.eta_s())}", "bold"))
         elif state == "evaluating":
-            parts.append(("evaluating held-out examples", "cyan"))
+            parts.extend(self._eval_parts())
         return Flow([Text(text, style=style) for text, style in parts])
 
     def _cost_text(self) -> Group:

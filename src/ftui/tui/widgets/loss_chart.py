@@ -6,7 +6,7 @@ import time
 
 from textual_plotext import PlotextPlot
 
-from ftui.tui.progress import thin
+from ftui.core.progress import thin
 
 REDRAW_S = 0.5
 

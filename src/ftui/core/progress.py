@@ -1,4 +1,5 @@
-"""What a run's events add up to, for the Training screen. Pure: no Textual, no threads.
+"""What a run's events add up to, for every viewer (the Training screen, ``Run.summary``).
+Pure: no Textual, no threads.
 
 ``RunProgress.apply`` folds a batch of events (the EventTail's output) into the latest state,
 so a viewer that attaches late replays the file from the start and ends where a viewer that
@@ -31,6 +32,9 @@ class RunProgress:
     message: str = ""
     errors: list[str] = field(default_factory=list)
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_progress: dict[str, Any] | None = None
+    """The latest ``eval_progress`` event of the variant now generating (None between variants,
+    and once a status change ends the evaluation)."""
     checkpoints: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
@@ -69,7 +73,12 @@ class RunProgress:
             self.cost = dict(ev)
         elif kind == "hw":
             self.hw = dict(ev)
+        elif kind == "eval_progress":
+            self.eval_progress = dict(ev)
         elif kind == "status":
+            # Every status change starts or ends a stage: progress from an earlier evaluation
+            # (a stopped one, or the one before a re-evaluation) is not this stage's.
+            self.eval_progress = None
             self.state, self.message = ev["state"], ev.get("message") or ""
             self._log((ts, "status", f"[{self.state}] {self.message}".rstrip()))
         elif kind == "checkpoint":
@@ -82,6 +91,8 @@ class RunProgress:
             self._log((ts, "error", ev["message"]))
         elif kind == "eval":
             self.evals[ev["variant"]] = {"n": ev["n"], "metrics": dict(ev["metrics"])}
+            if self.eval_progress is not None and self.eval_progress["variant"] == ev["variant"]:
+                self.eval_progress = None
             rates = ", ".join(f"{k} {v:.1%}" for k, v in ev["metrics"].items()
                               if isinstance(v, (int, float)) and k in ("valid", "exact", "execution"))
             self._log((ts, "info", f"eval {ev['variant']} (n={ev['n']}): {rates}"))
