@@ -173,3 +173,20 @@ def test_train_on_spider_intersect_from_the_cli_end_to_end(tmp_path, tiny_model)
     assert [ex.reference for ex in run.examples("test")] == [r["answer"] for r in spider_rows("val")]
     assert set(info["eval"]) == {"base", "kshot", "finetuned"}
     assert all(json.loads((run.dir / "eval" / v / "metrics.json").read_text())["n"] == 3 for v in info["eval"])
+    # the same run evaluated on another held-out file: its own results stay as they were
+    before = (run.dir / "eval" / "finetuned" / "metrics.json").read_text()
+    res = run_cli("eval", run.id, "--data", str(FIXTURES / "spider_dev_sample.json"), "--variant", "finetuned",
+                  "--limit", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "held-out set 'spider_dev_sample'" in res.stderr
+    metrics = json.loads((run.dir / "eval" / "finetuned@spider_dev_sample" / "metrics.json").read_text())
+    assert metrics["n"] == 4 and metrics["variant"] == "finetuned@spider_dev_sample"
+    assert (run.dir / "eval" / "finetuned" / "metrics.json").read_text() == before
+    shown = json.loads(run_cli("show", run.id, "--json").stdout)
+    assert set(shown["eval"]) == {"base", "kshot", "finetuned", "finetuned@spider_dev_sample"}
+    # a held-out file that is not data: exit 2, nothing recorded is lost
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{\"question\": 1}]")
+    res = run_cli("eval", run.id, "--data", str(bad))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "bad.json" in res.stderr
+    assert (run.dir / "eval" / "finetuned" / "metrics.json").read_text() == before

@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run on its held-out split")
     e.add_argument("run", metavar="RUN")
     e.add_argument("--variant", choices=("base", "kshot", "finetuned"))
-    e.add_argument("--limit", type=int)
+    e.add_argument("--limit", type=int, help="the first N held-out examples")
+    e.add_argument("--data", type=Path, metavar="FILE|FOLDER",
+                   help="evaluate on another held-out file (a folder: its test split) instead of the run's "
+                        "test split; results go to eval/VARIANT@NAME/, NAME from the file's name")
+    e.add_argument("--field", action="append", default=[], metavar="NAME=COLUMN", dest="fields",
+                   help="with --data: read a task field from another column, as for train")
     e.add_argument("--json", action="store_true")
 
     r = sub.add_parser("runs", help="list runs")
@@ -235,7 +240,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.variant == "finetuned" and not has_adapter:
         raise FtuiError(f"run {run.id} has no fine-tuned model yet: train it first (ftui resume {run.id})")
     variants = [args.variant] if args.variant else ["base", "kshot"] + (["finetuned"] if has_adapter else [])
-    launch(run, eval_only=True, variants=variants, limit=args.limit)
+    heldout = ""
+    if args.data is not None:
+        from ftui.commands import freeze_heldout
+
+        heldout, n = freeze_heldout(run, args.data, fields=args.fields)
+        print(f"held-out set '{heldout}': {n} examples from {args.data} (results in eval/VARIANT@{heldout}/)",
+              file=sys.stderr)
+    elif args.fields:
+        raise FtuiError("--field maps the columns of --data; give the held-out file with --data")
+    launch(run, eval_only=True, variants=variants, limit=args.limit, heldout=heldout)
     return _after_launch(run, detach=False, as_json=args.json, verb="evaluating")
 
 

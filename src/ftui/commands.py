@@ -6,16 +6,18 @@ This layer may import backends (for the tokenizer); the core below it never does
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
 from ftui.core.config import Preset, SplitSpec
-from ftui.core.data import Loaded, load_source, make_splits
+from ftui.core.data import Loaded, held_out, load_source
 from ftui.core.datacheck import DataReport, build_report
 from ftui.core.errors import ConfigError, DataError, FtuiError
 from ftui.core.examples import Example
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
+from ftui.core.runs import Run
 from ftui.core.runspec import apply_overrides
 from ftui.core.scoring import (PredictionRecord, collapse_problems, count_scorable, read_prediction_lines, read_score_file,
                                score_records, write_records)
@@ -204,19 +206,13 @@ def _held_out(data: Path, task: str, preset: Preset | None, fields: Sequence[str
     """
     loaded = load_source(task=task, preset=preset, data=data, fields=fields)
     _refuse_bad_rows(loaded)
-    if data.is_dir():
-        if preset is None and "test" not in (loaded.named or {}):
-            raise ConfigError(f"--data {data}: the folder has no test file; name the held-out file itself, "
-                              "or give --preset, which says which split is held out")
-        named = loaded.named or {}
-        held_out = (list(named["test"]) if "test" in named  # published: no carving needed
-                    else make_splits(loaded, preset.split if preset is not None else SplitSpec())["test"])
-        against = f"{data} (its test split)"
-    else:
-        held_out, against = loaded.examples, str(data)
-    if not held_out:
+    if data.is_dir() and preset is None and "test" not in (loaded.named or {}):
+        raise ConfigError(f"--data {data}: the folder has no test file; name the held-out file itself, "
+                          "or give --preset, which says which split is held out")
+    rows = held_out(loaded, preset.split if preset is not None else SplitSpec())
+    if not rows:
         raise DataError("no held-out rows to score against", path=str(data))
-    return held_out, against
+    return rows, f"{data} (its test split)" if data.is_dir() else str(data)
 
 
 def _refuse_bad_rows(loaded: Loaded) -> None:
@@ -245,3 +241,18 @@ def _one_line(text: str, width: int = 300) -> str:
         return "(empty)"
     flat = text.replace("\r", "\\r").replace("\n", "\\n")
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def freeze_heldout(run: Run, data: Path, *, fields: Sequence[str] = ()) -> tuple[str, int]:
+    """``ftui eval RUN --data FILE``: read FILE as the run's task (and preset) reads its data,
+    freeze its held-out rows into the run, and return the set's name and size."""
+    spec = run.spec
+    preset = load_preset(spec["preset"]) if spec.get("preset") else None
+    loaded = load_source(task=spec["task"], preset=preset, data=data, fields=fields)
+    loaded.raise_if_bad()
+    rows = held_out(loaded, preset.split if preset is not None else SplitSpec())
+    if not rows:
+        raise DataError("no held-out rows to evaluate", path=str(data))
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(data).resolve().stem).strip("-.") or "heldout"
+    run.add_heldout(name, rows)
+    return name, len(rows)

@@ -254,6 +254,16 @@ def _merge(source: str, fmt: str, parts: Mapping[str, Loaded]) -> Loaded:
     return merged
 
 
+def held_out(loaded: Loaded, spec: SplitSpec) -> list[Example]:
+    """The held-out rows of what ``load_source`` read: all of a file's rows, or a folder's (or
+    hub dataset's) test split: its published test file, else carved by ``spec``."""
+    if loaded.named is None:
+        return list(loaded.examples)
+    if "test" in loaded.named:
+        return list(loaded.named["test"])
+    return make_splits(loaded, spec)["test"]
+
+
 def make_splits(loaded: Loaded, spec: SplitSpec) -> dict[str, list[Example]]:
     """train / val / test: the source's own splits when it has them, else a seeded random split.
 

@@ -42,22 +42,31 @@ class EvalPlan:
     shot_indices: list[int]
     """Positions in ``data/train.jsonl`` of the k-shot examples."""
     shots: list[Example]
+    heldout: str = ""
+    """The name of another held-out set (``data/heldout-NAME.jsonl``, from ``ftui eval --data``);
+    empty for the run's own test split."""
+
+    def out_name(self, variant: str) -> str:
+        """Where a variant's results go under ``eval/``: ``finetuned``, or ``finetuned@NAME``
+        for another held-out set, so the run's own results stay as they were."""
+        return f"{variant}@{self.heldout}" if self.heldout else variant
 
     def prompts(self, variant: str) -> list[list[dict[str, Any]]]:
         shots = self.shots if variant == "kshot" else ()
         return [render_messages(ex, self.template, shots=shots) for ex in self.examples]
 
 
-def plan_eval(run: Run, variants: Sequence[str], limit: int | None) -> EvalPlan:
-    """The plan for ``variants`` on the run's test split; ``limit``: the first N examples
-    (default: ``eval.limit`` of run.json, 0 = all). Bad requests fail before any work."""
+def plan_eval(run: Run, variants: Sequence[str], limit: int | None, *, heldout: str = "") -> EvalPlan:
+    """The plan for ``variants`` on the run's test split, or on the held-out set ``heldout``;
+    ``limit``: the first N examples (default: ``eval.limit`` of run.json for the test split,
+    all of another set, 0 = all). Bad requests fail before any work."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown eval variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     spec = run.spec
     settings = eval_settings_of(spec)
-    n = limit if limit is not None else settings.limit
-    examples = run.examples("test")
+    n = limit if limit is not None else (0 if heldout else settings.limit)
+    examples = run.examples(f"heldout-{heldout}" if heldout else "test")
     examples = examples[:n] if n and n > 0 else examples
     if not examples:
         raise ConfigError(f"run {run.id} has no test examples to evaluate")
@@ -65,7 +74,7 @@ def plan_eval(run: Run, variants: Sequence[str], limit: int | None) -> EvalPlan:
     shot_indices = choose_shots(len(train), settings.k, seed=spec.get("split", {}).get("seed", 0))
     return EvalPlan(settings=settings, template=template_of(spec),
                     task=make_task(spec["task"], spec.get("task_options") or {}), examples=examples,
-                    shot_indices=shot_indices, shots=[train[i] for i in shot_indices])
+                    shot_indices=shot_indices, shots=[train[i] for i in shot_indices], heldout=heldout)
 
 
 class EvalProgressReporter:

@@ -81,6 +81,12 @@ class Run:
         with open(path, encoding="utf-8") as f:
             return [Example.from_json(json.loads(line)) for line in f if line.strip()]
 
+    def add_heldout(self, name: str, examples: Sequence[Example]) -> Path:
+        """Freeze another held-out set as ``data/heldout-NAME.jsonl`` (``ftui eval --data``)."""
+        path = self.dir / "data" / f"heldout-{name}.jsonl"
+        _write_examples(path, examples)
+        return path
+
     def write_status(self, state: str, **fields: Any) -> None:
         """Atomic ``status.json`` with this process's pid, host and a fresh heartbeat."""
         now = time.time()
@@ -200,9 +206,7 @@ def create_run(*, label: str, spec: Mapping[str, Any], splits: Mapping[str, Sequ
             continue
     (run_dir / "data").mkdir()
     for name in SPLITS:
-        with open(run_dir / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for ex in splits.get(name, ()):
-                f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+        _write_examples(run_dir / "data" / f"{name}.jsonl", splits.get(name, ()))
     frozen = {
         "id": run_dir.name,
         "ftui_version": __version__,
@@ -212,6 +216,12 @@ def create_run(*, label: str, spec: Mapping[str, Any], splits: Mapping[str, Sequ
     }
     write_json_atomic(run_dir / "run.json", frozen)
     return Run(run_dir)
+
+
+def _write_examples(path: Path, examples: Sequence[Example]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
 
 
 def list_runs(root: Path | None = None) -> list[Run]:

@@ -17,6 +17,7 @@ def main() -> int:
     p.add_argument("--eval-only", action="store_true")
     p.add_argument("--variant", action="append", dest="variants")
     p.add_argument("--limit", type=int)
+    p.add_argument("--heldout", default="", help="evaluate on data/heldout-NAME.jsonl (ftui eval --data)")
     args = p.parse_args()
     # Quiet libraries: progress bars would only fill runner.log.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -24,7 +25,8 @@ def main() -> int:
     run = Run(Path(args.run_dir).resolve())
     if int(os.environ.get("RANK", "0")) != 0:  # one of several training processes (torchrun)
         return train_worker(run, resume=args.resume)
-    return Runner(run).main(resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit)
+    return Runner(run).main(resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit,
+                            heldout=args.heldout)
 
 
 if __name__ == "__main__":

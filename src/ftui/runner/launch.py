@@ -54,7 +54,7 @@ def runner_command(run: Run, *, eval_only: bool = False) -> list[str]:
 
 
 def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
-           variants: Sequence[str] = (), limit: int | None = None) -> int:
+           variants: Sequence[str] = (), limit: int | None = None, heldout: str = "") -> int:
     """Start the runner in its own session (it outlives this terminal); returns its pid."""
     cmd = runner_command(run, eval_only=eval_only)
     cmd += ["--resume"] if resume else []
@@ -62,6 +62,7 @@ def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
     for v in variants:
         cmd += ["--variant", v]
     cmd += ["--limit", str(limit)] if limit else []
+    cmd += ["--heldout", heldout] if heldout else []
     previous = run.status()["state"]
     run.stop_path.unlink(missing_ok=True)
     pid = start_detached(cmd, log=run.dir / "runner.log", cwd=run.dir)

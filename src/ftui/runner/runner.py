@@ -36,6 +36,8 @@ class Runner:
         self._done = threading.Event()
         self._status_lock = threading.Lock()  # the heartbeat thread writes status.json too
         self.extra: dict[str, Any] = {}
+        self.heldout = ""
+        """An eval-only run on ``data/heldout-NAME.jsonl`` instead of the test split."""
 
     # -- status and stop ----------------------------------------------------------------
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
@@ -57,7 +59,8 @@ class Runner:
         return self._sigterm.is_set() or self.run.stop_path.exists()
 
     # -- the work ------------------------------------------------------------------------
-    def main(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
+    def main(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None,
+             heldout: str = "") -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._sigterm.set())
         before = self.run.status().get("previous_state")
         self.final_state = before if eval_only and before in ("cancelled", "failed") else "succeeded"
@@ -65,6 +68,7 @@ class Runner:
         beat.start()
         try:
             self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
+            self.heldout = heldout
             code = self._work(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
         except FtuiError as exc:
             self._fail(str(exc), str(exc))
@@ -150,8 +154,10 @@ class Runner:
             self.events.write("log", level="info", message=outcome.message)
         todo = self._todo(variants)
         if todo:
-            self.set_state("evaluating", f"evaluating {', '.join(todo)}")
-            evaluate_run(self.run, variants=todo, limit=limit, events=self.events, should_stop=self.should_stop)
+            self.set_state("evaluating", f"evaluating {', '.join(todo)}"
+                           + (f" on {self.heldout}" if self.heldout else ""))
+            evaluate_run(self.run, variants=todo, limit=limit, events=self.events, should_stop=self.should_stop,
+                         heldout=self.heldout)
             if self.should_stop():
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
@@ -206,9 +212,10 @@ class Runner:
 
         todo = self._todo(variants)
         if todo:
-            self.set_state("evaluating", f"evaluating {', '.join(todo)}")
+            self.set_state("evaluating", f"evaluating {', '.join(todo)}"
+                           + (f" on {self.heldout}" if self.heldout else ""))
             evaluate_run(self.run, variants=todo, limit=limit, events=self.events,
-                         should_stop=self.should_stop, device=hw.device)
+                         should_stop=self.should_stop, device=hw.device, heldout=self.heldout)
             if self.should_stop():
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0

@@ -34,11 +34,12 @@ class _Stopped(Exception):
 
 def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
                  events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None,
-                 device: str | None = None, dtype: str = "float32") -> dict[str, dict[str, float]]:
+                 device: str | None = None, dtype: str = "float32", heldout: str = "") -> dict[str, dict[str, float]]:
     """Evaluate ``variants`` on the run's test split; returns variant -> metrics.
 
     ``limit``: the first N test examples (default: ``eval.limit`` from run.json, 0 = all).
     ``dtype``: float32 by default, so batched outputs equal one-at-a-time ones (see generate).
+    ``heldout``: evaluate on ``data/heldout-NAME.jsonl`` into ``eval/<variant>@NAME/``.
     A stop request ends the current variant between batches without writing its metrics;
     the variants finished before it are returned.
     """
@@ -47,7 +48,7 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
     if "finetuned" in variants and not (adapter / "adapter_config.json").is_file():
         # Checked before any work, so nobody waits through base and k-shot to learn this.
         raise ConfigError(f"run {run.id} has no adapter yet: train it first (or resume it)")
-    plan = plan_eval(run, variants, limit)
+    plan = plan_eval(run, variants, limit, heldout=heldout)
     settings, template, task, examples = plan.settings, plan.template, plan.task, plan.examples
     shot_indices = plan.shot_indices
     prompts = {v: plan.prompts(v) for v in variants}
@@ -76,17 +77,18 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
             info["shots"] = shot_indices  # positions in data/train.jsonl
         elif variant == "finetuned":
             info["adapter"] = "adapter"
-        _log(events, f"eval {variant}: {len(examples)} held-out examples on {device}")
-        scored = _eval_variant(run, variant, model, tokenizer, prompts[variant], examples, task=task,
+        name = plan.out_name(variant)
+        _log(events, f"eval {name}: {len(examples)} held-out examples on {device}")
+        scored = _eval_variant(run, name, model, tokenizer, prompts[variant], examples, task=task,
                                template=template, settings=settings, stopping=stopping, info=info,
-                               report=EvalProgressReporter(events, variant, len(examples)))
+                               report=EvalProgressReporter(events, name, len(examples)))
         if scored is None:
-            _log(events, f"eval {variant}: stopped before the end; no metrics written for it")
+            _log(events, f"eval {name}: stopped before the end; no metrics written for it")
             break
         records, metrics = scored
-        results[variant] = dict(metrics)
+        results[name] = dict(metrics)
         if events is not None:
-            events.write("eval", variant=variant, n=len(records), metrics=dict(metrics))
+            events.write("eval", variant=name, n=len(records), metrics=dict(metrics))
     model = None
     _free_memory()
     return results

@@ -24,15 +24,16 @@ from ftui.core.scoring import VARIANTS, score_examples, write_eval
 
 
 def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
-                 events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None
-                 ) -> dict[str, dict[str, float]]:
-    """Evaluate ``variants`` on the run's test split through chat completions."""
+                 events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None,
+                 heldout: str = "") -> dict[str, dict[str, float]]:
+    """Evaluate ``variants`` on the run's test split (or the held-out set ``heldout``) through
+    chat completions."""
     spec = run.spec
     hp = settings_of(spec)
     tuned = JobFile(run).get("fine_tuned_model")
     if "finetuned" in variants and not tuned:
         raise ConfigError(f"run {run.id} has no fine-tuned model yet: its OpenAI job has not succeeded")
-    plan = plan_eval(run, variants, limit)
+    plan = plan_eval(run, variants, limit, heldout=heldout)
     settings, template, task, examples = plan.settings, plan.template, plan.task, plan.examples
     client = make_client(hp)
     stopping = should_stop or (lambda: False)
@@ -42,16 +43,17 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
             break
         model = tuned if variant == "finetuned" else spec["model"]
         prompts = plan.prompts(variant)
-        _log(events, f"eval {variant}: {len(examples)} held-out examples on {model}, "
+        name = plan.out_name(variant)
+        _log(events, f"eval {name}: {len(examples)} held-out examples on {model}, "
                      f"{hp.eval_concurrency} requests at a time")
-        report = EvalProgressReporter(events, variant, len(prompts))
+        report = EvalProgressReporter(events, name, len(prompts))
         report.start()
         began = time.perf_counter()
         answers = _complete_all(client, model, prompts, max_tokens=settings.max_new_tokens,
                                 seed=int(spec.get("split", {}).get("seed", 0)),
                                 concurrency=hp.eval_concurrency, stopping=stopping, on_progress=report)
         if answers is None:
-            _log(events, f"eval {variant}: stopped before the end; no metrics written for it")
+            _log(events, f"eval {name}: stopped before the end; no metrics written for it")
             break
         duration = time.perf_counter() - began
         records, metrics = score_examples(
@@ -73,14 +75,14 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
                            f"(OpenAI prices {PRICES_AS_OF})") if price else "model not in ftui's price table"}
         if variant == "kshot":
             info["shots"] = plan.shot_indices
-        write_eval(run.dir, variant, records, metrics, **info, duration_s=round(duration, 3),
+        write_eval(run.dir, name, records, metrics, **info, duration_s=round(duration, 3),
                    examples_per_s=round(len(examples) / duration, 3) if duration > 0 else None,
                    max_new_tokens=settings.max_new_tokens, concurrency=hp.eval_concurrency)
-        results[variant] = dict(metrics)
+        results[name] = dict(metrics)
         if events is not None:
-            events.write("eval", variant=variant, n=len(records), metrics=dict(metrics))
+            events.write("eval", variant=name, n=len(records), metrics=dict(metrics))
             if failed:
-                _log(events, f"eval {variant}: {len(failed)} request(s) failed and count as invalid "
+                _log(events, f"eval {name}: {len(failed)} request(s) failed and count as invalid "
                              f"(first: {failed[0].error})", level="warning")
             _cost_event(run, events)
     return results
