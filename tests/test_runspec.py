@@ -8,7 +8,7 @@ from ftui.core.cost import hardware_price, spent_and_projected
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter, read_events
 from ftui.core.runspec import RunRequest, prepare_run
-from ftui.runner.runner import drop_events_after
+from ftui.core.events import drop_events_after
 
 from conftest import run_cli
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ftui import __version__
+from ftui.core.backends import backend_names, default_backend
 from ftui.core.errors import FtuiError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="start a fine-tuning run")
     _data_arguments(t)
-    t.add_argument("--backend", choices=("local", "openai"), default="local")
+    t.add_argument("--backend", choices=backend_names(), default=default_backend(),
+                   help="where to train (default: %(default)s)")
     t.add_argument("--model")
     t.add_argument("--epochs", type=float)
     t.add_argument("--max-steps", type=int)
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arguments(c)
     c.add_argument("--model", help="tokenizer for token counts (default: the preset's model); 'none' to skip")
     c.add_argument("--max-length", type=int, help="tokens per example (default: the preset's)")
-    c.add_argument("--backend", choices=("local", "openai"), default="local",
+    c.add_argument("--backend", choices=backend_names(), default=default_backend(),
                    help="openai: also the pre-flight (chat format, token counts, epochs, cost)")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="split sizes as for train (val, test, seed); with --backend openai also its "
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="compare backends and models on the same data and held-out split")
     st.add_argument("study", nargs="?", metavar="STUDY", help="pick up an earlier study (id, prefix or latest)")
     _data_arguments(st)
-    st.add_argument("--backends", default="local", help="comma-separated: local, openai (default: local)")
+    st.add_argument("--backends", default=default_backend(),
+                    help=f"comma-separated: {', '.join(backend_names())} (default: %(default)s)")
     st.add_argument("--models", default="", help="comma-separated backend:model (or bare models for one backend)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                     help="settings for every run; local.KEY=... or openai.KEY=... for one backend")
@@ -161,7 +164,8 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ftui.core.runspec import RunRequest, prepare_run
+    from ftui.core.backends import spend_gate
+    from ftui.core.runspec import RunRequest, prepare_run, resolve_request
     from ftui.runner.launch import launch
 
     if args.preset is None and args.data is None:
@@ -169,28 +173,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     req = RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
                      model=args.model, epochs=args.epochs, max_steps=args.max_steps, overrides=args.overrides,
                      hub=args.hub, fields=tuple(args.fields))
-    if args.backend == "openai":
-        from ftui.core.openai_prep import key_present, preflight_examples
-        from ftui.core.runspec import resolve_request
-
-        resolved = resolve_request(req)
-        pre = preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
-                                 template=resolved.template, settings=resolved.settings["openai"],
-                                 eval_settings=resolved.settings["eval"])
-        print("\n".join(pre.lines()), file=sys.stderr)
-        if pre.problems:
-            raise FtuiError(f"{resolved.spec['data']['source']}: OpenAI would refuse this training data "
-                            f"({len(pre.problems)} problem(s) above); nothing was sent")
-        if not key_present():
-            raise FtuiError("OPENAI_API_KEY is not set: export it in this shell (ftui reads the key from the "
-                            "environment only, and never writes it anywhere)")
-        if pre.over_budget and not args.yes and not _confirm(
-                f"The estimate ${pre.total_usd:.2f} is above the budget ${pre.budget_usd:g}. Start anyway?"):
-            raise FtuiError(f"estimated ${pre.total_usd:.2f} is above budget_usd ${pre.budget_usd:g}: "
-                            "nothing was started; pass --yes, or raise it with --set budget_usd=N")
-        run = prepare_run(req, resolved)
-    else:
-        run = prepare_run(req)
+    resolved = resolve_request(req)
+    spend_gate(resolved, confirm=lambda question: args.yes or _confirm(question))  # asks before spending
+    run = prepare_run(req, resolved)
     launch(run)
     return _after_launch(run, detach=args.detach, as_json=args.json, verb="started")
 
@@ -315,28 +300,30 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from ftui.commands import data_check, format_report
+    from ftui.core.backends import backend
 
     if args.file is not None and args.data is not None:
         raise FtuiError(f"data check: give the data once, as FILE or --data (got {args.file} and {args.data})")
     data = args.file if args.file is not None else args.data
+    facts = backend(args.backend)
     report = data_check(file=data, task=args.task, preset=args.preset, hub=args.hub,
-                        model="none" if args.backend == "openai" else args.model, max_length=args.max_length,
+                        model=facts.data_check_options.get("tokenizer", args.model), max_length=args.max_length,
                         fields=args.fields, overrides=args.overrides)
     pre = None
-    if args.backend == "openai" and report.ok and not report.issues:
-        from ftui.commands import openai_preflight
+    if facts.spend_check is not None and report.ok and not report.issues:
+        from ftui.commands import spend_preflight
 
-        pre = openai_preflight(file=data, task=args.task, preset=args.preset, hub=args.hub,
-                               model=args.model, overrides=args.overrides, fields=args.fields)
+        pre = spend_preflight(facts, file=data, task=args.task, preset=args.preset, hub=args.hub,
+                              model=args.model, overrides=args.overrides, fields=args.fields)
     if args.json:
-        _print_json({**report.to_dict(), **({"openai": pre.to_dict()} if pre else {})})
+        _print_json({**report.to_dict(), **({facts.name: dict(pre.details)} if pre else {})})
     else:
         print(format_report(report))
         if pre:
-            print("\nOpenAI pre-flight\n" + "\n".join("  " + line for line in pre.lines()))
+            print(f"\n{facts.title}: pre-flight\n" + "\n".join("  " + line for line in pre.lines))
     if pre and pre.problems:
         if not args.json:
-            print(f"ftui: error: {report.source}: OpenAI would refuse this training data "
+            print(f"ftui: error: {report.source}: {facts.title} would refuse this training data "
                   f"({len(pre.problems)} problem(s) listed above)", file=sys.stderr)
         return EXIT_BAD_INPUT
     if report.issues:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from ftui.core.backends import BackendFacts, SpendCheck, backend_names, default_backend
 from ftui.core.config import Preset, SplitSpec
 from ftui.core.data import Loaded, held_out, load_source
 from ftui.core.datacheck import DataReport, build_report
@@ -40,7 +41,7 @@ def presets_table() -> list[dict[str, Any]]:
             "name": p.name, "title": p.title, "task": p.task, "description": p.description,
             "hub": p.data.hub or None, "sample": p.data.sample or None, "rows": n,
             "split": split,
-            "local_model": p.local.model, "openai_model": p.openai.model,
+            **{f"{name}_model": p.settings_for(name).model for name in backend_names()},
         })
     return rows
 
@@ -65,8 +66,9 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
         if task is not None and task != p.task:
             raise ConfigError(f"--task {task} disagrees with preset '{preset}' (task {p.task})")
         task, template, split = p.task, p.prompt, p.split
-        max_length = max_length or p.local.max_length
-        model = model or p.local.model
+        tokenizer_side = p.settings_for(default_backend())  # token counts: the default backend's model
+        max_length = max_length or tokenizer_side.max_length
+        model = model or tokenizer_side.model
     else:
         task = _check_task(task)
         p, template, split = None, DEFAULT_TEMPLATES[task], SplitSpec()
@@ -85,15 +87,16 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
                         count_tokens=counter, tokenizer_name=name)
 
 
-def openai_preflight(*, file: Path | None, task: str | None, preset: str | None, hub: bool = False,
-                     model: str | None = None, overrides: tuple[str, ...] | list[str] = (),
-                     fields: Sequence[str] = ()):
-    """The OpenAI pre-flight of what ``ftui train --backend openai`` would start."""
-    from ftui.core.openai_prep import preflight
-    from ftui.core.runspec import RunRequest
+def spend_preflight(facts: BackendFacts, *, file: Path | None, task: str | None, preset: str | None,
+                    hub: bool = False, model: str | None = None, overrides: Sequence[str] = (),
+                    fields: Sequence[str] = ()) -> SpendCheck:
+    """What ``ftui train --backend NAME`` would spend, checked as it would be (nothing is sent)."""
+    from ftui.core.runspec import RunRequest, resolve_request
 
-    return preflight(RunRequest(preset=preset, data=file, task=task if file else None, backend="openai",
-                                model=model, overrides=tuple(overrides), hub=hub, fields=tuple(fields)))
+    assert facts.spend_check is not None
+    return facts.spend_check(resolve_request(RunRequest(
+        preset=preset, data=file, task=task if file else None, backend=facts.name, model=model,
+        overrides=tuple(overrides), hub=hub, fields=tuple(fields))))
 
 
 def _token_counter(model: str):

@@ -17,31 +17,33 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
-from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, SplitSpec
+from ftui.core.backends import backend as backend_facts, backend_names, spend_gate
+from ftui.core.config import EvalSettings, SplitSpec
 from ftui.core.errors import ConfigError
 from ftui.core.runs import Run
 from ftui.core.study import Study, create_study, parse_models
 from ftui.runner.launch import is_active, launch, start_detached
 
-_KNOWN = {
-    "local": {f.name for c in (LocalSettings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)},
-    "openai": {f.name for c in (OpenAISettings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)},
-}
+
+def _known(backend: str) -> set[str]:
+    """The settings a run of ``backend`` has: its own, eval's and the split's."""
+    return {f.name for c in (backend_facts(backend).settings, EvalSettings, SplitSpec) for f in dataclasses.fields(c)}
 
 
 def overrides_for(backend: str, overrides: Sequence[str]) -> list[str]:
-    """The ``--set`` items that apply to ``backend``: ``local.x=..`` / ``openai.x=..`` to that
+    """The ``--set`` items that apply to ``backend``: ``NAME.x=..`` (a backend's name) to that
     backend only, ``eval.``/``split.`` and bare keys to every backend that has them."""
+    names = backend_names()
     out = []
     for item in overrides:
         key = item.split("=", 1)[0].strip()
         section, dot, name = key.partition(".")
-        if dot and section in ("local", "openai"):
+        if dot and section in names:
             if section == backend:
                 out.append(f"{name}={item.split('=', 1)[1]}" if "=" in item else item)
-        elif dot or key in _KNOWN[backend]:
+        elif dot or key in _known(backend):
             out.append(item)
-        elif not any(key in known for known in _KNOWN.values()):
+        elif not any(key in _known(b) for b in names):
             out.append(item)  # unknown everywhere: let the settings check name it
     return out
 
@@ -49,54 +51,36 @@ def overrides_for(backend: str, overrides: Sequence[str]) -> list[str]:
 def start_study(*, preset: str | None, data: Path | None, task: str | None, backends: Sequence[str],
                 models: Sequence[str], overrides: Sequence[str], confirm: Callable[[str], bool],
                 err: TextIO = sys.stderr, hub: bool = False, fields: Sequence[str] = ()) -> Study:
-    """Check every run's settings (and the OpenAI budget), then create the runs and the study."""
+    """Check every run's settings (and ask before spending), then create the runs and the study."""
     from ftui.core.runspec import RunRequest, prepare_run, resolve_request
 
-    unknown = [b for b in backends if b not in ("local", "openai")]
+    unknown = [b for b in backends if b not in backend_names()]
     if unknown or not backends:
-        raise ConfigError(f"--backends: choose from local, openai; got {','.join(backends) or 'nothing'}")
+        raise ConfigError(f"--backends: choose from {', '.join(backend_names())}; got {','.join(backends) or 'nothing'}")
     planned = []
-    for backend, model in parse_models(models, backends):
-        req = RunRequest(preset=preset, data=data, task=task, backend=backend, model=model,
-                         overrides=overrides_for(backend, overrides), hub=hub, fields=tuple(fields))
+    for name, model in parse_models(models, backends):
+        req = RunRequest(preset=preset, data=data, task=task, backend=name, model=model,
+                         overrides=overrides_for(name, overrides), hub=hub, fields=tuple(fields))
         resolved = resolve_request(req)  # every bad setting fails here, before anything starts
-        if backend == "openai":
-            _openai_gate(resolved, confirm, err)
+        spend_gate(resolved, confirm=confirm, out=err)
         planned.append((req, resolved))
     runs = [prepare_run(req, resolved) for req, resolved in planned]
     label = preset or (data.stem if data else "study")
     return create_study(preset=preset, label=label, runs=runs)
 
 
-def _openai_gate(resolved, confirm: Callable[[str], bool], err: TextIO) -> None:
-    from ftui.core.errors import FtuiError
-    from ftui.core.openai_prep import key_present, preflight_examples
-
-    pre = preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
-                             template=resolved.template, settings=resolved.settings["openai"],
-                             eval_settings=resolved.settings["eval"])
-    print("\n".join(pre.lines()), file=err)
-    if pre.problems:
-        raise FtuiError("OpenAI would refuse this training data (problems above); nothing was started")
-    if not key_present():
-        raise FtuiError("OPENAI_API_KEY is not set: export it, or leave openai out of --backends")
-    if pre.over_budget and not confirm(
-            f"The OpenAI estimate ${pre.total_usd:.2f} is above the budget ${pre.budget_usd:g}. Start anyway?"):
-        raise FtuiError(f"estimated ${pre.total_usd:.2f} is above budget_usd ${pre.budget_usd:g}: nothing was "
-                        "started; pass --yes, or raise it with --set openai.budget_usd=N")
-
-
 def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
               sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
-    """Launch the study's runs that have not started (OpenAI at once, local one at a time) and
-    wait for all of them; returns run id -> final state."""
+    """Launch the study's runs that have not started (remote ones at once, the ones that train
+    on this machine one at a time) and wait for all of them; returns run id -> final state."""
     runs = study.runs()
+    remote = {r.id: backend_facts(r.spec.get("backend") or "").remote for r in runs}
     for run in runs:
-        if run.spec.get("backend") == "openai":
+        if remote[run.id]:
             _launch_if_fresh(study, run, out)
     last_note = 0.0
     for run in runs:
-        if run.spec.get("backend") != "local":
+        if remote[run.id]:
             continue
         _launch_if_fresh(study, run, out)
         while is_active(run.status()["state"]):

@@ -12,7 +12,6 @@ from typing import Any, Mapping
 from ftui.core.errors import ConfigError
 
 TASKS = ("sql", "funcrep", "json", "text")
-BACKENDS = ("local", "openai")
 
 
 def _check(cond: bool, where: str, message: str) -> None:
@@ -254,12 +253,11 @@ class Preset:
     """Train / val / test split."""
     task_options: Mapping[str, Any] = field(default_factory=dict)
     """Passed to the task (allowed lists, JSON Schema, regex)."""
-    local: LocalSettings = field(default_factory=LocalSettings)
-    """Local backend defaults."""
-    openai: OpenAISettings = field(default_factory=OpenAISettings)
-    """OpenAI backend defaults."""
     eval: EvalSettings = field(default_factory=EvalSettings)
     """Evaluation settings."""
+    backends: Mapping[str, Any] = field(default_factory=dict)
+    """Backend name -> its settings (a preset's ``[local]``, ``[openai]``... tables); a backend
+    the preset does not mention gets its settings class's defaults (``settings_for``)."""
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", "is empty")
@@ -268,6 +266,12 @@ class Preset:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values, as frozen into ``run.json``."""
         return to_plain(self)
+
+    def settings_for(self, backend: str) -> Any:
+        """The preset's settings for ``backend``, or its defaults."""
+        from ftui.core.backends import backend as facts  # the registry imports this module
+
+        return self.backends.get(backend) or facts(backend).settings()
 
 
 def to_plain(obj: Any) -> Any:

@@ -212,3 +212,28 @@ def parse_line(raw: bytes | str) -> dict[str, Any] | None:
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Every complete, valid event in the file."""
     return EventTail(path).read(max_bytes=None)
+
+
+def drop_events_after(path: Path, step: int) -> int:
+    """Remove step events (train, val, checkpoint) past ``step``: a resume re-does those steps.
+
+    The only rewrite of the append-only log, made by the runner before it appends again, so
+    the finished log holds every step exactly once. Returns how many events were dropped.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for event in read_events(path):
+        if event["type"] in ("train", "val", "checkpoint") and event["step"] > step:
+            dropped += 1
+            continue
+        kept.append(event)
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for event in kept:
+                f.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped

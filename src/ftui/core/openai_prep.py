@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from ftui.core.backends import SpendCheck
 from ftui.core.config import EvalSettings, OpenAISettings, PromptTemplate
 from ftui.core.examples import Example
 from ftui.core.prompts import conversation, render_messages
 
 if TYPE_CHECKING:
-    from ftui.core.runspec import RunRequest
+    from ftui.core.runspec import Resolved, RunRequest
 
 PRICES_AS_OF = "2026-06"
 """Date of the tables below, as OpenAI published them. Prices move; check openai.com/api/pricing."""
@@ -380,9 +381,26 @@ def preflight(req: "RunRequest") -> Preflight:
     """The pre-flight of what ``ftui train`` would start for ``req`` (nothing is written)."""
     from ftui.core.runspec import resolve_request
 
-    resolved = resolve_request(req)
+    return preflight_resolved(resolve_request(req))
+
+
+def preflight_resolved(resolved: "Resolved") -> Preflight:
+    """The pre-flight of a resolved request: its splits and its OpenAI settings."""
     settings = resolved.settings
     return preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
-                              template=resolved.template, settings=settings["openai"],
+                              template=resolved.template, settings=settings[resolved.spec["backend"]],
                               eval_settings=settings["eval"])
 
+
+KEY_MISSING = ("OPENAI_API_KEY is not set: export it where ftui runs (ftui reads the key from the environment "
+               "only, and never writes it anywhere)")
+
+
+def spend_check(pf: Preflight) -> SpendCheck:
+    """The pre-flight as the registry's question before spending (see ``core.backends``)."""
+    estimate = (f"${pf.total_usd:.2f} (training ${pf.train_usd:.2f}, eval about ${pf.eval_usd or 0.0:.2f})"
+                if pf.total_usd is not None and pf.train_usd is not None else "")
+    return SpendCheck(lines=tuple(pf.lines()), problems=tuple(pf.problems),
+                      missing_credentials="" if pf.key_present else KEY_MISSING,
+                      estimate_usd=pf.total_usd, budget_usd=pf.budget_usd, estimate_text=estimate,
+                      details=pf.to_dict())

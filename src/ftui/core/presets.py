@@ -9,13 +9,12 @@ from typing import Any
 from ftui.core.config import (
     DataSource,
     EvalSettings,
-    LocalSettings,
-    OpenAISettings,
     Preset,
     PromptTemplate,
     SplitSpec,
     build,
 )
+from ftui.core.backends import settings_sections
 from ftui.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -29,10 +28,9 @@ _TABLES = {
     "data": DataSource,
     "prompt": PromptTemplate,
     "split": SplitSpec,
-    "local": LocalSettings,
-    "openai": OpenAISettings,
     "eval": EvalSettings,
 }
+"""Tables of every preset; each registered backend's settings table (``[local]``...) besides."""
 _SCALARS = ("name", "title", "description", "task")
 
 
@@ -55,7 +53,8 @@ def load_preset_file(path: Path) -> Preset:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read preset: {exc}") from None
-    unknown = sorted(set(raw) - set(_TABLES) - set(_SCALARS) - {"task_options"})
+    sections = settings_sections()
+    unknown = sorted(set(raw) - set(_TABLES) - set(sections) - set(_SCALARS) - {"task_options"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
     try:
@@ -63,9 +62,11 @@ def load_preset_file(path: Path) -> Preset:
         missing = [k for k in (*_SCALARS, "data", "prompt") if k not in raw]
         if missing:
             raise ConfigError(f"missing key(s) {', '.join(missing)}")
+        backends = {name: build(cls, raw[name], name) for name, cls in sections.items() if name in raw}
         return Preset(
             **{k: raw[k] for k in _SCALARS},
             task_options=raw.get("task_options", {}),
+            backends=backends,
             **tables,
         )
     except ConfigError as exc:

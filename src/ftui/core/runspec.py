@@ -12,12 +12,11 @@ from typing import Any, Mapping, Sequence
 
 from ftui.core.config import (
     EvalSettings,
-    LocalSettings,
-    OpenAISettings,
     PromptTemplate,
     SplitSpec,
     to_plain,
 )
+from ftui.core.backends import backend, backend_names, default_backend, settings_sections
 from ftui.core.data import Loaded, load_source, make_splits
 from ftui.core.errors import ConfigError
 from ftui.core.presets import load_preset
@@ -33,7 +32,7 @@ class RunRequest:
     preset: str | None = None
     data: Path | None = None
     task: str | None = None
-    backend: str = "local"
+    backend: str = field(default_factory=default_backend)
     model: str | None = None
     epochs: float | None = None
     max_steps: int | None = None
@@ -45,7 +44,9 @@ class RunRequest:
     """``--field NAME=COLUMN`` items: which columns of the data hold the task's fields."""
 
 
-_SECTIONS = {"local": LocalSettings, "openai": OpenAISettings, "eval": EvalSettings, "split": SplitSpec}
+def _sections() -> dict[str, type]:
+    """``--set`` sections: every backend's settings, then eval and split."""
+    return {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
 
 
 def parse_value(raw: str, current: Any) -> Any:
@@ -74,6 +75,7 @@ def parse_value(raw: str, current: Any) -> Any:
 def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend: str) -> dict[str, Any]:
     """``settings`` maps section -> dataclass; returns new ones with ``key=value`` applied."""
     out = dict(settings)
+    sections = _sections()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
@@ -83,9 +85,9 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
             section, name = key.split(".", 1)
         else:
             section, name = next(((s, key) for s in (backend, "eval", "split")
-                                  if key in {f.name for f in dataclasses.fields(_SECTIONS[s])}), (backend, key))
-        if section not in out or name not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
-            known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(_SECTIONS[s])})
+                                  if key in {f.name for f in dataclasses.fields(sections[s])}), (backend, key))
+        if section not in out or name not in {f.name for f in dataclasses.fields(sections[section])}:
+            known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(sections[s])})
             raise ConfigError(f"--set {key}: unknown setting; known: {', '.join(known)}")
         current = getattr(out[section], name)
         try:
@@ -112,22 +114,22 @@ class Resolved:
 
 def resolve_request(req: RunRequest) -> Resolved:
     """Load and check the data, split it, apply the settings; nothing is written."""
-    if req.backend not in ("local", "openai"):
-        raise ConfigError(f"--backend: must be local or openai, got {req.backend!r}")
+    facts = backend(req.backend)  # an unknown backend fails here, naming the choices
     if req.preset:
         p = load_preset(req.preset)
         if req.task and req.task != p.task:
             raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
         task, options, template = p.task, dict(p.task_options), p.prompt
-        settings: dict[str, Any] = {"local": p.local, "openai": p.openai, "eval": p.eval, "split": p.split}
+        settings: dict[str, Any] = {**{name: p.settings_for(name) for name in backend_names()},
+                                    "eval": p.eval, "split": p.split}
         label = p.name
     elif req.data:
         task = req.task or "text"
         if task not in TASK_NAMES:
             raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(TASK_NAMES)}")
         options, template = {}, DEFAULT_TEMPLATES[task]
-        settings = {"local": LocalSettings(), "openai": OpenAISettings(), "eval": EvalSettings(),
-                    "split": SplitSpec()}
+        settings = {**{name: cls() for name, cls in settings_sections().items()},
+                    "eval": EvalSettings(), "split": SplitSpec()}
         p, label = None, Path(req.data).stem
     else:
         raise ConfigError("train: give --preset NAME or --data FILE")
@@ -135,11 +137,8 @@ def resolve_request(req: RunRequest) -> Resolved:
     source = loaded.source
     make_task(task, options)  # bad task options fail here, before anything is written
     loaded.raise_if_bad()
-    flags = [f"epochs={req.epochs}"] if req.epochs is not None and req.backend == "local" else []
-    flags += [f"n_epochs={_whole(req.epochs)}"] if req.epochs is not None and req.backend == "openai" else []
-    if req.max_steps is not None and req.backend == "openai":
-        raise ConfigError("--max-steps: OpenAI jobs train whole epochs; use --epochs N")
-    flags += [f"max_steps={req.max_steps}"] if req.max_steps is not None else []
+    flags = [facts.epochs_flag(req.epochs)] if req.epochs is not None else []
+    flags += [facts.max_steps_flag(req.max_steps)] if req.max_steps is not None else []
     flags += [f"model={req.model}"] if req.model else []
     settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
     splits = make_splits(loaded, settings["split"])
@@ -157,12 +156,6 @@ def resolve_request(req: RunRequest) -> Resolved:
         "eval": to_plain(settings["eval"]),
     }
     return Resolved(spec=spec, splits=splits, settings=settings, template=template, label=label)
-
-
-def _whole(epochs: float) -> int:
-    if not float(epochs).is_integer() or epochs < 1:
-        raise ConfigError(f"--epochs: OpenAI trains whole epochs, got {epochs:g}")
-    return int(epochs)
 
 
 def prepare_run(req: RunRequest, resolved: Resolved | None = None) -> Run:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ftui.core.backends import backend as backend_facts, backend_names
 from ftui.core.errors import ConfigError, RunNotFoundError
 from ftui.core.events import read_events
 from ftui.core.paths import ftui_home
@@ -86,14 +87,15 @@ def parse_models(models: Sequence[str], backends: Sequence[str]) -> list[tuple[s
     pairs: list[tuple[str, str | None]] = []
     for item in models:
         backend, sep, model = item.partition(":")
-        if sep and backend in ("local", "openai"):
+        if sep and backend in backend_names():
             if backend not in backends:
                 raise ConfigError(f"--models {item}: backend '{backend}' is not in --backends {','.join(backends)}")
             pairs.append((backend, model))
         elif len(backends) == 1:
             pairs.append((backends[0], item))
         else:
-            raise ConfigError(f"--models {item}: say which backend, e.g. local:{item} or openai:{item}")
+            raise ConfigError(f"--models {item}: say which backend, e.g. "
+                              + " or ".join(f"{b}:{item}" for b in backends))
     for backend in backends:
         if not any(b == backend for b, _ in pairs):
             pairs.append((backend, None))
@@ -109,9 +111,8 @@ def _training(run: Run, events: Sequence[Mapping[str, Any]]) -> tuple[float | No
                                                                                          "cancelled", "failed")
                   and started is not None and e["ts"] >= started), None)
     seconds = round(ended - started, 1) if started is not None and ended is not None else None
-    if run.spec.get("backend") == "openai":
-        billed = run.job().get("billed_usd")
-        return seconds, billed
+    if backend_facts(run.spec.get("backend") or "").remote:  # the service's bill, recorded in job.json
+        return seconds, run.job().get("billed_usd")
     costs = [e for e in events if e["type"] == "cost" and (ended is None or e["ts"] <= ended + 1)]
     return seconds, costs[-1]["usd"] if costs else 0.0
 

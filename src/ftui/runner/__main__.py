@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ftui.core.runs import Run
-from ftui.runner.runner import Runner, train_worker
+from ftui.runner.runner import Runner
 
 
 def main() -> int:
@@ -24,7 +24,9 @@ def main() -> int:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     run = Run(Path(args.run_dir).resolve())
     if int(os.environ.get("RANK", "0")) != 0:  # one of several training processes (torchrun)
-        return train_worker(run, resume=args.resume)
+        from ftui.backends.base import load_backend
+
+        return load_backend(run.spec["backend"]).train_worker(run, resume=args.resume)
     return Runner(run).main(resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit,
                             heldout=args.heldout)
 

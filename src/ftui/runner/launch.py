@@ -12,6 +12,7 @@ from typing import Sequence
 
 import ftui
 
+from ftui.core.backends import backend
 from ftui.core.events import LOST, TERMINAL_STATES
 from ftui.core.runs import Run
 
@@ -20,20 +21,9 @@ STOP_GRACE_S = 60.0
 
 
 def processes(run: Run) -> int:
-    """Training processes on this machine for a local run: ``num_processes``, or one per
-    visible GPU when it is 0 (one without GPUs). Found without importing torch."""
-    hp = run.spec.get("hyperparameters", {})
-    if run.spec.get("backend") != "local":
-        return 1
-    wanted = int(hp.get("num_processes") or 0)
-    if wanted > 0:
-        return wanted
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
-    from ftui.core.machine import query_gpus
-
-    return max(1, len(query_gpus()[0]))
+    """Training processes on this machine for the run, as its backend counts them (the local
+    backend: ``num_processes``, or one per visible GPU). Found without importing torch."""
+    return backend(run.spec.get("backend") or "").processes(run.spec.get("hyperparameters", {}))
 
 
 def runner_command(run: Run, *, eval_only: bool = False) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ftui.core.errors import FtuiError
-from ftui.core.events import EventWriter, read_events
+from ftui.core.events import EventWriter
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS
 
@@ -123,12 +123,26 @@ class Runner:
             pass  # the failure path reports disk trouble; the heartbeat must not die of it
 
     def _work(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
-        backend = self.run.spec.get("backend")
-        if backend == "openai":
-            return self._work_openai(eval_only=eval_only, variants=variants, limit=limit)
-        if backend != "local":
-            raise FtuiError(f"run.json: unknown backend {backend!r}")
-        return self._work_local(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
+        from ftui.backends.base import TrainJob, load_backend
+        from ftui.backends.evaluate import evaluate_run
+
+        backend = load_backend(self.run.spec.get("backend") or "")
+        if not eval_only and not self.run.finetuned_ready():
+            trained = backend.train(self.run, TrainJob(events=self.events, should_stop=self.should_stop,
+                                                       set_state=self.set_state, resume=resume))
+            if trained.state == "cancelled":
+                self.set_state("cancelled", trained.message, ended=time.time())
+                return 0
+        todo = self._todo(variants)
+        if todo:
+            self.set_state("evaluating", f"evaluating {', '.join(todo)}"
+                           + (f" on {self.heldout}" if self.heldout else ""))
+            evaluate_run(self.run, backend, variants=todo, limit=limit, events=self.events,
+                         should_stop=self.should_stop, heldout=self.heldout)
+            if self.should_stop():
+                self.set_state("cancelled", "stopped during evaluation", ended=time.time())
+                return 0
+        return self._end()
 
     def _todo(self, variants: Sequence[str] | None) -> list[str]:
         return list(variants) if variants else [
@@ -139,120 +153,6 @@ class Runner:
         self.set_state(self.final_state, "done" if self.final_state == "succeeded" else
                        f"evaluated; training is {self.final_state}", ended=time.time())
         return 0
-
-    def _work_openai(self, *, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
-        from ftui.backends.openai.evaluate import evaluate_run
-        from ftui.backends.openai.train import JobFile, train_run
-
-        if not eval_only and not JobFile(self.run).get("fine_tuned_model"):
-            self.set_state("running", "starting the OpenAI job")
-            outcome = train_run(self.run, events=self.events, should_stop=self.should_stop,
-                                set_state=self.set_state)
-            if outcome.state == "cancelled":
-                self.set_state("cancelled", outcome.message, ended=time.time())
-                return 0
-            self.events.write("log", level="info", message=outcome.message)
-        todo = self._todo(variants)
-        if todo:
-            self.set_state("evaluating", f"evaluating {', '.join(todo)}"
-                           + (f" on {self.heldout}" if self.heldout else ""))
-            evaluate_run(self.run, variants=todo, limit=limit, events=self.events, should_stop=self.should_stop,
-                         heldout=self.heldout)
-            if self.should_stop():
-                self.set_state("cancelled", "stopped during evaluation", ended=time.time())
-                return 0
-        return self._end()
-
-    def _work_local(self, *, resume: bool, eval_only: bool, variants: Sequence[str] | None, limit: int | None) -> int:
-        from ftui.backends.local import hardware
-        from ftui.backends.local.callback import clean_partial, last_checkpoint
-        from ftui.core.cost import Price, hardware_price
-
-        spec = self.run.spec
-        hw = hardware.detect()
-        dtype = hardware.precision(hw, spec["hyperparameters"].get("precision", "auto"))
-        price = hardware_price(hw.gpu_name, spec["hyperparameters"].get("price_per_hour"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world > 1 and hw.device == "cuda" and price.per_hour > 0:  # every GPU of the job is paid for
-            price = Price(price.per_hour * world, f"{price.basis} x {world} GPUs")
-        self.events.write("log", level="info", message=(
-            f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "
-            f"training precision {dtype}" + (f", {world} training processes (torchrun)" if world > 1 else "")))
-        adapter = self.run.dir / "adapter"
-        if not eval_only and not (adapter / "adapter_config.json").is_file():
-            if resume:
-                removed = clean_partial(self.run.dir / "checkpoints")
-                if removed:
-                    self.events.write("log", level="info", message=(
-                        f"removed what the stopped runner left half-written: {', '.join(removed)}"))
-            checkpoint = last_checkpoint(self.run.dir / "checkpoints") if resume else None
-            spent_before = 0.0
-            if checkpoint is not None:
-                step = int(checkpoint.name.split("-")[1])
-                dropped = drop_events_after(self.run.events_path, step)
-                self.events.reopen()
-                self.events.write("log", level="info", message=(
-                    f"resuming from checkpoint step {step}" + (f" ({dropped} later step events re-done)" if dropped else "")))
-                spent_before = _spent_seconds(self.run.events_path, price.per_hour)
-            elif resume:
-                self.events.write("log", level="info", message="no checkpoint yet: training from the start")
-                drop_events_after(self.run.events_path, 0)
-                self.events.reopen()
-            self.set_state("running", "training")
-            from ftui.backends.local.train import train_run
-
-            finished = train_run(self.run, events=self.events, should_stop=self.should_stop, price=price,
-                                 sampler=hardware.Sampler(), device=hw.device, dtype=dtype,
-                                 resume_from=checkpoint, spent_before_s=spent_before)
-            if not finished:
-                self.set_state("cancelled", "stopped; a checkpoint was saved (ftui resume continues)",
-                               ended=time.time())
-                return 0
-        from ftui.backends.local.evaluate import evaluate_run
-
-        todo = self._todo(variants)
-        if todo:
-            self.set_state("evaluating", f"evaluating {', '.join(todo)}"
-                           + (f" on {self.heldout}" if self.heldout else ""))
-            evaluate_run(self.run, variants=todo, limit=limit, events=self.events,
-                         should_stop=self.should_stop, device=hw.device, heldout=self.heldout)
-            if self.should_stop():
-                self.set_state("cancelled", "stopped during evaluation", ended=time.time())
-                return 0
-        return self._end()
-
-
-class _Silent:
-    """The event writer of a training process other than rank 0: only rank 0 writes events."""
-
-    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {}
-
-    def sync(self) -> None:
-        pass
-
-
-class _NoSampler:
-    def sample(self) -> dict[str, Any]:
-        return {}
-
-
-def train_worker(run: Run, *, resume: bool) -> int:
-    """A training process of rank > 0 (torchrun): it trains alongside rank 0, which writes the
-    events, the status, the checkpoints and the adapter, decides when to stop and evaluates."""
-    from ftui.backends.local import hardware
-    from ftui.backends.local.callback import last_checkpoint
-    from ftui.backends.local.train import train_run
-    from ftui.core.cost import Price
-
-    if (run.dir / "adapter" / "adapter_config.json").is_file():
-        return 0  # training is done; rank 0 evaluates
-    hw = hardware.detect()
-    dtype = hardware.precision(hw, run.spec["hyperparameters"].get("precision", "auto"))
-    checkpoint = last_checkpoint(run.dir / "checkpoints") if resume else None
-    train_run(run, events=_Silent(), should_stop=lambda: False, price=Price(0.0, ""), sampler=_NoSampler(),
-              device=hw.device, dtype=dtype, resume_from=checkpoint)
-    return 0
 
 
 _DISK_WORDS = {"No space left": errno.ENOSPC, "StorageFull": errno.ENOSPC, "Read-only file system": errno.EROFS,
@@ -299,36 +199,3 @@ def disk_message(exc: OSError, run: Run) -> str:
     kept = f"checkpoints/{last.name} is intact; " if last is not None else ""
     return (f"cannot write{where or ' to the run folder'}: {reason} ({exc.strerror}). {kept}"
             f"fix it, then `ftui resume {run.id}` continues.")
-
-
-def drop_events_after(path: Path, step: int) -> int:
-    """Remove step events (train, val, checkpoint) past ``step``: a resume re-does those steps.
-
-    The only rewrite of the append-only log, made by the runner before it appends again, so
-    the finished log holds every step exactly once. Returns how many events were dropped.
-    """
-    if not path.is_file():
-        return 0
-    kept, dropped = [], 0
-    for event in read_events(path):
-        if event["type"] in ("train", "val", "checkpoint") and event["step"] > step:
-            dropped += 1
-            continue
-        kept.append(event)
-    if dropped:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for event in kept:
-                f.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    return dropped
-
-
-def _spent_seconds(path: Path, per_hour: float) -> float:
-    """Compute time already paid for by earlier sessions of this run (from the last cost event)."""
-    if per_hour <= 0:
-        return 0.0
-    costs = [e for e in read_events(path) if e["type"] == "cost"]
-    return costs[-1]["usd"] * 3600 / per_hour if costs else 0.0

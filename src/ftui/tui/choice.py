@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
-from ftui.core.config import EvalSettings, LocalSettings, OpenAISettings, Preset, PromptTemplate, SplitSpec
+from ftui.core.backends import default_backend, settings_sections
+from ftui.core.config import EvalSettings, Preset, PromptTemplate, SplitSpec
 from ftui.core.data import load_source
 from ftui.core.datacheck import DataReport, build_report
 from ftui.core.examples import Example
@@ -40,8 +41,8 @@ class DatasetChoice:
     file: Path | None
     template: PromptTemplate
     split: SplitSpec
-    local: LocalSettings
-    openai: OpenAISettings
+    backends: Mapping[str, Any]
+    """Backend name -> the settings a run on this data starts from."""
     eval: EvalSettings
     examples: list[Example]
     report: DataReport
@@ -79,14 +80,16 @@ def load_choice(*, preset: str | None = None, file: Path | None = None, task: st
     p = load_preset(preset) if preset is not None else None
     task = p.task if p is not None else task
     loaded = load_source(task=task, preset=p, data=file, fields=fields)
+    settings = {name: p.settings_for(name) if p is not None else cls() for name, cls in settings_sections().items()}
     if p is not None:
-        template, split, local, openai, evals = p.prompt, p.split, p.local, p.openai, p.eval
+        template, split, evals = p.prompt, p.split, p.eval
     else:
-        template, split, local, openai, evals = (DEFAULT_TEMPLATES[task], SplitSpec(), LocalSettings(),
-                                                 OpenAISettings(), EvalSettings())
-    report = build_report(loaded, task=task, template=template, split=split, max_length=local.max_length,
+        template, split, evals = DEFAULT_TEMPLATES[task], SplitSpec(), EvalSettings()
+    # token lengths against the default backend's max length (the one a tokenizer counts for)
+    max_length = getattr(settings[default_backend()], "max_length", 512)
+    report = build_report(loaded, task=task, template=template, split=split, max_length=max_length,
                           tokenizer_name="counting…")
     name = p.name if p is not None and file is None else (file.name if file is not None else "")
     return DatasetChoice(name=name, task=task, preset=p, file=file, template=template, split=split,
-                         local=local, openai=openai, eval=evals, examples=loaded.examples,
+                         backends=settings, eval=evals, examples=loaded.examples,
                          report=report, fields=tuple(fields))

@@ -8,84 +8,85 @@ the prompt, ``finetuned`` the job's ``ft:`` model. Requests run a few at a time
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Sequence
 
+from ftui.backends.base import Answer, Answered
 from ftui.backends.openai.client import ServiceError, explain, is_transient, make_client
 from ftui.backends.openai.train import JobFile, settings_of
 from ftui.core.errors import ConfigError
+from ftui.core.evalplan import EvalPlan
 from ftui.core.events import EventWriter
 from ftui.core.openai_prep import PRICES_AS_OF, inference_price
-from ftui.core.evalplan import EvalProgressReporter, plan_eval
-from ftui.core.prompts import render_user
 from ftui.core.runs import Run
-from ftui.core.scoring import VARIANTS, score_examples, write_eval
+from ftui.core.scoring import VARIANTS
 
 
-def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
-                 events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None,
-                 heldout: str = "") -> dict[str, dict[str, float]]:
-    """Evaluate ``variants`` on the run's test split (or the held-out set ``heldout``) through
-    chat completions."""
-    spec = run.spec
-    hp = settings_of(spec)
-    tuned = JobFile(run).get("fine_tuned_model")
-    if "finetuned" in variants and not tuned:
-        raise ConfigError(f"run {run.id} has no fine-tuned model yet: its OpenAI job has not succeeded")
-    plan = plan_eval(run, variants, limit, heldout=heldout)
-    settings, template, task, examples = plan.settings, plan.template, plan.task, plan.examples
-    client = make_client(hp)
-    stopping = should_stop or (lambda: False)
-    results: dict[str, dict[str, float]] = {}
-    for variant in variants:
-        if stopping():
-            break
-        model = tuned if variant == "finetuned" else spec["model"]
-        prompts = plan.prompts(variant)
-        name = plan.out_name(variant)
-        _log(events, f"eval {name}: {len(examples)} held-out examples on {model}, "
-                     f"{hp.eval_concurrency} requests at a time")
-        report = EvalProgressReporter(events, name, len(prompts))
-        report.start()
-        began = time.perf_counter()
-        answers = _complete_all(client, model, prompts, max_tokens=settings.max_new_tokens,
-                                seed=int(spec.get("split", {}).get("seed", 0)),
-                                concurrency=hp.eval_concurrency, stopping=stopping, on_progress=report)
+class OpenAIAnswerer:
+    """Chat completions at temperature 0, ``eval_concurrency`` at a time; ``finetuned`` asks
+    the job's ``ft:`` model. Each variant's inference cost comes from the reported usage."""
+
+    def __init__(self, run: Run, plan: EvalPlan, tuned: str | None) -> None:
+        self.run, self.plan, self.tuned = run, plan, tuned
+        self.hp = settings_of(run.spec)
+        self.client = make_client(self.hp)
+
+    def _model(self, variant: str) -> str:
+        return self.tuned if variant == "finetuned" and self.tuned else self.run.spec["model"]
+
+    def describe(self, variant: str) -> str:
+        return f"on {self._model(variant)}, {self.hp.eval_concurrency} requests at a time"
+
+    def answer(self, variant: str, prompts: Sequence[Sequence[dict]], *, on_progress: Callable[[int], None],
+               should_stop: Callable[[], bool]) -> Answered | None:
+        model = self._model(variant)
+        answers = _complete_all(self.client, model, prompts, max_tokens=self.plan.settings.max_new_tokens,
+                                seed=int(self.run.spec.get("split", {}).get("seed", 0)),
+                                concurrency=self.hp.eval_concurrency, stopping=should_stop, on_progress=on_progress)
         if answers is None:
-            _log(events, f"eval {name}: stopped before the end; no metrics written for it")
-            break
-        duration = time.perf_counter() - began
-        records, metrics = score_examples(
-            task, examples, [a.text for a in answers],
-            inputs=[render_user(ex, template) for ex in examples],
-            latencies=[round(a.latency, 4) for a in answers],
-        )
-        failed = [a for a in answers if a.error]
-        if failed:
-            records = [replace(r, error=a.error) if a.error else r for r, a in zip(records, answers)]
+            return None
         usage_in = sum(a.prompt_tokens for a in answers)
         usage_out = sum(a.completion_tokens for a in answers)
         price = inference_price(model)
         cost = (usage_in * price[0] + usage_out * price[1]) / 1e6 if price else None
         info: dict[str, Any] = {"model": model, "backend": "openai", "usage": {
-            "prompt_tokens": usage_in, "completion_tokens": usage_out}, "failed_requests": len(failed),
+            "prompt_tokens": usage_in, "completion_tokens": usage_out},
+            "failed_requests": sum(1 for a in answers if a.error),
             "cost_usd": round(cost, 6) if cost is not None else None,
             "cost_basis": (f"reported usage x ${price[0]:g}/${price[1]:g} per 1M input/output tokens "
-                           f"(OpenAI prices {PRICES_AS_OF})") if price else "model not in ftui's price table"}
-        if variant == "kshot":
-            info["shots"] = plan.shot_indices
-        write_eval(run.dir, name, records, metrics, **info, duration_s=round(duration, 3),
-                   examples_per_s=round(len(examples) / duration, 3) if duration > 0 else None,
-                   max_new_tokens=settings.max_new_tokens, concurrency=hp.eval_concurrency)
-        results[name] = dict(metrics)
-        if events is not None:
-            events.write("eval", variant=name, n=len(records), metrics=dict(metrics))
-            if failed:
-                _log(events, f"eval {name}: {len(failed)} request(s) failed and count as invalid "
-                             f"(first: {failed[0].error})", level="warning")
-            _cost_event(run, events)
-    return results
+                           f"(OpenAI prices {PRICES_AS_OF})") if price else "model not in ftui's price table",
+            "concurrency": self.hp.eval_concurrency}
+        return Answered([Answer(a.text, a.latency, a.error) for a in answers], info)
+
+    def after(self, variant: str, answered: Answered, events: EventWriter | None) -> None:
+        if events is None:
+            return
+        failed = [a for a in answered.answers if a.error]
+        if failed:
+            events.write("log", level="warning", message=(
+                f"eval {variant}: {len(failed)} request(s) failed and count as invalid (first: {failed[0].error})"))
+        _cost_event(self.run, events)
+
+    def close(self) -> None:
+        pass
+
+
+def answerer(run: Run, plan: EvalPlan, variants: Sequence[str]) -> OpenAIAnswerer:
+    tuned = JobFile(run).get("fine_tuned_model")
+    if "finetuned" in variants and not tuned:
+        raise ConfigError(f"run {run.id} has no fine-tuned model yet: its OpenAI job has not succeeded")
+    return OpenAIAnswerer(run, plan, tuned)
+
+
+def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,
+                 events: EventWriter | None = None, should_stop: Callable[[], bool] | None = None,
+                 heldout: str = "") -> dict[str, dict[str, float]]:
+    """The shared evaluation loop with this backend (see ``ftui.backends.evaluate``)."""
+    from ftui.backends.evaluate import evaluate_run as shared
+    from ftui.backends.openai import BACKEND
+
+    return shared(run, BACKEND, variants=variants, limit=limit, events=events, should_stop=should_stop,
+                  heldout=heldout)
 
 
 class _Answer:

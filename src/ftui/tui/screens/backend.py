@@ -20,6 +20,7 @@ from textual.widgets import Button, Header, Input, Label, Select, Static, Tabbed
 from ftui.core.config import LocalSettings
 from ftui.core.errors import FtuiError
 from ftui.core.machine import Machine, estimate_fit, model_shape
+from ftui.core.openai_prep import KEY_MISSING, spend_check
 from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
@@ -118,10 +119,10 @@ class BackendScreen(Screen):
                         yield Label("base model", classes="label")
                         yield self._openai_models()
                         yield Label("epochs", classes="label")
-                        yield Input(shown(c.openai.n_epochs), id="oa-n_epochs", compact=True,
+                        yield Input(shown(c.backends["openai"].n_epochs), id="oa-n_epochs", compact=True,
                                     placeholder="auto or a number")
                         yield Label("budget $", classes="label")
-                        yield Input(shown(c.openai.budget_usd), id="oa-budget_usd", compact=True)
+                        yield Input(shown(c.backends["openai"].budget_usd), id="oa-budget_usd", compact=True)
                     yield Static(id="key-text", classes="pane")
                     yield Static(id="estimate-text", classes="pane")
         with Horizontal(id="start-bar"):
@@ -130,7 +131,7 @@ class BackendScreen(Screen):
         yield key_footer()
 
     def _field(self, name: str, span: int):
-        local = self.choice.local
+        local = self.choice.backends["local"]
         classes = "span3" if span == 3 else ""
         if name in SELECTS:
             options = SELECTS[name]
@@ -142,7 +143,7 @@ class BackendScreen(Screen):
         return Input(shown(getattr(local, name)), id=f"f-{name}", compact=True, classes=classes)
 
     def _openai_models(self) -> Select:
-        default = self.choice.openai.model
+        default = self.choice.backends["openai"].model
         names = list(self.prices) or [default]
         if default not in names:
             names.insert(0, default)
@@ -256,7 +257,7 @@ class BackendScreen(Screen):
         return self.query_one("#backend-tabs", TabbedContent).active or "local"
 
     def openai_overrides(self) -> list[str]:
-        c = self.choice.openai
+        c = self.choice.backends["openai"]
         out = []
         for name in ("model", "n_epochs", "budget_usd"):
             value = str(self.query_one(f"#oa-{name}").value).strip()
@@ -321,7 +322,7 @@ class BackendScreen(Screen):
 
     def local_overrides(self) -> list[str]:
         """``key=value`` settings that differ from the preset's, plus the free-form ones."""
-        defaults: LocalSettings = self.choice.local
+        defaults: LocalSettings = self.choice.backends["local"]
         out = []
         for name, _, _ in LOCAL_FIELDS:
             if name == "extra":
@@ -343,25 +344,22 @@ class BackendScreen(Screen):
         if self.backend == "local":
             self._prepare_and_launch("local", self.local_overrides())
             return
-        if not openai_key_present():
-            self._error("OPENAI_API_KEY is not set: export it where ftui runs, then start again")
-            return
         overrides = self.openai_overrides()
-        pf = self.preflight
-        if pf is None:
+        if self.preflight is None:
+            if not openai_key_present():
+                self._error(KEY_MISSING)
+                return
             question = (f"No cost estimate ({self.preflight_error or 'still estimating'}). "
                         "Start the OpenAI fine-tuning job anyway?")
             self.app.push_screen(ConfirmModal(question, yes="Start"),
                                  lambda ok: ok and self._prepare_and_launch("openai", overrides))
             return
-        if pf.problems:
-            self._error("; ".join(pf.problems))
+        check = spend_check(self.preflight)  # the same decision as the CLI's (core.backends.spend_gate)
+        if check.missing_credentials or check.problems:
+            self._error(check.missing_credentials or "; ".join(check.problems))
             return
-        if pf.over_budget:
-            question = (f"Estimated {fmt.money(pf.total_usd)} (training {fmt.money(pf.train_usd)}, eval about "
-                        f"{fmt.money(pf.eval_usd)}) is above your budget of {fmt.money(pf.budget_usd)}. "
-                        "Start the OpenAI job anyway?")
-            self.app.push_screen(ConfirmModal(question, yes="Start, spend it", no="Don't start"),
+        if check.over_budget:
+            self.app.push_screen(ConfirmModal(check.question, yes="Start, spend it", no="Don't start"),
                                  lambda ok: ok and self._prepare_and_launch("openai", overrides))
             return
         self._prepare_and_launch("openai", overrides)

@@ -19,6 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, Select, Static
 
+from ftui.core.backends import backend, backend_names, default_backend
 from ftui.core.errors import FtuiError
 from ftui.core.runs import Run
 from ftui.core.study import Study, export_study, list_studies, table
@@ -47,12 +48,10 @@ class StartStudyModal(ModalScreen["str | None"]):
         self.preset = preset
 
     def compose(self) -> ComposeResult:
-        from ftui.core.openai_prep import key_present  # core: no SDK, the key itself is never read out
         from ftui.core.presets import preset_names
 
         names = preset_names()
-        key = ("OPENAI_API_KEY is set" if key_present() else
-               "OPENAI_API_KEY is not set: openai cannot start (export it, restart ftui)")
+        key = "; ".join(f.readiness() for f in map(backend, backend_names()) if f.readiness is not None)
         with Vertical(classes="dialog", id="study-dialog"):
             yield Label("Start a study: one run per backend and model, same held-out split",
                         classes="dialog-title")
@@ -62,8 +61,8 @@ class StartStudyModal(ModalScreen["str | None"]):
                              allow_blank=False, id="study-preset", compact=True)
             with Horizontal(classes="row"):
                 yield Label("backends", classes="label")
-                yield Checkbox("local", True, id="study-local", compact=True)
-                yield Checkbox("openai", False, id="study-openai", compact=True)
+                for name in backend_names():
+                    yield Checkbox(name, name == default_backend(), id=f"study-{name}", compact=True)
             yield Static(key, classes="hint", id="study-key")
             with Horizontal(classes="row"):
                 yield Label("models", classes="label")
@@ -94,13 +93,14 @@ class StartStudyModal(ModalScreen["str | None"]):
     @on(Button.Pressed, "#study-start")
     def action_start(self) -> None:
         preset = str(self.query_one("#study-preset", Select).value)
-        backends = [b for b in ("local", "openai") if self.query_one(f"#study-{b}", Checkbox).value]
+        backends = [b for b in backend_names() if self.query_one(f"#study-{b}", Checkbox).value]
         if not backends:
-            self._say("choose local, openai or both", error=True)
+            self._say(f"choose one or more of {', '.join(backend_names())}", error=True)
             return
         models = self.query_one("#study-models", Input).value.replace(",", " ").split()
         overrides = self.query_one("#study-set", Input).value.split()
-        if "openai" not in backends:
+        spending = [b for b in backends if backend(b).spend_check is not None]
+        if not spending:
             self._start(preset, backends, models, overrides, yes=False)
             return
 
@@ -108,10 +108,11 @@ class StartStudyModal(ModalScreen["str | None"]):
             if ok:  # the CLI's budget question, answered here: --yes
                 self._start(preset, backends, models, overrides, yes=True)
 
+        which = ", ".join(spending)
         self.app.push_screen(ConfirmModal(
-            "This study may spend money on OpenAI: its fine-tuning job and evaluation are billed to your "
-            f"key (estimate: `ftui data check --preset {preset} --backend openai`). Start it?",
-            yes="Start, spend on OpenAI", no="Go back"), answered)
+            f"This study may spend money on {which}: fine-tuning and evaluation are billed to your account "
+            f"(estimate: `ftui data check --preset {preset} --backend {spending[0]}`). Start it?",
+            yes=f"Start, spend on {which}", no="Go back"), answered)
 
     def _start(self, preset: str, backends: list[str], models: list[str], overrides: list[str], *,
                yes: bool) -> None:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
+from ftui.core.backends import backend
 from ftui.core.events import TERMINAL_STATES
 from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
@@ -250,8 +251,9 @@ class TrainingScreen(Screen):
         hw = self.progress.hw
         lines = [Text("hardware", style="bold")]
         if hw is None:
-            remote = self.run.spec.get("backend") == "openai"
-            lines.append(Text("none: the model trains at OpenAI" if remote else "no readings yet", style="dim"))
+            facts = backend(self.run.spec.get("backend") or "")
+            lines.append(Text(f"none: the model trains at {facts.title}" if facts.remote else "no readings yet",
+                              style="dim"))
             return Group(*lines)
         gpus = hw.get("gpus") or []
         if gpus:
