@@ -8,7 +8,7 @@ import sys
 CORE_MODULES = [
     "ftui.core.config", "ftui.core.presets", "ftui.core.data", "ftui.core.datacheck",
     "ftui.core.prompts", "ftui.core.events", "ftui.core.runs", "ftui.core.scoring",
-    "ftui.core.export", "ftui.core.machine", "ftui.core.openai_prep", "ftui.core.study", "ftui.core.evalplan", "ftui.core.progress",
+    "ftui.core.export", "ftui.core.machine", "ftui.core.backends", "ftui.core.openai_prep", "ftui.core.study", "ftui.core.evalplan", "ftui.core.progress",
     "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
     "ftui.core.tasks.jsontask", "ftui.core.tasks.text",
 ]
@@ -43,3 +43,12 @@ def test_help_does_not_load_torch():
     assert "ftui.cli" in mods
     for heavy in ("torch", "transformers", "textual", "openai"):
         assert heavy not in mods, f"`ftui --help` loaded {heavy}"
+
+
+def test_backends_and_runner_load_ml_libraries_only_when_they_work():
+    """The registry, the Backend protocol, the shared eval loop and each backend's package are
+    cheap to import: torch and the openai SDK load inside the functions that train or answer."""
+    mods = loaded_after("import ftui.backends.base, ftui.backends.evaluate, ftui.backends.local, "
+                        "ftui.backends.openai, ftui.runner.runner, ftui.runner.launch")
+    for heavy in ("torch", "transformers", "peft", "openai", "textual"):
+        assert heavy not in mods, f"importing the backends' packages loaded {heavy}"
