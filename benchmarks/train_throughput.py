@@ -209,7 +209,7 @@ def run_settings(args: argparse.Namespace, arch: str, data: str, total: int) -> 
 def make_run(data: str, model_ref: str, settings: dict[str, Any], total: int, seq_len: int, home: Path,
              *, seed: int) -> Path:
     """A run directory as ``ftui train`` makes it; validation and checkpoints fall after the last step."""
-    from ftui.core.runspec import RunRequest, prepare_run
+    from ftui.core.request import RunRequest, prepare_run
 
     overrides = [f"batch_size={settings['batch_size']}", f"max_length={settings['max_length']}",
                  f"learning_rate={settings['learning_rate']}", f"eval_every={total + 1}"]
@@ -386,7 +386,7 @@ def train_ours(spec: dict[str, Any]) -> dict[str, Any]:
     if device != hw.device:  # --device cpu on a GPU machine: the CPU decides the precision
         hw = hardware.Hardware("cpu", None, 0, None, bool({"avx512_bf16", "amx_bf16"} & hardware.cpu_flags()),
                                hw.cpu_count, hw.ram_total)
-    dtype = hardware.precision(hw, run.spec["hyperparameters"].get("precision", "auto"))
+    dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
     meter = make_meter(device, spec["warmup"])
     with EventWriter(run.events_path) as events:
         try:
@@ -407,24 +407,23 @@ def train_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from ftui.core.config import PromptTemplate
     from ftui.core.prompts import render_messages
     from ftui.core.runs import Run
 
     run = Run(Path(spec["run_dir"]))
-    hp = run.spec["hyperparameters"]
-    template = PromptTemplate(**run.spec["prompt"])
+    hp = run.spec.hyperparameters
+    template = run.spec.prompt
     # The same examples as ftui's run, as a conversational prompt-completion dataset.
     dataset = Dataset.from_list([
         {"prompt": render_messages(ex, template), "completion": [{"role": "assistant", "content": ex.reference}]}
         for ex in run.examples("train")
     ])
     must_match: dict[str, Any] = dict(
-        max_steps=hp["max_steps"], per_device_train_batch_size=hp["batch_size"], learning_rate=hp["learning_rate"],
-        max_length=hp["max_length"],
+        max_steps=hp.max_steps, per_device_train_batch_size=hp.batch_size, learning_rate=hp.learning_rate,
+        max_length=hp.max_length,
     )
-    if hp["grad_accum"] != 1:
-        must_match["gradient_accumulation_steps"] = hp["grad_accum"]
+    if hp.grad_accum != 1:
+        must_match["gradient_accumulation_steps"] = hp.grad_accum
     if spec["device"] == "cpu":
         # The device must match. Without it TRL's default bf16=True stops on a machine without
         # a GPU ("Your setup doesn't support bf16/gpu. You need to assign use_cpu ..."), so this
@@ -435,8 +434,8 @@ def train_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         model=spec["model_path"],
         args=SFTConfig(output_dir=str(run.dir / "trl"), **must_match),
         train_dataset=dataset,
-        peft_config=LoraConfig(r=hp["lora_r"], lora_alpha=hp["lora_alpha"], lora_dropout=hp["lora_dropout"],
-                               target_modules=list(hp["target_modules"]), task_type="CAUSAL_LM"),
+        peft_config=LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                               target_modules=list(hp.target_modules), task_type="CAUSAL_LM"),
         callbacks=[meter],
     )
     args = trainer.args

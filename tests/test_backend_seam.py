@@ -49,7 +49,7 @@ PLUGIN = textwrap.dedent('''
     class EchoBackend:
         def train(self, run, job):
             job.set_state("running", "echoing")
-            steps = run.spec["hyperparameters"]["steps"]
+            steps = run.spec.hyperparameters.steps
             for step in range(1, steps + 1):
                 job.events.write("train", step=step, total_steps=steps, epoch=step / steps, loss=1.0 / step,
                                  lr=None, tokens=10 * step, tokens_per_s=100.0)

@@ -31,7 +31,7 @@ def finished_run():
     for variant, outs in (("base", ["x", "b", "y", "z"]), ("finetuned", ["a", "b", "c", "q"])):
         records, metrics = score_examples(task, test, outs)
         write_eval(run.dir, variant, records, metrics, model="tiny")
-    run.write_status("succeeded", ended=run.spec["created"] + 75)
+    run.write_status("succeeded", ended=run.spec.created + 75)
     return run
 
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ftui.core.runspec import RunRequest, resolve_request
+from ftui.core.request import RunRequest, resolve_request
 from ftui.core.tasks import make_task
 
 from conftest import run_cli, write_jsonl

@@ -25,7 +25,7 @@ from ftui.core.openai_prep import (
 )
 from ftui.core.prompts import DEFAULT_TEMPLATES, render_user
 from ftui.core.runs import HEARTBEAT_STALE_S, Run, write_json_atomic
-from ftui.core.runspec import RunRequest, resolve_request
+from ftui.core.request import RunRequest, resolve_request
 
 from conftest import run_cli, write_jsonl
 from openai_standin import API_KEY, StandIn

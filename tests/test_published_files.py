@@ -15,7 +15,7 @@ import pytest
 from ftui.core.data import load_split_folder, split_of
 from ftui.core.errors import DataError, FtuiError
 from ftui.core.runs import Run
-from ftui.core.runspec import RunRequest, resolve_request
+from ftui.core.request import RunRequest, resolve_request
 
 from conftest import run_cli
 
@@ -46,8 +46,8 @@ def test_spider_intersect_as_published_trains_on_train_and_evaluates_on_spider_d
     assert [ex.reference for ex in resolved.splits["test"]] == [r["answer"] for r in dev]
     assert [ex.fields["context"] for ex in resolved.splits["test"]] == [r["context"] for r in dev]
     assert {len(v) for v in (resolved.splits["val"],)} == {4} and len(resolved.splits["train"]) == 12
-    assert resolved.spec["data"]["source"] == str(SPIDER) and resolved.spec["data"]["format"] == "folder"
-    assert resolved.spec["split_sizes" if "split_sizes" in resolved.spec else "split"]
+    assert resolved.spec.data.source == str(SPIDER) and resolved.spec.data.format == "folder"
+    assert resolved.spec.split.val == 4
 
 
 def test_the_offline_advice_is_a_command_that_works(tmp_path):
@@ -78,7 +78,7 @@ def test_gem_viggo_csv_needs_its_columns_named_and_then_reads_as_published():
     first = resolved.splits["test"][0]
     assert first.reference.startswith("inform(name[Stronghold 2], release_year[2005]")
     assert first.fields["text"].startswith("Stronghold 2 is a real-time strategy")
-    assert resolved.spec["data"]["fields"] == {"text": "ref", "reference": "mr"}
+    assert resolved.spec.data.fields == {"text": "ref", "reference": "mr"}
     # the task's own field names work as well as the preset's column names
     same = resolve_request(RunRequest(preset="viggo", data=VIGGO_CSV, fields=("reference=mr", "text=ref")))
     assert [ex.reference for ex in same.splits["test"]] == [ex.reference for ex in resolved.splits["test"]]
@@ -147,7 +147,7 @@ def test_study_starts_runs_on_the_published_split(tmp_path):
     study = start_study(preset="viggo", data=VIGGO_CSV, task=None, backends=["local"], models=[],
                         overrides=[], fields=VIGGO_FIELDS, confirm=lambda q: False)
     [run] = study.runs()
-    assert run.spec["split_sizes"] == {"train": 12, "val": 3, "test": 4}
+    assert run.spec.split_sizes == {"train": 12, "val": 3, "test": 4}
     assert run.examples("test")[1].reference == "request_attribute(platforms[])"
 
 
@@ -169,7 +169,7 @@ def test_train_on_spider_intersect_from_the_cli_end_to_end(tmp_path, tiny_model)
     info = json.loads(res.stdout)
     assert info["status"] == "succeeded", (Path(info["dir"]) / "runner.log").read_text()[-2000:]
     run = Run(Path(info["dir"]))
-    assert run.spec["data"]["source"] == str(SPIDER)
+    assert run.spec.data.source == str(SPIDER)
     assert [ex.reference for ex in run.examples("test")] == [r["answer"] for r in spider_rows("val")]
     assert set(info["eval"]) == {"base", "kshot", "finetuned"}
     assert all(json.loads((run.dir / "eval" / v / "metrics.json").read_text())["n"] == 3 for v in info["eval"])

@@ -18,7 +18,7 @@ import pytest
 
 from ftui.core.machine import Gpu, Machine, estimate_fit, model_shape, parse_nvidia_smi
 from ftui.core.runs import Run, write_json_atomic
-from ftui.core.runspec import prepare_run
+from ftui.core.request import prepare_run
 from ftui.tui.app import FtuiApp
 from ftui.core.progress import RunProgress, thin
 from ftui.tui.services import Services
@@ -138,7 +138,7 @@ def make_study(root: Path, sid: str, runs: list[Run], *, preset: str = "demo") -
     folder = root / "studies" / sid
     folder.mkdir(parents=True)
     write_json_atomic(folder / "study.json", {"id": sid, "created": T0, "preset": preset, "runs": [
-        {"id": r.id, "backend": r.spec["backend"], "model": r.spec["model"]} for r in runs]})
+        {"id": r.id, "backend": r.spec.backend, "model": r.spec.model} for r in runs]})
     return folder
 
 
@@ -340,8 +340,8 @@ async def test_a_published_folder_opens_for_a_preset_with_column_mappings_and_st
         text = screen_text(app)
         assert "train 12, val 3, test 4" in text and "ready: n goes on" in text
         run = prepare_run(choice.request(backend="local"))  # what the Backend screen's start does
-        assert run.spec["split_sizes"] == {"train": 12, "val": 3, "test": 4}
-        assert run.spec["preset"] == "viggo" and run.spec["data"]["fields"] == {"text": "ref", "reference": "mr"}
+        assert run.spec.split_sizes == {"train": 12, "val": 3, "test": 4}
+        assert run.spec.preset == "viggo" and run.spec.data.fields == {"text": "ref", "reference": "mr"}
 
 
 async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad_settings(tmp_path):
@@ -405,7 +405,7 @@ async def test_backend_openai_tab_shows_price_key_presence_never_the_key_and_ask
         await pilot.press("y")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30)
         run = app.screen.run
-        assert launched == [run.id] and run.spec["backend"] == "openai"
+        assert launched == [run.id] and run.spec.backend == "openai"
         assert "SECRET" not in (run.dir / "run.json").read_text()
         await pilot.press("escape")  # back to the dataset screen; the form again
         await pilot.press("n")
@@ -615,7 +615,7 @@ async def test_whole_flow_demo_to_export_with_a_tiny_model_quitting_and_attachin
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30, what="launch")
         ts = app.screen
         run = ts.run
-        assert run.spec["model"] == str(tiny_model) and run.spec["hyperparameters"]["max_steps"] == 10
+        assert run.spec.model == str(tiny_model) and run.spec.hyperparameters.max_steps == 10
         await wait_until(pilot, lambda: ts.progress.step >= 1, timeout=150, what="the first training step")
         assert "step " in screen_text(app) and ts.query_one("#chart")._train
         await pilot.press("q")  # quitting never stops the run

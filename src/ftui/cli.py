@@ -165,7 +165,7 @@ def _print_json(obj: Any) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from ftui.core.backends import spend_gate
-    from ftui.core.runspec import RunRequest, prepare_run, resolve_request
+    from ftui.core.request import RunRequest, prepare_run, resolve_request
     from ftui.runner.launch import launch
 
     if args.preset is None and args.data is None:

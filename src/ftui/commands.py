@@ -19,7 +19,7 @@ from ftui.core.examples import Example
 from ftui.core.presets import all_presets, load_preset, sample_path
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runs import Run
-from ftui.core.runspec import apply_overrides
+from ftui.core.request import apply_overrides
 from ftui.core.scoring import (PredictionRecord, collapse_problems, count_scorable, read_prediction_lines, read_score_file,
                                score_records, write_records)
 from ftui.core.tasks import TASK_NAMES, make_task
@@ -91,7 +91,7 @@ def spend_preflight(facts: BackendFacts, *, file: Path | None, task: str | None,
                     hub: bool = False, model: str | None = None, overrides: Sequence[str] = (),
                     fields: Sequence[str] = ()) -> SpendCheck:
     """What ``ftui train --backend NAME`` would spend, checked as it would be (nothing is sent)."""
-    from ftui.core.runspec import RunRequest, resolve_request
+    from ftui.core.request import RunRequest, resolve_request
 
     assert facts.spend_check is not None
     return facts.spend_check(resolve_request(RunRequest(
@@ -250,8 +250,8 @@ def freeze_heldout(run: Run, data: Path, *, fields: Sequence[str] = ()) -> tuple
     """``ftui eval RUN --data FILE``: read FILE as the run's task (and preset) reads its data,
     freeze its held-out rows into the run, and return the set's name and size."""
     spec = run.spec
-    preset = load_preset(spec["preset"]) if spec.get("preset") else None
-    loaded = load_source(task=spec["task"], preset=preset, data=data, fields=fields)
+    preset = load_preset(spec.preset) if spec.preset else None
+    loaded = load_source(task=spec.task, preset=preset, data=data, fields=fields)
     loaded.raise_if_bad()
     rows = held_out(loaded, preset.split if preset is not None else SplitSpec())
     if not rows:

@@ -52,7 +52,7 @@ def start_study(*, preset: str | None, data: Path | None, task: str | None, back
                 models: Sequence[str], overrides: Sequence[str], confirm: Callable[[str], bool],
                 err: TextIO = sys.stderr, hub: bool = False, fields: Sequence[str] = ()) -> Study:
     """Check every run's settings (and ask before spending), then create the runs and the study."""
-    from ftui.core.runspec import RunRequest, prepare_run, resolve_request
+    from ftui.core.request import RunRequest, prepare_run, resolve_request
 
     unknown = [b for b in backends if b not in backend_names()]
     if unknown or not backends:
@@ -74,7 +74,7 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
     """Launch the study's runs that have not started (remote ones at once, the ones that train
     on this machine one at a time) and wait for all of them; returns run id -> final state."""
     runs = study.runs()
-    remote = {r.id: backend_facts(r.spec.get("backend") or "").remote for r in runs}
+    remote = {r.id: backend_facts(r.spec.backend).remote for r in runs}
     for run in runs:
         if remote[run.id]:
             _launch_if_fresh(study, run, out)
@@ -116,7 +116,7 @@ def _launch_if_fresh(study: Study, run: Run, out: TextIO) -> None:
         if st["state"] != "queued" or "pid" in st:
             return
         launch(run)  # writes the runner's pid into status.json before returning
-    print(f"started {run.id} ({run.spec.get('backend')}, {run.spec.get('model')})", file=out, flush=True)
+    print(f"started {run.id} ({run.spec.backend}, {run.spec.model})", file=out, flush=True)
 
 
 def detach_study(study: Study, *, out: Path | None = None) -> int:
@@ -132,5 +132,5 @@ def _note(runs: Sequence[Run], out: TextIO) -> None:
     for r in runs:
         info = r.summary()
         step = f" step {info['step']}/{info['total_steps']}" if info.get("step") else ""
-        parts.append(f"{r.spec.get('backend')}:{info['status']}{step}")
+        parts.append(f"{r.spec.backend}:{info['status']}{step}")
     print("  " + "; ".join(parts), file=out, flush=True)

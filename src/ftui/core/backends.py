@@ -21,7 +21,8 @@ from ftui.core.config import LocalSettings, OpenAISettings
 from ftui.core.errors import ConfigError, FtuiError
 
 if TYPE_CHECKING:
-    from ftui.core.runspec import Resolved
+    from ftui.core.request import Resolved
+    from ftui.core.runspec import RunSpec
 
 PLUGINS_ENV = "FTUI_PLUGINS"
 
@@ -54,7 +55,7 @@ class SpendCheck:
                 f"${self.budget_usd:g}. Start anyway?")
 
 
-def _one_process(hyperparameters: Mapping[str, Any]) -> int:
+def _one_process(spec: "RunSpec") -> int:
     return 1
 
 
@@ -78,7 +79,7 @@ class BackendFacts:
     """``--epochs`` must be a whole number."""
     max_steps_key: str | None = "max_steps"
     """The setting ``--max-steps`` sets; None: the backend has no step limit and refuses it."""
-    processes: Callable[[Mapping[str, Any]], int] = _one_process
+    processes: Callable[["RunSpec"], int] = _one_process
     """How many local processes the runner starts for training, from the run's settings."""
     spend_check: Callable[["Resolved"], SpendCheck] | None = None
     """What the run would spend (pre-flight, credentials, estimate); None: nothing to ask."""
@@ -144,13 +145,13 @@ def spend_gate(resolved: "Resolved", *, confirm: Callable[[str], bool], out: Any
     """Ask before spending: print the pre-flight, refuse data the service would refuse or
     missing credentials, and ask ``confirm`` above the budget. Raises FtuiError (nothing was
     sent) when the run must not start. Backends that spend nothing pass at once."""
-    facts = backend(resolved.spec["backend"])
+    facts = backend(resolved.spec.backend)
     if facts.spend_check is None:
         return
     check = facts.spend_check(resolved)
     print("\n".join(check.lines), file=out or sys.stderr)
     if check.problems:
-        raise FtuiError(f"{resolved.spec['data']['source']}: {facts.title} would refuse this training data "
+        raise FtuiError(f"{resolved.spec.data.source}: {facts.title} would refuse this training data "
                         f"({len(check.problems)} problem(s) above); nothing was sent")
     if check.missing_credentials:
         raise FtuiError(check.missing_credentials)
@@ -159,9 +160,9 @@ def spend_gate(resolved: "Resolved", *, confirm: Callable[[str], bool], out: Any
                         f"started; pass --yes, or raise it with --set {facts.name}.budget_usd=N")
 
 
-def _local_processes(hyperparameters: Mapping[str, Any]) -> int:
+def _local_processes(spec: "RunSpec") -> int:
     """``num_processes``, or one per visible GPU when it is 0 (one without GPUs); no torch."""
-    wanted = int(hyperparameters.get("num_processes") or 0)
+    wanted = int(spec.setting("num_processes", 0) or 0)
     if wanted > 0:
         return wanted
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")

@@ -15,7 +15,6 @@ from ftui.core.errors import ConfigError
 from ftui.core.examples import Example
 from ftui.core.prompts import render_messages
 from ftui.core.runs import Run
-from ftui.core.runspec import eval_settings_of, template_of
 from ftui.core.scoring import VARIANTS
 from ftui.core.tasks import Task, make_task
 
@@ -64,16 +63,16 @@ def plan_eval(run: Run, variants: Sequence[str], limit: int | None, *, heldout: 
     if unknown:
         raise ConfigError(f"unknown eval variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     spec = run.spec
-    settings = eval_settings_of(spec)
+    settings = spec.eval
     n = limit if limit is not None else (0 if heldout else settings.limit)
     examples = run.examples(f"heldout-{heldout}" if heldout else "test")
     examples = examples[:n] if n and n > 0 else examples
     if not examples:
         raise ConfigError(f"run {run.id} has no test examples to evaluate")
     train = run.examples("train") if "kshot" in variants else []
-    shot_indices = choose_shots(len(train), settings.k, seed=spec.get("split", {}).get("seed", 0))
-    return EvalPlan(settings=settings, template=template_of(spec),
-                    task=make_task(spec["task"], spec.get("task_options") or {}), examples=examples,
+    shot_indices = choose_shots(len(train), settings.k, seed=spec.split.seed)
+    return EvalPlan(settings=settings, template=spec.prompt,
+                    task=make_task(spec.task, spec.task_options), examples=examples,
                     shot_indices=shot_indices, shots=[train[i] for i in shot_indices], heldout=heldout)
 
 

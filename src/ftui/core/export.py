@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ftui.core.config import to_plain
 from ftui.core.events import read_events
 from ftui.core.runs import Run, write_json_atomic
 from ftui.core.scoring import VARIANTS, count_text, left_out, read_predictions
@@ -31,13 +32,13 @@ def summary_data(run: Run) -> dict[str, Any]:
     return {
         "id": run.id,
         "status": info["status"],
-        "ftui_version": spec.get("ftui_version"),
-        "preset": spec.get("preset"),
-        "task": spec.get("task"),
-        "backend": spec.get("backend"),
-        "model": spec.get("model"),
-        "data": {k: spec.get(k) for k in ("data", "split", "split_sizes")},
-        "hyperparameters": spec.get("hyperparameters", {}),
+        "ftui_version": spec.ftui_version,
+        "preset": spec.preset,
+        "task": spec.task,
+        "backend": spec.backend,
+        "model": spec.model,
+        "data": {"data": to_plain(spec.data), "split": to_plain(spec.split), "split_sizes": dict(spec.split_sizes)},
+        "hyperparameters": to_plain(spec.hyperparameters) or {},
         "time": {"created": info["created"], "ended": info["ended"], "duration_s": info["duration_s"]},
         "training": {
             "steps": last_train["step"] if last_train else None,

@@ -20,7 +20,7 @@ from ftui.core.examples import Example
 from ftui.core.prompts import conversation, render_messages
 
 if TYPE_CHECKING:
-    from ftui.core.runspec import Resolved, RunRequest
+    from ftui.core.request import Resolved, RunRequest
 
 PRICES_AS_OF = "2026-06"
 """Date of the tables below, as OpenAI published them. Prices move; check openai.com/api/pricing."""
@@ -379,7 +379,7 @@ def _eval_estimate(train: Sequence[Example], test: Sequence[Example], template: 
 
 def preflight(req: "RunRequest") -> Preflight:
     """The pre-flight of what ``ftui train`` would start for ``req`` (nothing is written)."""
-    from ftui.core.runspec import resolve_request
+    from ftui.core.request import resolve_request
 
     return preflight_resolved(resolve_request(req))
 
@@ -388,7 +388,7 @@ def preflight_resolved(resolved: "Resolved") -> Preflight:
     """The pre-flight of a resolved request: its splits and its OpenAI settings."""
     settings = resolved.settings
     return preflight_examples(resolved.splits["train"], resolved.splits["val"], resolved.splits["test"],
-                              template=resolved.template, settings=settings[resolved.spec["backend"]],
+                              template=resolved.template, settings=settings[resolved.spec.backend],
                               eval_settings=settings["eval"])
 
 

@@ -10,7 +10,8 @@ import secrets
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,6 +21,7 @@ from ftui.core.events import LOST, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
 from ftui.core.paths import runs_dir
 from ftui.core.progress import RunProgress
+from ftui.core.runspec import RunSpec
 
 HEARTBEAT_STALE_S = 60.0
 """A running status whose heartbeat is older than this (and whose pid is gone) is ``lost``."""
@@ -59,9 +61,10 @@ class Run:
     def id(self) -> str:
         return self.dir.name
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return _read_json(self.dir / "run.json") or {}
+    @cached_property
+    def spec(self) -> RunSpec:
+        """``run.json``, read once into its types (it is written once, when the run is made)."""
+        return RunSpec.from_json(_read_json(self.dir / "run.json") or {})
 
     @property
     def events_path(self) -> Path:
@@ -134,7 +137,7 @@ class Run:
         progress = RunProgress()
         progress.apply(read_events(self.events_path) if events is None else events)
         train, cost = progress.last_train or {}, progress.cost or {}
-        started = spec.get("created")
+        started = spec.created
         ended = st.get("ended")
         state = st.get("state", "queued")
         evaluating = progress.eval_progress if state == "evaluating" else None
@@ -143,10 +146,10 @@ class Run:
             "dir": str(self.dir),
             "status": state,
             "message": st.get("message", ""),
-            "preset": spec.get("preset"),
-            "task": spec.get("task"),
-            "backend": spec.get("backend"),
-            "model": spec.get("model"),
+            "preset": spec.preset,
+            "task": spec.task,
+            "backend": spec.backend,
+            "model": spec.model,
             "created": started,
             "ended": ended,
             "duration_s": round(ended - started, 1) if ended and started else None,
@@ -192,7 +195,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def create_run(*, label: str, spec: Mapping[str, Any], splits: Mapping[str, Sequence[Example]],
+def create_run(*, label: str, spec: RunSpec | Mapping[str, Any], splits: Mapping[str, Sequence[Example]],
                root: Path | None = None) -> Run:
     """Make ``runs/<id>/`` with ``run.json`` (spec + id, version, split sizes) and the splits."""
     root = root or runs_dir()
@@ -207,14 +210,11 @@ def create_run(*, label: str, spec: Mapping[str, Any], splits: Mapping[str, Sequ
     (run_dir / "data").mkdir()
     for name in SPLITS:
         _write_examples(run_dir / "data" / f"{name}.jsonl", splits.get(name, ()))
-    frozen = {
-        "id": run_dir.name,
-        "ftui_version": __version__,
-        "created": round(time.time(), 3),
-        **spec,
-        "split_sizes": {name: len(splits.get(name, ())) for name in SPLITS},
-    }
-    write_json_atomic(run_dir / "run.json", frozen)
+    if not isinstance(spec, RunSpec):  # a plain mapping, as run.json holds it (fixtures, tools)
+        spec = RunSpec.from_json(spec)
+    frozen = replace(spec, id=run_dir.name, ftui_version=__version__, created=round(time.time(), 3),
+                     split_sizes={name: len(splits.get(name, ())) for name in SPLITS})
+    write_json_atomic(run_dir / "run.json", frozen.to_json())
     return Run(run_dir)
 
 
@@ -241,7 +241,7 @@ def resolve_run(ref: str, root: Path | None = None) -> Run:
     if ref == "latest":
         if not runs:
             raise RunNotFoundError(f"no runs yet in {root or runs_dir()}")
-        return max(runs, key=lambda r: (r.spec.get("created", 0), r.id))
+        return max(runs, key=lambda r: (r.spec.created or 0, r.id))
     exact = [r for r in runs if r.id == ref]
     if exact:
         return exact[0]

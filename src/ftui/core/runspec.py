@@ -1,184 +1,112 @@
-"""From a preset or a file plus command-line settings to a new run directory (``run.json``).
+"""The typed run spec: what ``run.json`` freezes, written from these types and read back into
+them once (``Run.spec``). Nothing downstream indexes the spec by string key.
 
-The spec written here is what the runner reads; its keys are documented in the README.
+The on-disk format is the documented contract (README, Runs): the same keys in the same order
+as ever, ``hyperparameters`` being the run's backend's settings (``core.backends``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from ftui.core.config import (
-    EvalSettings,
-    PromptTemplate,
-    SplitSpec,
-    to_plain,
-)
-from ftui.core.backends import backend, backend_names, default_backend, settings_sections
-from ftui.core.data import Loaded, load_source, make_splits
+from ftui.core.config import EvalSettings, PromptTemplate, SplitSpec, to_plain
 from ftui.core.errors import ConfigError
-from ftui.core.presets import load_preset
-from ftui.core.prompts import DEFAULT_TEMPLATES
-from ftui.core.runs import Run, create_run, file_sha256
-from ftui.core.tasks import TASK_NAMES, make_task
 
 
-@dataclass
-class RunRequest:
-    """What a person asked for (CLI flags or the TUI's choices)."""
+@dataclass(frozen=True)
+class DataInfo:
+    """Where the run's examples came from."""
 
+    source: str = ""
+    """A file, a folder of split files, ``hub:ID``, or a preset's sample file."""
+    sha256: str | None = None
+    """Of the source file (None for a folder or the hub)."""
+    format: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """Task field -> the source column it was read from."""
+    rows: int = 0
+    """Rows read (good and bad)."""
+    used: int = 0
+    """Examples used (after a preset's limit)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run, as ``run.json`` holds it."""
+
+    task: str = "text"
+    backend: str = ""
+    model: str = ""
+    hyperparameters: Any = None
+    """The backend's settings dataclass (a plain mapping when the backend is not registered
+    in this process, e.g. a plugin that is not loaded)."""
+    prompt: PromptTemplate = field(default_factory=lambda: PromptTemplate(system="", user="{input}"))
+    split: SplitSpec = field(default_factory=SplitSpec)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    data: DataInfo = field(default_factory=DataInfo)
     preset: str | None = None
-    data: Path | None = None
-    task: str | None = None
-    backend: str = field(default_factory=default_backend)
-    model: str | None = None
-    epochs: float | None = None
-    max_steps: int | None = None
-    overrides: Sequence[str] = field(default_factory=tuple)
-    """``key=value`` settings; keys of the local/openai, eval or split settings."""
-    hub: bool = False
-    """Read the preset's hub dataset instead of its offline sample."""
-    fields: Sequence[str] = field(default_factory=tuple)
-    """``--field NAME=COLUMN`` items: which columns of the data hold the task's fields."""
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""
+    ftui_version: str = ""
+    created: float | None = None
+    """Unix seconds."""
+    split_sizes: Mapping[str, int] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """``run.json``'s object, its keys in the documented order."""
+        head = {"id": self.id, "ftui_version": self.ftui_version, "created": self.created} if self.id else {}
+        body = {
+            "preset": self.preset, "task": self.task, "task_options": to_plain(self.task_options),
+            "prompt": to_plain(self.prompt), "data": to_plain(self.data), "split": to_plain(self.split),
+            "backend": self.backend, "model": self.model, "hyperparameters": to_plain(self.hyperparameters),
+            "eval": to_plain(self.eval),
+        }
+        tail = {"split_sizes": dict(self.split_sizes)} if self.id else {}
+        return {**head, **body, **tail}
 
-def _sections() -> dict[str, type]:
-    """``--set`` sections: every backend's settings, then eval and split."""
-    return {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "RunSpec":
+        """Read ``run.json``'s object; missing keys take their defaults (runs of earlier versions)."""
+        from ftui.core.backends import backend  # the registry imports config, as this module does
 
-
-def parse_value(raw: str, current: Any) -> Any:
-    """A ``--set`` value, typed like the setting's current value."""
-    text = raw.strip()
-    if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if isinstance(current, tuple):
-        return tuple(p.strip() for p in text.split(",") if p.strip())
-    if text == "auto":  # openai's n_epochs, batch_size, learning_rate_multiplier
-        return "auto"
-    for kind in (int, float):
+        name = str(obj.get("backend") or "")
+        raw_hp = obj.get("hyperparameters") or {}
         try:
-            return kind(text)
-        except ValueError:
-            continue
-    if isinstance(current, (int, float)) and not isinstance(current, bool):
-        raise ValueError(f"expected a number, got {raw!r}")
-    return text
-
-
-def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend: str) -> dict[str, Any]:
-    """``settings`` maps section -> dataclass; returns new ones with ``key=value`` applied."""
-    out = dict(settings)
-    sections = _sections()
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if "." in key:
-            section, name = key.split(".", 1)
+            settings = backend(name).settings
+        except ConfigError:
+            hyperparameters: Any = dict(raw_hp)
         else:
-            section, name = next(((s, key) for s in (backend, "eval", "split")
-                                  if key in {f.name for f in dataclasses.fields(sections[s])}), (backend, key))
-        if section not in out or name not in {f.name for f in dataclasses.fields(sections[section])}:
-            known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(sections[s])})
-            raise ConfigError(f"--set {key}: unknown setting; known: {', '.join(known)}")
-        current = getattr(out[section], name)
-        try:
-            value = parse_value(raw, current if current is not None else 0.0)
-        except ValueError as exc:
-            raise ConfigError(f"--set {key}: {exc}") from None
-        try:
-            out[section] = replace(out[section], **{name: value})
-        except (TypeError, ConfigError) as exc:
-            raise ConfigError(f"--set {key}={raw}: {exc}") from None
-    return out
+            hyperparameters = _typed(settings, raw_hp, fallback=dict(raw_hp))
+        return cls(
+            task=str(obj.get("task") or "text"), backend=name, model=str(obj.get("model") or ""),
+            hyperparameters=hyperparameters,
+            prompt=_typed(PromptTemplate, obj.get("prompt") or {}, fallback=cls().prompt),
+            split=_typed(SplitSpec, obj.get("split") or {}, fallback=SplitSpec()),
+            eval=_typed(EvalSettings, obj.get("eval") or {}, fallback=EvalSettings()),
+            data=_typed(DataInfo, obj.get("data") or {}, fallback=DataInfo()),
+            preset=obj.get("preset"), task_options=dict(obj.get("task_options") or {}),
+            id=str(obj.get("id") or ""), ftui_version=str(obj.get("ftui_version") or ""),
+            created=obj.get("created"), split_sizes=dict(obj.get("split_sizes") or {}),
+        )
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """One of the backend's settings, or ``default`` when this backend has no such setting."""
+        hp = self.hyperparameters
+        if isinstance(hp, Mapping):
+            return hp.get(name, default)
+        return getattr(hp, name, default)
 
 
-@dataclass
-class Resolved:
-    """A request resolved into settings, splits and the spec ``run.json`` would freeze."""
-
-    spec: dict[str, Any]
-    splits: dict[str, list]
-    settings: dict[str, Any]
-    template: PromptTemplate
-    label: str
-
-
-def resolve_request(req: RunRequest) -> Resolved:
-    """Load and check the data, split it, apply the settings; nothing is written."""
-    facts = backend(req.backend)  # an unknown backend fails here, naming the choices
-    if req.preset:
-        p = load_preset(req.preset)
-        if req.task and req.task != p.task:
-            raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
-        task, options, template = p.task, dict(p.task_options), p.prompt
-        settings: dict[str, Any] = {**{name: p.settings_for(name) for name in backend_names()},
-                                    "eval": p.eval, "split": p.split}
-        label = p.name
-    elif req.data:
-        task = req.task or "text"
-        if task not in TASK_NAMES:
-            raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(TASK_NAMES)}")
-        options, template = {}, DEFAULT_TEMPLATES[task]
-        settings = {**{name: cls() for name, cls in settings_sections().items()},
-                    "eval": EvalSettings(), "split": SplitSpec()}
-        p, label = None, Path(req.data).stem
-    else:
-        raise ConfigError("train: give --preset NAME or --data FILE")
-    loaded = load_source(task=task, preset=p, data=req.data, hub=req.hub, fields=req.fields)
-    source = loaded.source
-    make_task(task, options)  # bad task options fail here, before anything is written
-    loaded.raise_if_bad()
-    flags = [facts.epochs_flag(req.epochs)] if req.epochs is not None else []
-    flags += [facts.max_steps_flag(req.max_steps)] if req.max_steps is not None else []
-    flags += [f"model={req.model}"] if req.model else []
-    settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
-    splits = make_splits(loaded, settings["split"])
-    backend_settings = settings[req.backend]
-    spec = {
-        "preset": req.preset,
-        "task": task,
-        "task_options": options,
-        "prompt": to_plain(template),
-        "data": _data_info(loaded, source),
-        "split": to_plain(settings["split"]),
-        "backend": req.backend,
-        "model": backend_settings.model,
-        "hyperparameters": to_plain(backend_settings),
-        "eval": to_plain(settings["eval"]),
-    }
-    return Resolved(spec=spec, splits=splits, settings=settings, template=template, label=label)
-
-
-def prepare_run(req: RunRequest, resolved: Resolved | None = None) -> Run:
-    """A new run directory, queued: ``resolve_request`` frozen into ``run.json`` and the splits."""
-    resolved = resolved or resolve_request(req)
-    return create_run(label=resolved.label, spec=resolved.spec, splits=resolved.splits)
-
-
-def _data_info(loaded: Loaded, source: str) -> dict[str, Any]:
-    path = Path(source)
-    return {
-        "source": source,
-        "sha256": file_sha256(path) if path.is_file() else None,
-        "format": loaded.format,
-        "fields": loaded.fields,
-        "rows": loaded.rows,
-        "used": len(loaded.examples),
-    }
-
-
-def template_of(spec: Mapping[str, Any]) -> PromptTemplate:
-    return PromptTemplate(**spec["prompt"])
-
-
-def eval_settings_of(spec: Mapping[str, Any]) -> EvalSettings:
-    return EvalSettings(**spec["eval"])
+def _typed(cls: type, values: Any, *, fallback: Any) -> Any:
+    """``cls`` from a JSON object: unknown keys dropped, lists back to the tuples they were;
+    ``fallback`` when the values no longer pass the class's checks."""
+    if not isinstance(values, Mapping):
+        return fallback
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, ConfigError):
+        return fallback

@@ -57,7 +57,7 @@ def create_study(*, preset: str | None, label: str, runs: Sequence[Run], root: P
     folder.mkdir()
     write_json_atomic(folder / "study.json", {
         "id": folder.name, "created": round(time.time(), 3), "preset": preset,
-        "runs": [{"id": r.id, "backend": r.spec.get("backend"), "model": r.spec.get("model")} for r in runs],
+        "runs": [{"id": r.id, "backend": r.spec.backend, "model": r.spec.model} for r in runs],
     })
     return Study(folder)
 
@@ -111,7 +111,7 @@ def _training(run: Run, events: Sequence[Mapping[str, Any]]) -> tuple[float | No
                                                                                          "cancelled", "failed")
                   and started is not None and e["ts"] >= started), None)
     seconds = round(ended - started, 1) if started is not None and ended is not None else None
-    if backend_facts(run.spec.get("backend") or "").remote:  # the service's bill, recorded in job.json
+    if backend_facts(run.spec.backend).remote:  # the service's bill, recorded in job.json
         return seconds, run.job().get("billed_usd")
     costs = [e for e in events if e["type"] == "cost" and (ended is None or e["ts"] <= ended + 1)]
     return seconds, costs[-1]["usd"] if costs else 0.0
@@ -123,7 +123,7 @@ def _eval_cost_per_1k(run: Run, metrics: Mapping[str, Any]) -> float | None:
         return None
     if metrics.get("cost_usd") is not None:  # OpenAI: the reported usage x prices
         return metrics["cost_usd"] / n * 1000
-    per_hour = run.spec.get("hyperparameters", {}).get("price_per_hour")
+    per_hour = run.spec.setting("price_per_hour")
     duration = metrics.get("duration_s")
     if duration is None:
         return None
@@ -144,7 +144,7 @@ def _gpu_name(run: Run) -> str | None:
 
 def table(runs: Sequence[Run]) -> dict[str, Any]:
     """The comparison: one row per run and variant, with the cheapest and the most accurate marked."""
-    tasks = {r.spec.get("task") for r in runs}
+    tasks = {r.spec.task for r in runs}
     task = tasks.pop() if len(tasks) == 1 else None
     primary = PRIMARY.get(task or "", "exact")
     rows: list[dict[str, Any]] = []
@@ -161,7 +161,7 @@ def table(runs: Sequence[Run]) -> dict[str, Any]:
             metric_keys += [k for k in metrics if k not in metric_keys]
             tuned = variant == "finetuned"
             rows.append({
-                "run": run.id, "backend": run.spec.get("backend"), "model": run.spec.get("model"),
+                "run": run.id, "backend": run.spec.backend, "model": run.spec.model,
                 "variant": variant, "n": m.get("n"), "metrics": metrics,
                 "training_s": train_s if tuned else None,
                 "training_usd": train_usd if tuned else None,

@@ -26,7 +26,7 @@ def main() -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # one of several training processes (torchrun)
         from ftui.backends.base import load_backend
 
-        return load_backend(run.spec["backend"]).train_worker(run, resume=args.resume)
+        return load_backend(run.spec.backend).train_worker(run, resume=args.resume)
     return Runner(run).main(resume=args.resume, eval_only=args.eval_only, variants=args.variants, limit=args.limit,
                             heldout=args.heldout)
 

@@ -23,15 +23,14 @@ STOP_GRACE_S = 60.0
 def processes(run: Run) -> int:
     """Training processes on this machine for the run, as its backend counts them (the local
     backend: ``num_processes``, or one per visible GPU). Found without importing torch."""
-    return backend(run.spec.get("backend") or "").processes(run.spec.get("hyperparameters", {}))
+    return backend(run.spec.backend).processes(run.spec)
 
 
 def runner_command(run: Run, *, eval_only: bool = False) -> list[str]:
     """``python -m ftui.runner RUN_DIR``, through torchrun when training takes several processes
     (or machines). Evaluation alone always runs in one process."""
-    hp = run.spec.get("hyperparameters", {})
     nproc = 1 if eval_only else processes(run)
-    nnodes = 1 if eval_only else int(hp.get("nnodes") or 1)
+    nnodes = 1 if eval_only else int(run.spec.setting("nnodes", 1) or 1)
     if nproc == 1 and nnodes == 1:
         return [sys.executable, "-m", "ftui.runner", str(run.dir)]
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
@@ -39,7 +38,7 @@ def runner_command(run: Run, *, eval_only: bool = False) -> list[str]:
         cmd += ["--standalone"]
     else:
         cmd += [f"--nnodes={nnodes}", "--node-rank=0", "--rdzv-backend=c10d",
-                f"--rdzv-endpoint={hp['rdzv_endpoint']}", f"--rdzv-id={run.id}"]
+                f"--rdzv-endpoint={run.spec.setting('rdzv_endpoint')}", f"--rdzv-id={run.id}"]
     return cmd + ["-m", "ftui.runner", str(run.dir)]
 
 

@@ -126,7 +126,7 @@ class Runner:
         from ftui.backends.base import TrainJob, load_backend
         from ftui.backends.evaluate import evaluate_run
 
-        backend = load_backend(self.run.spec.get("backend") or "")
+        backend = load_backend(self.run.spec.backend)
         if not eval_only and not self.run.finetuned_ready():
             trained = backend.train(self.run, TrainJob(events=self.events, should_stop=self.should_stop,
                                                        set_state=self.set_state, resume=resume))

@@ -13,7 +13,7 @@ from ftui.core.datacheck import DataReport, build_report
 from ftui.core.examples import Example
 from ftui.core.presets import load_preset
 from ftui.core.prompts import DEFAULT_TEMPLATES
-from ftui.core.runspec import RunRequest
+from ftui.core.request import RunRequest
 
 
 @dataclass(frozen=True)

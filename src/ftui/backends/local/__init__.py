@@ -22,10 +22,10 @@ class LocalBackend:
         from ftui.backends.local.train import train_run
         from ftui.core.cost import Price, hardware_price
 
-        hp = run.spec["hyperparameters"]
+        hp = run.spec.hyperparameters
         hw = hardware.detect()
-        dtype = hardware.precision(hw, hp.get("precision", "auto"))
-        price = hardware_price(hw.gpu_name, hp.get("price_per_hour"))
+        dtype = hardware.precision(hw, hp.precision)
+        price = hardware_price(hw.gpu_name, hp.price_per_hour)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and hw.device == "cuda" and price.per_hour > 0:  # every GPU of the job is paid for
             price = Price(price.per_hour * world, f"{price.basis} x {world} GPUs")
@@ -76,7 +76,7 @@ class LocalBackend:
         if (run.dir / "adapter" / "adapter_config.json").is_file():
             return 0  # training is done; rank 0 evaluates
         hw = hardware.detect()
-        dtype = hardware.precision(hw, run.spec["hyperparameters"].get("precision", "auto"))
+        dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
         checkpoint = last_checkpoint(run.dir / "checkpoints") if resume else None
         train_run(run, events=_Silent(), should_stop=lambda: False, price=Price(0.0, ""), sampler=_NoSampler(),
                   device=hw.device, dtype=dtype, resume_from=checkpoint)

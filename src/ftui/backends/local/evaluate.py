@@ -14,7 +14,7 @@ from ftui.backends.base import Answer, Answered
 from ftui.backends.local.generate import generate_batched
 from ftui.backends.local.models import load_model, load_tokenizer
 from ftui.core.errors import ConfigError
-from ftui.core.evalplan import EvalPlan, choose_shots  # noqa: F401 - choose_shots re-exported
+from ftui.core.evalplan import EvalPlan, choose_shots  # noqa: F401 - choose_shots re-exported (tests, benchmarks)
 from ftui.core.events import EventWriter
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS
@@ -30,8 +30,8 @@ class LocalAnswerer:
 
     def __init__(self, run: Run, plan: EvalPlan, *, device: str | None = None, dtype: str = "float32") -> None:
         self.run, self.plan = run, plan
-        self.model_id = run.spec["model"]
-        self.quantization = run.spec.get("hyperparameters", {}).get("quantization", "none")
+        self.model_id = run.spec.model
+        self.quantization = run.spec.hyperparameters.quantization
         self.device = device or _default_device()
         # float32 by default, so batched outputs equal one-at-a-time ones (see generate).
         self.dtype = dtype

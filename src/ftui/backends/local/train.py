@@ -259,9 +259,9 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     from ftui.backends.local.models import load_model, load_tokenizer
 
     spec = run.spec
-    hp = LocalSettings(**{**spec["hyperparameters"], "target_modules": tuple(spec["hyperparameters"]["target_modules"])})
-    template = PromptTemplate(**spec["prompt"])
-    tokenizer = load_tokenizer(spec["model"])
+    hp: LocalSettings = spec.hyperparameters
+    template = spec.prompt
+    tokenizer = load_tokenizer(spec.model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     encoded = {name: [encode(tokenizer, ex, template, hp.max_length) for ex in run.examples(name)]
@@ -273,13 +273,13 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     if not encoded["train"]:
         raise ConfigError("the training split is empty")
 
-    model = load_model(spec["model"], dtype="float32" if hp.quantization == "none" else dtype,
+    model = load_model(spec.model, dtype="float32" if hp.quantization == "none" else dtype,
                        quantization=hp.quantization, device=device)
     if hp.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     # LoRA's A matrices start random: seed them, or two runs (and a run and its resume)
     # start from different adapters.
-    transformers.set_seed(int(spec["split"]["seed"]))
+    transformers.set_seed(spec.split.seed)
     lora = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
                       target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
     try:
@@ -317,7 +317,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         include_num_input_tokens_seen="non_padding",
         # Replaced by SimilarLengthSampler (seedable, so a resume sees the same batches).
         train_sampling_strategy="random",
-        seed=int(spec["split"]["seed"]),
+        seed=spec.split.seed,
         save_only_model=False,
         **_distributed_args(hp, model, device),
     )

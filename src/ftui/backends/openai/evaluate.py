@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 from ftui.backends.base import Answer, Answered
 from ftui.backends.openai.client import ServiceError, explain, is_transient, make_client
-from ftui.backends.openai.train import JobFile, settings_of
+from ftui.backends.openai.train import JobFile
 from ftui.core.errors import ConfigError
 from ftui.core.evalplan import EvalPlan
 from ftui.core.events import EventWriter
@@ -28,11 +28,11 @@ class OpenAIAnswerer:
 
     def __init__(self, run: Run, plan: EvalPlan, tuned: str | None) -> None:
         self.run, self.plan, self.tuned = run, plan, tuned
-        self.hp = settings_of(run.spec)
+        self.hp = run.spec.hyperparameters
         self.client = make_client(self.hp)
 
     def _model(self, variant: str) -> str:
-        return self.tuned if variant == "finetuned" and self.tuned else self.run.spec["model"]
+        return self.tuned if variant == "finetuned" and self.tuned else self.run.spec.model
 
     def describe(self, variant: str) -> str:
         return f"on {self._model(variant)}, {self.hp.eval_concurrency} requests at a time"
@@ -41,7 +41,7 @@ class OpenAIAnswerer:
                should_stop: Callable[[], bool]) -> Answered | None:
         model = self._model(variant)
         answers = _complete_all(self.client, model, prompts, max_tokens=self.plan.settings.max_new_tokens,
-                                seed=int(self.run.spec.get("split", {}).get("seed", 0)),
+                                seed=self.run.spec.split.seed,
                                 concurrency=self.hp.eval_concurrency, stopping=should_stop, on_progress=on_progress)
         if answers is None:
             return None

@@ -20,7 +20,7 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from ftui.backends.openai.client import (
     WIND_DOWN,
@@ -39,7 +39,7 @@ from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter, read_events
 from ftui.core.openai_prep import PRICES_AS_OF, chat_record, preflight_examples, training_price
 from ftui.core.runs import Run, write_json_atomic
-from ftui.core.runspec import template_of
+from ftui.core.runspec import RunSpec
 
 JOB_FILE = "job.json"
 STATUS_TEXT = {
@@ -51,10 +51,6 @@ STATUS_TEXT = {
     "cancelled": "the OpenAI job was cancelled",
 }
 CANCEL_WAIT_S = 120.0
-
-
-def settings_of(spec: Mapping[str, Any]) -> OpenAISettings:
-    return OpenAISettings(**spec.get("hyperparameters", {}))
 
 
 class JobFile:
@@ -82,19 +78,17 @@ class Outcome:
     message: str
 
 
-def local_command(spec: Mapping[str, Any]) -> str:
+def local_command(spec: RunSpec) -> str:
     """The command that trains the same data on the local backend."""
-    if spec.get("preset"):
-        return f"ftui train --preset {shlex.quote(spec['preset'])} --backend local"
-    source = spec.get("data", {}).get("source", "DATA.jsonl")
-    return f"ftui train --data {shlex.quote(source)} --task {spec.get('task', 'text')} --backend local"
+    if spec.preset:
+        return f"ftui train --preset {shlex.quote(spec.preset)} --backend local"
+    return f"ftui train --data {shlex.quote(spec.data.source or 'DATA.jsonl')} --task {spec.task} --backend local"
 
 
 def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
               set_state: Callable[..., None], sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Start the run's job (or re-attach to it) and follow it to its end."""
-    spec = run.spec
-    hp = settings_of(spec)
+    hp: OpenAISettings = run.spec.hyperparameters
     client = make_client(hp)
     job = JobFile(run)
     follower = _Follower(run, client, hp, job, events, sleep)
@@ -110,8 +104,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
 
 def _start_job(run: Run, client: Any, hp: OpenAISettings, job: JobFile, events: EventWriter,
                set_state: Callable[..., None], sleep: Callable[[float], None]) -> str:
-    spec = run.spec
-    template = template_of(spec)
+    template = run.spec.prompt
     train, val = run.examples("train"), run.examples("val")
     pre = preflight_examples(train, val, [], template=template, settings=hp)
     if pre.problems:
@@ -148,7 +141,7 @@ def _create_job(run: Run, client: Any, hp: OpenAISettings, job: JobFile, sleep: 
                 events: EventWriter) -> Any:
     """Create the job without ever making two: after a failure that may have reached OpenAI
     (timeout, dropped connection, 5xx), look for a job with this run's metadata first."""
-    seed = hp.seed if hp.seed >= 0 else int(run.spec.get("split", {}).get("seed", 0))
+    seed = hp.seed if hp.seed >= 0 else run.spec.split.seed
     hyper = {"n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
              "learning_rate_multiplier": hp.learning_rate_multiplier}
     params: dict[str, Any] = {

@@ -372,7 +372,7 @@ class BackendScreen(Screen):
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _launch_worker(self, backend: str, overrides: list[str]) -> None:
-        from ftui.core.runspec import prepare_run
+        from ftui.core.request import prepare_run
 
         try:
             run = prepare_run(self.choice.request(backend=backend, overrides=overrides))

@@ -35,7 +35,7 @@ class EvalData:
             for rec in read_predictions(run.dir, v):
                 self.rows.setdefault(int(rec.get("index", len(self.rows))), {})[v] = rec
         self.indices = sorted(self.rows)
-        self.task = str(run.spec.get("task") or "text")
+        self.task = run.spec.task
 
 
 class EvalScreen(Screen):

@@ -252,7 +252,7 @@ class RunsScreen(Screen):
         from ftui.tui.screens.study import StartStudyModal
 
         run = self.selected()
-        preset = (run.spec.get("preset") if run is not None else None) or self.app.default_preset
+        preset = (run.spec.preset if run is not None else None) or self.app.default_preset
         self.app.push_screen(StartStudyModal(preset), self._open_study)
 
     def action_studies(self) -> None:

@@ -67,8 +67,8 @@ class TrainingScreen(Screen):
     def compose(self) -> ComposeResult:
         spec = self.run.spec
         yield Header()
-        yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", str(spec.get("preset") or spec.get("task")),
-                                   " · ", str(spec.get("backend")), " ", str(spec.get("model"))), id="run-head")
+        yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", str(spec.preset or spec.task),
+                                   " · ", spec.backend, " ", spec.model), id="run-head")
         with Horizontal(id="progress-row"):
             yield Static(id="state")
             yield ProgressBar(total=1, show_eta=False, id="progress")
@@ -251,7 +251,7 @@ class TrainingScreen(Screen):
         hw = self.progress.hw
         lines = [Text("hardware", style="bold")]
         if hw is None:
-            facts = backend(self.run.spec.get("backend") or "")
+            facts = backend(self.run.spec.backend)
             lines.append(Text(f"none: the model trains at {facts.title}" if facts.remote else "no readings yet",
                               style="dim"))
             return Group(*lines)

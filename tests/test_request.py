@@ -7,7 +7,8 @@ import pytest
 from ftui.core.cost import hardware_price, spent_and_projected
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter, read_events
-from ftui.core.runspec import RunRequest, prepare_run
+from ftui.core.runspec import RunSpec
+from ftui.core.request import RunRequest, prepare_run
 from ftui.core.events import drop_events_after
 
 from conftest import run_cli
@@ -16,7 +17,9 @@ from conftest import run_cli
 def test_prepare_run_freezes_preset_settings_and_overrides():
     run = prepare_run(RunRequest(preset="demo", epochs=2, overrides=["lora_r=4", "target_modules=q_proj,v_proj",
                                                                     "eval.k=1", "split.test=10"]))
-    spec = run.spec
+    spec = json.loads((run.dir / "run.json").read_text())  # the documented contract, on disk
+    assert list(spec) == ["id", "ftui_version", "created", "preset", "task", "task_options", "prompt", "data",
+                          "split", "backend", "model", "hyperparameters", "eval", "split_sizes"]
     assert spec["task"] == "sql" and spec["backend"] == "local" and spec["model"] == "smollm2-135m"
     hp = spec["hyperparameters"]
     assert hp["epochs"] == 2 and hp["lora_r"] == 4 and hp["target_modules"] == ["q_proj", "v_proj"]
@@ -24,6 +27,11 @@ def test_prepare_run_freezes_preset_settings_and_overrides():
     assert len(spec["data"]["sha256"]) == 64 and spec["data"]["used"] == 400
     assert len(run.examples("test")) == 10
     assert "api_key" not in json.dumps(spec).lower()
+    # read back once into the same types it was written from
+    typed = run.spec
+    assert typed.hyperparameters.target_modules == ("q_proj", "v_proj") and typed.hyperparameters.epochs == 2
+    assert typed.eval.k == 1 and typed.split.test == 10 and typed.prompt.user.startswith("Tables:")
+    assert typed.to_json() == spec and RunSpec.from_json(spec) == typed
 
 
 @pytest.mark.parametrize("override,message", [
