@@ -42,7 +42,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False)},
     "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
+    # Written and read back as core.machine.HwReading; each ``gpus`` entry is a core.machine.Gpu
+    # (index, name, mem_total, mem_used, util, power_w). ``gpu_name`` prices the GPU hours.
     "hw": {
+        "gpu_name": (_OPT_STR, False),
         "gpu_util": (_OPT_NUM, False),
         "gpu_mem_used": (_OPT_NUM, False),
         "gpu_mem_total": (_OPT_NUM, False),

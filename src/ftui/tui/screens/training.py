@@ -17,6 +17,7 @@ from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.events import TERMINAL_STATES
+from ftui.core.machine import HwReading
 from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
@@ -247,26 +248,25 @@ class TrainingScreen(Screen):
         return Group(*lines)
 
     def _hw_text(self) -> Group:
-        hw = self.progress.hw
         lines = [Text("hardware", style="bold")]
-        if hw is None:
+        if self.progress.hw is None:
             remote = self.run.spec.get("backend") == "openai"
             lines.append(Text("none: the model trains at OpenAI" if remote else "no readings yet", style="dim"))
             return Group(*lines)
-        gpus = hw.get("gpus") or []
-        if gpus:
-            for g in gpus[:4]:
-                power = f" {g['power_w']:.0f} W" if g.get("power_w") is not None else ""
-                lines.append(Text(f"GPU{g.get('index', 0)} {g.get('util', 0):>3.0f}% "
-                                  f"{fmt.gib(g.get('mem_used'))}/{fmt.gib(g.get('mem_total'))}{power}"))
-        elif hw.get("gpu_mem_total"):
-            util = f"{hw['gpu_util']:.0f}% " if hw.get("gpu_util") is not None else ""
-            power = f" {hw['gpu_power_w']:.0f} W" if hw.get("gpu_power_w") is not None else ""
-            lines.append(Text(f"GPU {util}{fmt.gib(hw.get('gpu_mem_used'))}/{fmt.gib(hw['gpu_mem_total'])}{power}"))
-        if hw.get("cpu_percent") is not None:
-            lines.append(Text(f"CPU {hw['cpu_percent']:.0f}%"))
-        if hw.get("rss_bytes") is not None:
-            lines.append(Text(f"RAM {fmt.gib(hw['rss_bytes'])} of {fmt.gib(hw.get('ram_total_bytes'))}"))
+        hw = HwReading.from_event(self.progress.hw)
+        if hw.gpus:
+            for g in hw.gpus[:4]:
+                power = f" {g.power_w:.0f} W" if g.power_w is not None else ""
+                lines.append(Text(f"GPU{g.index} {g.util or 0:>3.0f}% "
+                                  f"{fmt.gib(g.mem_used)}/{fmt.gib(g.mem_total)}{power}"))
+        elif hw.gpu_mem_total:
+            util = f"{hw.gpu_util:.0f}% " if hw.gpu_util is not None else ""
+            power = f" {hw.gpu_power_w:.0f} W" if hw.gpu_power_w is not None else ""
+            lines.append(Text(f"GPU {util}{fmt.gib(hw.gpu_mem_used)}/{fmt.gib(hw.gpu_mem_total)}{power}"))
+        if hw.cpu_percent is not None:
+            lines.append(Text(f"CPU {hw.cpu_percent:.0f}%"))
+        if hw.rss_bytes is not None:
+            lines.append(Text(f"RAM {fmt.gib(hw.rss_bytes)} of {fmt.gib(hw.ram_total_bytes)}"))
         return Group(*lines)
 
     # -- keys ----------------------------------------------------------------------------
