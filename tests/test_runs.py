@@ -64,3 +64,35 @@ def test_status_written_atomically_and_lost_when_runner_gone():
     data.update(state="succeeded", pid=int(proc.stdout))
     run.status_path.write_text(json.dumps(data))
     assert run.status()["state"] == "succeeded"
+
+
+def test_one_definition_of_an_active_run():
+    from ftui.core.runs import is_active
+    from ftui.runner.launch import is_active as launcher_is_active
+
+    assert launcher_is_active is is_active  # the launcher re-exports core's, it has none of its own
+    assert [s for s in ("queued", "starting", "running", "evaluating", "succeeded", "failed", "cancelled",
+                        "lost", "missing") if is_active(s)] == ["queued", "starting", "running", "evaluating"]
+    run = make_run()
+    assert run.active()  # queued: the runner is about to start
+    run.write_status("cancelled")
+    assert not run.active()
+
+
+def test_request_stop_sends_sigterm_after_the_grace_period_and_a_cancelled_wait_returns_at_once():
+    from ftui.runner.launch import request_stop
+
+    run = make_run()
+    # a "runner" that ignores the stop file and ends on SIGTERM
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        data = {"state": "running", "pid": proc.pid, "host": os.uname().nodename, "heartbeat": time.time()}
+        run.status_path.write_text(json.dumps(data))
+        started = time.monotonic()
+        assert request_stop(run, cancelled=lambda: True) == "running"
+        assert time.monotonic() - started < 1 and run.stop_path.exists() and proc.poll() is None
+        assert request_stop(run, grace_s=0.3, poll_s=0.02) == "running"  # still "running": no runner wrote
+        assert proc.wait(timeout=5) == -15  # SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()

@@ -21,6 +21,8 @@ STATES = ("queued", "starting", "running", "evaluating", "succeeded", "failed", 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 LOST = "lost"
 """Not written by anyone: what viewers call a run whose runner stopped heartbeating."""
+MISSING = "missing"
+"""Not written by anyone: what a viewer calls a run whose directory was removed while it watched."""
 
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))

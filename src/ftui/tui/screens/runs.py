@@ -13,9 +13,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
-from ftui.core.runs import Run, list_runs
+from ftui.core.runs import Run, is_active, list_runs
 from ftui.tui.widgets.keys import key_footer
-from ftui.core.progress import is_active
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
@@ -187,11 +186,8 @@ class RunsScreen(Screen):
 
     def action_attach(self) -> None:
         run = self.selected()
-        if run is None:
-            return
-        from ftui.tui.screens.training import TrainingScreen
-
-        self.app.push_screen(TrainingScreen(run))
+        if run is not None:
+            self.app.show_training(run)  # the app's way: it names the run on quit if still running
 
     def action_resume(self) -> None:
         run = self.selected()
@@ -207,21 +203,19 @@ class RunsScreen(Screen):
             self.notify(f"could not start the runner: {exc}", severity="error")
             return
         self.notify(f"resumed {run.id}", title="Run")
-        from ftui.tui.screens.training import TrainingScreen
-
-        self.app.push_screen(TrainingScreen(run))
+        self.app.show_training(run)
 
     def action_cancel_run(self) -> None:
         run = self.selected()
         if run is None:
             return
-        if not is_active(run.status()["state"]):
+        if not run.active():
             self.notify(f"run {run.id} is not running", severity="warning")
             return
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.app.services.stop(run)
+                self.app.stop_run(run)
                 self.notify(f"asked {run.id} to stop after its current step", title="Run")
 
         self.app.push_screen(ConfirmModal(f"Stop run {run.id} after its current step? A checkpoint is saved.",

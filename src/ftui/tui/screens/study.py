@@ -20,10 +20,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, Select, Static
 
 from ftui.core.errors import FtuiError
-from ftui.core.runs import Run
+from ftui.core.runs import Run, is_active
 from ftui.core.study import Study, export_study, list_studies, table
 from ftui.tui import fmt
-from ftui.core.progress import is_active
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.keys import key_footer

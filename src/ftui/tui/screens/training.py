@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from rich.console import Group
@@ -16,9 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
-from ftui.core.events import TERMINAL_STATES
 from ftui.core.machine import HwReading
-from ftui.core.runs import Run
+from ftui.core.runs import ENDED_STATES, Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
@@ -28,9 +25,8 @@ from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.loss_chart import LossChart
 from ftui.tui.widgets.render import Flow
 
-STOP_GRACE_S = 60.0
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": ""}
-ENDED = (*TERMINAL_STATES, "lost", "missing")
+ENDED = ENDED_STATES
 
 
 def state_text(state: str) -> Text:
@@ -101,22 +97,7 @@ class TrainingScreen(Screen):
                 self.post_message(RunStatusChanged(p.status, missing=p.missing))
             if p.log_lines:
                 self.post_message(RunnerLogRead(p.log_lines))
-            self._stop_fallback()
             time.sleep(poll_s)
-
-    def _stop_fallback(self) -> None:
-        """SIGTERM a runner that has not honoured the stop file within the grace period."""
-        asked = self.stop_requested_at
-        if asked is None or time.monotonic() - asked < STOP_GRACE_S:
-            return
-        self.stop_requested_at = None
-        st = self.run.status()
-        pid = st.get("pid")
-        if st.get("state") not in ENDED and isinstance(pid, int):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     @on(RunEventsReceived)
     def _events(self, message: RunEventsReceived) -> None:
@@ -287,15 +268,18 @@ class TrainingScreen(Screen):
     def _cancel_confirmed(self, ok: bool | None) -> None:
         if not ok:
             return
-        try:
-            self.app.services.stop(self.run)
-        except OSError as exc:
-            self.notify(f"could not ask the runner to stop: {exc}", severity="error")
-            return
+        self.app.stop_run(self.run, failed=self._stop_failed)
         self.stop_requested_at = time.monotonic()
         self.refresh_bindings()
         self._render_state()
         self.notify("stop requested: the runner ends its step and saves a checkpoint", title="Run")
+
+    def _stop_failed(self, exc: OSError) -> None:
+        self.app.notify(f"could not ask the runner to stop: {exc}", severity="error")
+        self.stop_requested_at = None
+        if self.is_attached:
+            self.refresh_bindings()
+            self._render_state()
 
     def action_detach(self) -> None:
         self.notify(f"run {self.run.id} keeps running", title="Detached")
