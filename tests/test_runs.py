@@ -96,3 +96,25 @@ def test_request_stop_sends_sigterm_after_the_grace_period_and_a_cancelled_wait_
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_checkpoints_are_published_kept_listed_and_cleaned_without_the_training_stack():
+    from ftui.core.checkpoints import clean_partial, last_checkpoint, publish
+
+    run = make_run()
+    folder = run.checkpoints_path
+    folder.mkdir()
+    assert last_checkpoint(folder) is None and publish(folder, 5) is None  # nothing saved yet
+    for step in (5, 10, 15):
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        assert publish(folder, step) == folder / f"step-{step}"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-10", "step-15"]  # the last two kept
+    assert last_checkpoint(folder) == folder / "step-15"
+    # a killed runner: a Trainer folder not yet published, a trash folder, a step without its state
+    (folder / "checkpoint-20").mkdir()
+    (folder / ".trash-step-5").mkdir()
+    (folder / "step-25").mkdir()
+    assert last_checkpoint(folder) == folder / "step-15"
+    assert clean_partial(folder) == [".trash-step-5", "checkpoint-20"]
+    assert sorted(p.name for p in folder.iterdir()) == ["step-10", "step-15", "step-25"]

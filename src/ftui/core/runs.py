@@ -84,6 +84,11 @@ class Run:
     def stop_path(self) -> Path:
         return self.dir / "stop"
 
+    @property
+    def checkpoints_path(self) -> Path:
+        """``checkpoints/step-N/`` folders (core.checkpoints lists them)."""
+        return self.dir / "checkpoints"
+
     def examples(self, split: str) -> list[Example]:
         """The frozen examples of ``split`` (train, val or test)."""
         path = self.dir / "data" / f"{split}.jsonl"
