@@ -18,10 +18,12 @@ from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
+from ftui.tui.widgets.run_table import RunTable
 
 REFRESH_S = 2.0
-COLUMNS = ("", "run", "status", "valid", "accuracy", "cost", "time", "backend", "model", "data")
-"""Headline figures first, so they are on screen at 80 columns; the run id says when it started."""
+COLUMNS = [(name, name or "mark") for name in ("", "run", "status", "valid", "accuracy", "cost", "time", "backend",
+                                                 "model", "data")]
+"""(label, key): headline figures first, so they are on screen at 80 columns; the run id says when it started."""
 
 
 class SummaryCache:
@@ -97,15 +99,14 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RunTable(id="runs")
         yield Static(id="runs-note")
         yield key_footer()
 
     def on_mount(self) -> None:
         self.sub_title = "runs"
-        table = self.query_one("#runs", DataTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name or "mark")
+        table = self.query_one("#runs", RunTable)
+        table.show(COLUMNS, [])
         table.focus()
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
@@ -134,21 +135,8 @@ class RunsScreen(Screen):
             self.app.call_from_thread(self._show, [r for r in runs if r.id in infos], infos)
 
     def _show(self, runs: list[Run], infos: dict[str, dict[str, Any]]) -> None:
-        table = self.query_one("#runs", DataTable)
-        current = self.selected()
         self.runs, self.infos = runs, infos
-        rows = [(r.id, self._cells(r.id)) for r in runs]
-        existing = [str(k.value) for k in table.rows]
-        if existing == [rid for rid, _ in rows]:
-            for rid, cells in rows:
-                for col, cell in zip(COLUMNS, cells):
-                    table.update_cell(rid, col or "mark", cell, update_width=True)
-        else:
-            table.clear()
-            for rid, cells in rows:
-                table.add_row(*cells, key=rid)
-            if current is not None and current.id in infos:
-                table.move_cursor(row=table.get_row_index(current.id))
+        self.query_one("#runs", RunTable).show(COLUMNS, [(r.id, self._cells(r.id)) for r in runs])
         note = self.query_one("#runs-note", Static)
         if not runs:
             note.update("No runs yet: N starts one (dataset → backend → training), or `ftui train --preset demo`.")
@@ -168,10 +156,7 @@ class RunsScreen(Screen):
         ]
 
     def selected(self) -> Run | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.cursor_row is None or table.cursor_row >= table.row_count:
-            return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = self.query_one("#runs", RunTable).selected_key()
         return next((r for r in self.runs if r.id == key), None)
 
     # -- keys ----------------------------------------------------------------------------
@@ -226,7 +211,7 @@ class RunsScreen(Screen):
         if run is None:
             return
         self.marked ^= {run.id}
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", RunTable)
         table.update_cell(run.id, "mark", "●" if run.id in self.marked else " ")
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
