@@ -21,8 +21,8 @@ from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.run_table import RunTable
 
 REFRESH_S = 2.0
-COLUMNS = [(name, name or "mark") for name in ("", "run", "status", "valid", "accuracy", "cost", "time", "backend",
-                                                 "model", "data")]
+COLUMNS = tuple((name, name or "mark") for name in ("", "run", "status", "valid", "accuracy", "cost", "time",
+                                                      "backend", "model", "data"))
 """(label, key): headline figures first, so they are on screen at 80 columns; the run id says when it started."""
 
 

@@ -26,7 +26,6 @@ from ftui.tui.widgets.loss_chart import LossChart
 from ftui.tui.widgets.render import Flow
 
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": ""}
-ENDED = ENDED_STATES
 
 
 def state_text(state: str) -> Text:
@@ -117,7 +116,7 @@ class TrainingScreen(Screen):
     def _status(self, message: RunStatusChanged) -> None:
         self.status = message.status
         state = self.status.get("state", "queued")
-        if state in ENDED:
+        if state in ENDED_STATES:
             self.has_eval = bool(self.run.eval_metrics()) if not message.missing else False
         self.refresh_bindings()
         self._render_all()
@@ -130,7 +129,7 @@ class TrainingScreen(Screen):
             log.write(line)
 
     def _announce(self, state: str) -> None:
-        if state == self._announced or state not in ENDED:
+        if state == self._announced or state not in ENDED_STATES:
             return
         self._announced = state
         if state == "succeeded":
@@ -174,7 +173,7 @@ class TrainingScreen(Screen):
         message = self.status.get("message") or ""
         if state == "lost":
             message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)"
-        if self.stop_requested_at is not None and state not in ENDED:
+        if self.stop_requested_at is not None and state not in ENDED_STATES:
             message = "stopping after the current step…"
         if message:
             text.append(f" {fmt.short(message, 40)}", style="dim")
@@ -201,7 +200,7 @@ class TrainingScreen(Screen):
         if not p.last_train:
             if self.status.get("state") == "evaluating":  # an eval-only run of a trained model
                 return Flow([Text(text, style=style) for text, style in self._eval_parts()])
-            return Text("waiting for the first training step…" if self.status.get("state") not in ENDED
+            return Text("waiting for the first training step…" if self.status.get("state") not in ENDED_STATES
                         else "no training steps recorded", style="dim")
         t = p.last_train
         parts: list[tuple[str, str]] = [(f"step {t['step']}/{t['total_steps']}", "bold"),
@@ -255,11 +254,11 @@ class TrainingScreen(Screen):
         if action == "eval":
             return True if self.has_eval else None
         if action == "cancel_run":
-            return True if self.status.get("state") not in ENDED and self.stop_requested_at is None else None
+            return True if self.status.get("state") not in ENDED_STATES and self.stop_requested_at is None else None
         return True
 
     def action_cancel_run(self) -> None:
-        if self.status.get("state") in ENDED:
+        if self.status.get("state") in ENDED_STATES:
             return
         question = (f"Stop run {self.run.id} after its current step?\n"
                     "A checkpoint is saved first; resume (Runs screen, u) continues it.")
