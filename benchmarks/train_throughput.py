@@ -378,14 +378,14 @@ def train_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from ftui.core.cost import hardware_price
     from ftui.core.errors import FtuiError
     from ftui.core.events import EventWriter
+    from ftui.core.machine import cpu_bf16
     from ftui.core.runs import Run
 
     run = Run(Path(spec["run_dir"]))
     hw = hardware.detect()
     device = spec["device"]
     if device != hw.device:  # --device cpu on a GPU machine: the CPU decides the precision
-        hw = hardware.Hardware("cpu", None, 0, None, bool({"avx512_bf16", "amx_bf16"} & hardware.cpu_flags()),
-                               hw.cpu_count, hw.ram_total)
+        hw = hardware.Hardware("cpu", None, 0, None, cpu_bf16(), hw.cpu_count, hw.ram_total)
     dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
     meter = make_meter(device, spec["warmup"])
     with EventWriter(run.events_path) as events:

@@ -8,8 +8,9 @@ import sys
 CORE_MODULES = [
     "ftui.core.config", "ftui.core.presets", "ftui.core.data", "ftui.core.datacheck",
     "ftui.core.prompts", "ftui.core.events", "ftui.core.runs", "ftui.core.scoring",
-    "ftui.core.export", "ftui.core.machine", "ftui.core.backends", "ftui.core.openai_prep", "ftui.core.study", "ftui.core.evalplan", "ftui.core.progress",
-    "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
+    "ftui.core.export", "ftui.core.machine", "ftui.core.backends", "ftui.core.openai_prep", "ftui.core.study",
+    "ftui.core.evalplan", "ftui.core.progress", "ftui.core.runspec", "ftui.core.request",
+    "ftui.core.checkpoints", "ftui.core.tasks", "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
     "ftui.core.tasks.jsontask", "ftui.core.tasks.text",
 ]
 
@@ -52,3 +53,15 @@ def test_backends_and_runner_load_ml_libraries_only_when_they_work():
                         "ftui.backends.openai, ftui.runner.runner, ftui.runner.launch")
     for heavy in ("torch", "transformers", "peft", "openai", "textual"):
         assert heavy not in mods, f"importing the backends' packages loaded {heavy}"
+
+
+def test_task_registry_and_config_load_no_task_module():
+    """The task list is read without importing a task (the SQL task loads sqlglot)."""
+    mods = loaded_after("import ftui.core.config\nimport ftui.core.tasks")
+    assert "sqlglot" not in mods and "jsonschema" not in mods and "ftui.core.tasks.sql" not in mods
+
+
+def test_local_hardware_facts_need_no_torch_until_asked():
+    """backends/local/hardware takes its torch-free facts from core.machine; torch loads in detect()."""
+    mods = loaded_after("import ftui.backends.local.hardware")
+    assert "ftui.core.machine" in mods and "torch" not in mods

@@ -64,3 +64,57 @@ def test_status_written_atomically_and_lost_when_runner_gone():
     data.update(state="succeeded", pid=int(proc.stdout))
     run.status_path.write_text(json.dumps(data))
     assert run.status()["state"] == "succeeded"
+
+
+def test_one_definition_of_an_active_run():
+    from ftui.core.runs import is_active
+    from ftui.runner.launch import is_active as launcher_is_active
+
+    assert launcher_is_active is is_active  # the launcher re-exports core's, it has none of its own
+    assert [s for s in ("queued", "starting", "running", "evaluating", "succeeded", "failed", "cancelled",
+                        "lost", "missing") if is_active(s)] == ["queued", "starting", "running", "evaluating"]
+    run = make_run()
+    assert run.active()  # queued: the runner is about to start
+    run.write_status("cancelled")
+    assert not run.active()
+
+
+def test_request_stop_sends_sigterm_after_the_grace_period_and_a_cancelled_wait_returns_at_once():
+    from ftui.runner.launch import request_stop
+
+    run = make_run()
+    # a "runner" that ignores the stop file and ends on SIGTERM
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        data = {"state": "running", "pid": proc.pid, "host": os.uname().nodename, "heartbeat": time.time()}
+        run.status_path.write_text(json.dumps(data))
+        started = time.monotonic()
+        assert request_stop(run, cancelled=lambda: True) == "running"
+        assert time.monotonic() - started < 1 and run.stop_path.exists() and proc.poll() is None
+        assert request_stop(run, grace_s=0.3, poll_s=0.02) == "running"  # still "running": no runner wrote
+        assert proc.wait(timeout=5) == -15  # SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_checkpoints_are_published_kept_listed_and_cleaned_without_the_training_stack():
+    from ftui.core.checkpoints import clean_partial, last_checkpoint, publish
+
+    run = make_run()
+    folder = run.checkpoints_path
+    folder.mkdir()
+    assert last_checkpoint(folder) is None and publish(folder, 5) is None  # nothing saved yet
+    for step in (5, 10, 15):
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        assert publish(folder, step) == folder / f"step-{step}"
+    assert sorted(p.name for p in folder.iterdir()) == ["step-10", "step-15"]  # the last two kept
+    assert last_checkpoint(folder) == folder / "step-15"
+    # a killed runner: a Trainer folder not yet published, a trash folder, a step without its state
+    (folder / "checkpoint-20").mkdir()
+    (folder / ".trash-step-5").mkdir()
+    (folder / "step-25").mkdir()
+    assert last_checkpoint(folder) == folder / "step-15"
+    assert clean_partial(folder) == [".trash-step-5", "checkpoint-20"]
+    assert sorted(p.name for p in folder.iterdir()) == ["step-10", "step-15", "step-25"]

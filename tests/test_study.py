@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -154,3 +155,47 @@ def test_two_drivers_of_one_study_launch_each_run_once(monkeypatch):
     for d in drivers:
         d.join(timeout=30)
     assert sorted(launched) == sorted(r.id for r in runs)
+
+
+class _FakeNvml:
+    """What pynvml answers on a machine with one NVIDIA A40 (names come back as bytes in older pynvml)."""
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetName(self, h):
+        return b"NVIDIA A40"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(used=10 * 2**30, total=48 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return SimpleNamespace(gpu=97)
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return 250_000
+
+
+def test_eval_cost_on_a_gpu_uses_the_gpu_price_recorded_in_hw_events():
+    from ftui.core.cost import hardware_price
+    from ftui.core.events import EventWriter
+    from ftui.core.machine import HwReading, NvmlGpus
+    from ftui.core.study import table
+
+    run = create_run(label="demo", spec={"backend": "local", "model": "m", "task": "text",
+                                         "hyperparameters": {}}, splits={})
+    # the local runner's hw event, as its sampler writes it on a GPU read through NVML
+    reading = HwReading.of(NvmlGpus(_FakeNvml()).read(), cpu_percent=100.0, rss_bytes=2**30)
+    writer = EventWriter(run.events_path)
+    writer.write("hw", **reading.to_event())
+    writer.close()
+    (run.dir / "eval" / "finetuned").mkdir(parents=True)
+    (run.dir / "eval" / "finetuned" / "metrics.json").write_text(json.dumps(
+        {"variant": "finetuned", "n": 200, "duration_s": 36.0, "metrics": {"exact": 0.5}}))
+    [row] = table([run])["rows"]
+    per_hour = hardware_price("NVIDIA A40").per_hour
+    assert per_hour > 0
+    assert row["eval_usd_per_1k"] == pytest.approx(per_hour * 36.0 / 3600 / 200 * 1000, rel=1e-3)

@@ -69,3 +69,27 @@ def test_aggregate_by_hand() -> None:
 def test_bad_options_are_config_errors(options: dict) -> None:
     with pytest.raises(ConfigError):
         make_task("text", options)
+
+
+def test_a_registered_task_is_made_and_accepted_by_the_config(monkeypatch) -> None:
+    import dataclasses
+
+    import ftui.core.tasks as tasks
+    from ftui.core.presets import load_preset
+
+    assert tasks.TASK_NAMES == ("sql", "funcrep", "json", "text")
+    with pytest.raises(ConfigError, match="unknown task 'shout'; choose one of: sql, funcrep, json, text"):
+        make_task("shout")
+    with pytest.raises(ConfigError, match="task: must be one of"):
+        dataclasses.replace(load_preset("demo"), task="shout")
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))  # the registration ends with the test
+
+    class Shout(TextTask):
+        pass
+
+    tasks.register_task("shout", Shout)
+    assert isinstance(make_task("shout", {"valid_regex": "[A-Z]+"}), Shout)
+    assert "shout" in tasks.task_names()
+    assert dataclasses.replace(load_preset("demo"), task="shout").task == "shout"
+    with pytest.raises(ConfigError, match="task: must be one of"):
+        dataclasses.replace(load_preset("demo"), task="whisper")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -678,14 +679,20 @@ def test_attach_off_a_terminal_or_plain_follows_lines_and_the_tui_never_loads_ml
 async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_training(ftui_home):
     stopped = make_run(ftui_home, RUN_A, state="cancelled", steps=20, total=50, evaluated=False)
     make_run(ftui_home, RUN_B, created=T0 + 1000, state="running", steps=5, total=50, evaluated=False)
-    resumed = []
-    app = FtuiApp(services=fake_services(resume=lambda run: resumed.append(run.id) or 4242))
+    resumed, stops = [], []
+    app = FtuiApp(services=fake_services(
+        resume=lambda run: resumed.append(run.id) or 4242,
+        stop=lambda run: stops.append((run.id, threading.current_thread() is threading.main_thread())) or "running"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("R")
         await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
         rs = app.screen
         await pilot.press("u")  # the running one (first row): nothing to resume
         assert resumed == [] and app.screen is rs
+        await pilot.press("c")  # cancel it: asked first, then stopped from a worker thread (it may wait)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: stops == [(RUN_B, False)], what="the stop, off the UI thread")
         await pilot.press("enter")  # running: its training screen
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
         assert app.screen.run.id == RUN_B
@@ -694,6 +701,7 @@ async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_trai
         await pilot.press("down", "u")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
         assert resumed == [RUN_A] and app.screen.run.id == stopped.id
+        assert app.watched == {RUN_A, RUN_B}  # both named on quit if still running
 
 
 # -- studies ------------------------------------------------------------------------------

@@ -214,7 +214,8 @@ def _after_launch(run, *, detach: bool, as_json: bool, verb: str) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from ftui.core.runs import resolve_run
-    from ftui.runner.launch import is_active, launch
+    from ftui.core.runs import is_active
+    from ftui.runner.launch import launch
 
     run = resolve_run(args.run)
     if is_active(run.status()["state"]):
@@ -258,7 +259,8 @@ def _cmd_attach(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from ftui.core.runs import resolve_run
-    from ftui.runner.launch import is_active, launch
+    from ftui.core.runs import is_active
+    from ftui.runner.launch import launch
 
     run = resolve_run(args.run)
     state = run.status()["state"]
@@ -272,7 +274,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     from ftui.core.runs import resolve_run
-    from ftui.runner.launch import is_active, request_stop
+    from ftui.core.runs import is_active
+    from ftui.runner.launch import request_stop
 
     run = resolve_run(args.run)
     state = run.status()["state"]

@@ -22,7 +22,7 @@ from ftui.core.runs import Run
 from ftui.core.request import apply_overrides
 from ftui.core.scoring import (PredictionRecord, collapse_problems, count_scorable, read_prediction_lines, read_score_file,
                                score_records, write_records)
-from ftui.core.tasks import TASK_NAMES, make_task
+from ftui.core.tasks import make_task, task_names
 
 
 def presets_table() -> list[dict[str, Any]]:
@@ -49,8 +49,8 @@ def presets_table() -> list[dict[str, Any]]:
 def _check_task(task: str | None) -> str:
     if task is None:
         return "text"
-    if task not in TASK_NAMES:
-        raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(TASK_NAMES)}")
+    if task not in task_names():
+        raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(task_names())}")
     return task
 
 

@@ -20,9 +20,9 @@ from typing import Callable, Iterator, Sequence, TextIO
 from ftui.core.backends import backend as backend_facts, backend_names, spend_gate
 from ftui.core.config import EvalSettings, SplitSpec
 from ftui.core.errors import ConfigError
-from ftui.core.runs import Run
+from ftui.core.runs import Run, is_active
 from ftui.core.study import Study, create_study, parse_models
-from ftui.runner.launch import is_active, launch, start_detached
+from ftui.runner.launch import launch, start_detached
 
 
 def _known(backend: str) -> set[str]:

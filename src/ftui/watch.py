@@ -7,8 +7,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
 from ftui.core.events import EventTail
-from ftui.core.runs import Run
-from ftui.runner.launch import is_active
+from ftui.core.runs import Run, is_active
 from ftui.tui.fmt import duration, rate  # a pure module: no Textual is loaded
 
 POLL_S = 0.5

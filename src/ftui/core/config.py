@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ftui.core.errors import ConfigError
-
-TASKS = ("sql", "funcrep", "json", "text")
+from ftui.core.tasks import task_names  # the one task list: core.tasks' registry
 
 
 def _check(cond: bool, where: str, message: str) -> None:
@@ -261,7 +260,7 @@ class Preset:
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", "is empty")
-        _check(self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}, got {self.task!r}")
+        _check(self.task in task_names(), "task", f"must be one of {', '.join(task_names())}, got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values, as frozen into ``run.json``."""

@@ -21,6 +21,8 @@ STATES = ("queued", "starting", "running", "evaluating", "succeeded", "failed", 
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 LOST = "lost"
 """Not written by anyone: what viewers call a run whose runner stopped heartbeating."""
+MISSING = "missing"
+"""Not written by anyone: what a viewer calls a run whose directory was removed while it watched."""
 
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))
@@ -42,7 +44,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False)},
     "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
+    # Written and read back as core.machine.HwReading; each ``gpus`` entry is a core.machine.Gpu
+    # (index, name, mem_total, mem_used, util, power_w). ``gpu_name`` prices the GPU hours.
     "hw": {
+        "gpu_name": (_OPT_STR, False),
         "gpu_util": (_OPT_NUM, False),
         "gpu_mem_used": (_OPT_NUM, False),
         "gpu_mem_total": (_OPT_NUM, False),

@@ -1,8 +1,10 @@
 """What this machine has, and whether a model will fit, without importing torch.
 
-The Backend screen needs this before any run exists, and the TUI never imports torch
-(DESIGN.md, Layers). GPUs come from ``nvidia-smi`` (present wherever an NVIDIA driver is),
-CPU and RAM from ``/proc/cpuinfo`` and psutil. The memory-fit figure is a rough planning
+The one home of hardware facts (DESIGN.md, Layers): the Backend screen needs them before any
+run exists and the TUI never imports torch; the local backend adds only what needs torch
+(``backends/local/hardware.py``). GPUs come from ``nvidia-smi`` (present wherever an NVIDIA
+driver is) or NVML, CPU and RAM from ``/proc/cpuinfo`` and psutil. ``HwReading`` is the
+payload of ``hw`` events, written and read back through the same type. The memory-fit figure is a rough planning
 estimate (weights + LoRA training state + activations), not a promise; the runner checks
 the weights against free memory again before it loads anything.
 """
@@ -13,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -83,7 +86,12 @@ class Machine:
         return out
 
 
-def _cpu_info() -> tuple[str, set[str]]:
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags of a CPU that runs bf16 fast (AVX512-bf16 or AMX), where ftui trains in bf16."""
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """(model name, flags) of the first CPU in ``/proc/cpuinfo``; empty where it is absent."""
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -97,6 +105,25 @@ def _cpu_info() -> tuple[str, set[str]]:
     except OSError:
         pass
     return model, flags
+
+
+def cpu_bf16(flags: set[str] | None = None) -> bool:
+    """This CPU (or one with ``flags``) runs bf16 fast."""
+    return bool(BF16_CPU_FLAGS & (cpu_info()[1] if flags is None else flags))
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def ram_total() -> int | None:
+    """Bytes of RAM, None where psutil cannot tell."""
+    import psutil  # small, but only where hardware is asked about
+
+    try:
+        return psutil.virtual_memory().total
+    except (OSError, RuntimeError):
+        return None
 
 
 def _num(text: str) -> float | None:
@@ -141,19 +168,105 @@ def query_gpus(timeout_s: float = 5.0) -> tuple[tuple[Gpu, ...], str, str]:
     return gpus, driver, "" if gpus else "nvidia-smi lists no GPU"
 
 
+class NvmlGpus:
+    """GPU readings through NVML (``pynvml``, which comes with some CUDA installs): cheaper than
+    starting ``nvidia-smi`` for each ``hw`` event. ``open()`` is None where NVML is absent."""
+
+    def __init__(self, nvml: Any) -> None:
+        self._nvml = nvml
+
+    @classmethod
+    def open(cls) -> NvmlGpus | None:
+        try:
+            import pynvml  # optional
+
+            pynvml.nvmlInit()
+        except Exception:  # no NVML (no driver, no package): no readings from it
+            return None
+        return cls(pynvml)
+
+    def read(self) -> tuple[Gpu, ...]:
+        n = self._nvml
+        gpus = []
+        for i in range(n.nvmlDeviceGetCount()):
+            h = n.nvmlDeviceGetHandleByIndex(i)
+            mem = n.nvmlDeviceGetMemoryInfo(h)
+            try:
+                power = n.nvmlDeviceGetPowerUsage(h) / 1000  # mW
+            except Exception:  # not supported on this board
+                power = None
+            name = n.nvmlDeviceGetName(h)
+            gpus.append(Gpu(index=i, name=name.decode() if isinstance(name, bytes) else str(name),
+                            mem_total=mem.total, mem_used=mem.used,
+                            util=n.nvmlDeviceGetUtilizationRates(h).gpu, power_w=power))
+        return tuple(gpus)
+
+
+@dataclass(frozen=True)
+class HwReading:
+    """The payload of an ``hw`` event: written by the local runner's sampler, read back by the
+    Training screen and the study table through ``to_event``/``from_event`` and nothing else."""
+
+    gpus: tuple[Gpu, ...] = ()
+    """Every GPU, where NVML reads them."""
+    gpu_name: str | None = None
+    """The first GPU's name (the one the price table is looked up by)."""
+    gpu_util: float | None = None
+    """Percent, first GPU."""
+    gpu_mem_used: int | None = None
+    """Bytes, first GPU (from torch's counters where NVML is absent)."""
+    gpu_mem_total: int | None = None
+    gpu_power_w: float | None = None
+    cpu_percent: float | None = None
+    """Of one core: 200 is two cores busy."""
+    rss_bytes: int | None = None
+    """The runner's resident memory."""
+    ram_total_bytes: int | None = None
+
+    @classmethod
+    def of(cls, gpus: Sequence[Gpu], **fields: Any) -> HwReading:
+        """A reading whose first-GPU fields come from ``gpus[0]``."""
+        first = gpus[0] if gpus else None
+        if first is None:
+            return cls(**fields)
+        return cls(gpus=tuple(gpus), gpu_name=first.name, gpu_util=first.util, gpu_mem_used=first.mem_used,
+                   gpu_mem_total=first.mem_total, gpu_power_w=first.power_w, **fields)
+
+    def to_event(self) -> dict[str, Any]:
+        """The fields of the ``hw`` event (core/events.py's schema); unknown ones left out."""
+        out: dict[str, Any] = {k: v for k, v in dataclasses.asdict(self).items() if k != "gpus" and v is not None}
+        if self.gpus:
+            out["gpus"] = [dataclasses.asdict(g) for g in self.gpus]
+        return out
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> HwReading:
+        """Read an ``hw`` event back; a GPU entry without a name (runs recorded before names were
+        written) keeps an empty one."""
+        gpus = tuple(Gpu(index=int(g.get("index", i)), name=str(g.get("name") or ""), mem_total=g.get("mem_total"),
+                         mem_used=g.get("mem_used"), util=g.get("util"), power_w=g.get("power_w"))
+                     for i, g in enumerate(event.get("gpus") or ()) if isinstance(g, Mapping))
+        name = event.get("gpu_name") or (gpus[0].name if gpus else None) or None
+        return cls(gpus=gpus, gpu_name=name, **{f: event.get(f) for f in _SCALARS})
+
+
+_SCALARS = ("gpu_util", "gpu_mem_used", "gpu_mem_total", "gpu_power_w", "cpu_percent", "rss_bytes",
+            "ram_total_bytes")
+
+
 def detect() -> Machine:
     """This machine's CPU, RAM and NVIDIA GPUs (a subprocess call; up to a few seconds)."""
     import psutil  # small, but only where hardware is asked about
 
-    model, flags = _cpu_info()
+    model, flags = cpu_info()
     try:
         vm = psutil.virtual_memory()
         ram_total, ram_avail = vm.total, vm.available
     except (OSError, RuntimeError):
         ram_total = ram_avail = None
     gpus, driver, why = query_gpus()
-    return Machine(cpu_model=model, cpu_count=os.cpu_count() or 1, ram_total=ram_total,
-                   ram_available=ram_avail, cpu_bf16=bool({"avx512_bf16", "amx_bf16"} & flags),
+    return Machine(cpu_model=model, cpu_count=cpu_count(), ram_total=ram_total,
+                   ram_available=ram_avail, cpu_bf16=cpu_bf16(flags),
                    gpus=gpus, driver=driver, gpu_error=why)
 
 

@@ -146,10 +146,3 @@ def thin(points: list[tuple[int, float]], most: int = MAX_POINTS) -> list[tuple[
         out.append((chunk[-1][0], sum(v for _, v in chunk) / len(chunk)))
     out[-1] = points[-1]
     return out
-
-
-def is_active(state: str) -> bool:
-    """A runner is (or should be) working on it: not ended, not lost, not missing."""
-    from ftui.core.events import LOST, TERMINAL_STATES
-
-    return state not in TERMINAL_STATES and state not in (LOST, "missing")

@@ -22,7 +22,7 @@ from ftui.core.presets import load_preset
 from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runs import Run, create_run, file_sha256
 from ftui.core.runspec import DataInfo, RunSpec
-from ftui.core.tasks import TASK_NAMES, make_task
+from ftui.core.tasks import make_task, task_names
 
 
 @dataclass
@@ -126,8 +126,8 @@ def resolve_request(req: RunRequest) -> Resolved:
         label = p.name
     elif req.data:
         task = req.task or "text"
-        if task not in TASK_NAMES:
-            raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(TASK_NAMES)}")
+        if task not in task_names():
+            raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(task_names())}")
         options, template = {}, DEFAULT_TEMPLATES[task]
         settings = {**{name: cls() for name, cls in settings_sections().items()},
                     "eval": EvalSettings(), "split": SplitSpec()}

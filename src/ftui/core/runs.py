@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from ftui import __version__
 from ftui.core.errors import RunNotFoundError
-from ftui.core.events import LOST, TERMINAL_STATES, read_events
+from ftui.core.events import LOST, MISSING, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
 from ftui.core.paths import runs_dir
 from ftui.core.progress import RunProgress
@@ -27,6 +27,15 @@ HEARTBEAT_STALE_S = 60.0
 """A running status whose heartbeat is older than this (and whose pid is gone) is ``lost``."""
 
 SPLITS = ("train", "val", "test")
+
+ENDED_STATES = (*TERMINAL_STATES, LOST, MISSING)
+"""States in which no runner works on a run: finished, or seen by a viewer as lost or missing."""
+
+
+def is_active(state: str) -> bool:
+    """A runner is (or should be) working on a run in ``state``: not ended, not lost, not missing.
+    The one definition the CLI, the study driver and the TUI use."""
+    return state not in ENDED_STATES
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -78,6 +87,11 @@ class Run:
     def stop_path(self) -> Path:
         return self.dir / "stop"
 
+    @property
+    def checkpoints_path(self) -> Path:
+        """``checkpoints/step-N/`` folders (core.checkpoints lists them)."""
+        return self.dir / "checkpoints"
+
     def examples(self, split: str) -> list[Example]:
         """The frozen examples of ``split`` (train, val or test)."""
         path = self.dir / "data" / f"{split}.jsonl"
@@ -107,6 +121,10 @@ class Run:
         if state not in TERMINAL_STATES and "pid" in st and _runner_gone(st, now or time.time()):
             st = {**st, "state": LOST, "last_state": state}
         return st
+
+    def active(self) -> bool:
+        """A runner is (or should be) working on this run now (see ``is_active``)."""
+        return is_active(self.status().get("state", "queued"))
 
     def job(self) -> dict[str, Any]:
         """``job.json`` of an OpenAI run (ids at OpenAI, the fine-tuned model); {} otherwise."""

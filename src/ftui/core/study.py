@@ -135,10 +135,14 @@ def _eval_cost_per_1k(run: Run, metrics: Mapping[str, Any]) -> float | None:
 
 
 def _gpu_name(run: Run) -> str | None:
+    """The GPU the run's first ``hw`` reading names (None on a CPU, or where none is named)."""
+    from ftui.core.machine import HwReading
+
     for e in read_events(run.events_path):
-        if e["type"] == "hw" and e.get("gpus"):
-            first = e["gpus"][0]
-            return first.get("name") if isinstance(first, dict) else None
+        if e["type"] == "hw":
+            name = HwReading.from_event(e).gpu_name
+            if name:
+                return name
     return None
 
 

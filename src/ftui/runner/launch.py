@@ -8,16 +8,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ftui
 
 from ftui.core.backends import backend
-from ftui.core.events import LOST, TERMINAL_STATES
-from ftui.core.runs import Run
+from ftui.core.runs import Run, is_active
+
+__all__ = ["STOP_GRACE_S", "child_env", "is_active", "launch", "processes", "request_stop", "runner_command",
+           "start_detached"]
+# is_active lives in core.runs (one definition of run activity); it is re-exported here for
+# callers that still import it from the launcher.
 
 STOP_GRACE_S = 60.0
-"""How long ``cancel`` waits for the runner to finish its step before sending SIGTERM."""
+"""How long a viewer (``ftui cancel``, the TUI) waits for the runner to finish its step before
+sending SIGTERM."""
 
 
 def processes(run: Run) -> int:
@@ -76,12 +81,12 @@ def start_detached(cmd: Sequence[str], *, log: Path, cwd: Path) -> int:
     return proc.pid
 
 
-def is_active(state: str) -> bool:
-    return state not in TERMINAL_STATES and state != LOST
-
-
-def request_stop(run: Run, *, grace_s: float = STOP_GRACE_S, wait: bool = True) -> str:
-    """Write the stop file; after ``grace_s`` send SIGTERM. Returns the state reached."""
+def request_stop(run: Run, *, grace_s: float = STOP_GRACE_S, wait: bool = True,
+                 cancelled: Callable[[], bool] = lambda: False, poll_s: float = 0.2) -> str:
+    """Write the stop file; after ``grace_s`` send SIGTERM, then wait ``grace_s`` more. Returns the
+    state reached. The one stop-then-SIGTERM of every viewer: blocking, so the TUI calls it from
+    a worker thread; ``cancelled`` (the worker's flag) ends the wait early, e.g. when the app quits.
+    ``wait=False``: the stop file only."""
     run.stop_path.touch()
     if not wait:
         return run.status()["state"]
@@ -89,17 +94,17 @@ def request_stop(run: Run, *, grace_s: float = STOP_GRACE_S, wait: bool = True) 
     signalled = False
     while True:
         st = run.status()
-        if not is_active(st["state"]):
+        if not is_active(st["state"]) or cancelled():
             return st["state"]
         if time.monotonic() > deadline and not signalled:
             pid = st.get("pid")
             if isinstance(pid, int):
                 try:
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
+                except (ProcessLookupError, PermissionError):
                     pass
             signalled = True
             deadline = time.monotonic() + grace_s
         elif time.monotonic() > deadline and signalled:
             return st["state"]
-        time.sleep(0.2)
+        time.sleep(poll_s)

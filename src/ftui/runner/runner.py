@@ -186,7 +186,7 @@ def _disk_error(exc: BaseException, folder: Path) -> OSError | None:
 def disk_message(exc: OSError, run: Run) -> str:
     """A failed write in words: which file, why, and what to do; the checkpoints kept say where
     a resume would start."""
-    from ftui.backends.local.callback import last_checkpoint
+    from ftui.core.checkpoints import last_checkpoint
 
     reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
               errno.EFBIG: "the file grew past this process's file-size limit",
@@ -195,7 +195,7 @@ def disk_message(exc: OSError, run: Run) -> str:
     where = f" writing {exc.filename}" if exc.filename else ""
     if reason is None:
         return f"{type(exc).__name__}{where}: {exc.strerror or exc}"
-    last = last_checkpoint(run.dir / "checkpoints")
+    last = last_checkpoint(run.checkpoints_path)
     kept = f"checkpoints/{last.name} is intact; " if last is not None else ""
     return (f"cannot write{where or ' to the run folder'}: {reason} ({exc.strerror}). {kept}"
             f"fix it, then `ftui resume {run.id}` continues.")

@@ -7,13 +7,13 @@ trains: a run is a detached process, so quitting (or losing the terminal) leaves
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from ftui.core.runs import Run
-from ftui.core.progress import is_active
+from ftui.core.runs import Run, is_active
 from ftui.tui.screens.dataset import DatasetScreen
 from ftui.tui.services import Services
 
@@ -81,6 +81,23 @@ class FtuiApp(App):
         else:
             self.push_screen(TrainingScreen(run))
 
+    def stop_run(self, run: Run, *, failed: Callable[[OSError], None] | None = None) -> None:
+        """Stop ``run``: its stop file, then SIGTERM after the grace period (``Services.stop``), in
+        a worker thread of the app, so neither the UI nor a screen's polling thread waits and
+        leaving the screen does not drop the SIGTERM; quitting cancels the wait (the run goes
+        on). ``failed`` is called on the UI thread when the stop file could not be written."""
+
+        def stop() -> None:
+            try:
+                self.services.stop(run)
+            except OSError as exc:
+                if failed is not None:
+                    self.call_from_thread(failed, exc)
+                else:
+                    self.call_from_thread(self.notify, f"could not ask the runner to stop: {exc}", severity="error")
+
+        self.run_worker(stop, thread=True, exclusive=True, group=f"stop-{run.id}", exit_on_error=False)
+
     def show_runs(self) -> None:
         """The Runs screen: back down to it when it is in the stack, else on top."""
         from ftui.tui.screens.runs import RunsScreen
@@ -146,7 +163,7 @@ def run_app(attach: Run | None = None) -> int:
             run = resolve_run(rid)
         except FtuiError:
             continue
-        if is_active(run.status().get("state", "queued")):
+        if run.active():
             running.append(rid)
     for rid in running:
         print(f"run {rid} keeps running: `ftui attach {rid}` to watch it, `ftui cancel {rid}` to stop it")

@@ -116,14 +116,18 @@ def resume_run(run: Run) -> int:
 
 
 def stop_run(run: Run) -> str:
-    """Ask the runner to stop after its current step (the stop file); returns at once.
+    """Ask the runner to stop after its current step, SIGTERM it after the grace period, and
+    return the state reached (``launch.request_stop``). Blocking: the app calls it from a worker
+    thread (``FtuiApp.stop_run``), whose cancellation (quitting) ends the wait."""
+    from textual.worker import NoActiveWorker, get_current_worker
 
-    The viewer that asked sends SIGTERM after ``STOP_GRACE_S`` if the runner is still going
-    (see the Training screen); a blocking wait here would hold up quitting the app.
-    """
     from ftui.runner.launch import request_stop
 
-    return request_stop(run, wait=False)
+    try:
+        worker = get_current_worker()
+    except NoActiveWorker:  # called outside a worker: just the stop file, never block the UI
+        return request_stop(run, wait=False)
+    return request_stop(run, cancelled=lambda: worker.is_cancelled)
 
 
 @dataclass

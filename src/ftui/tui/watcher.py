@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui.core.events import EventTail
+from ftui.core.events import MISSING, EventTail
 from ftui.core.runs import Run
 
 LOG_TAIL_BYTES = 64 * 1024
@@ -51,7 +51,7 @@ class RunWatcher:
             self._inode = st.st_ino
         out.events = self.tail.read()
         out.missing = not self.run.dir.is_dir()
-        status = {"state": "missing", "message": "the run directory is gone"} if out.missing else self.run.status()
+        status = {"state": MISSING, "message": "the run directory is gone"} if out.missing else self.run.status()
         key = (status.get("state"), status.get("message"), status.get("pid"), status.get("ended"))
         if key != self._status_key:
             self._status_key = key

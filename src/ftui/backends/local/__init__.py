@@ -18,7 +18,7 @@ from ftui.core.runs import Run
 class LocalBackend:
     def train(self, run: Run, job: TrainJob) -> Trained:
         from ftui.backends.local import hardware
-        from ftui.backends.local.callback import clean_partial, last_checkpoint
+        from ftui.core.checkpoints import clean_partial, last_checkpoint, step_of
         from ftui.backends.local.train import train_run
         from ftui.core.cost import Price, hardware_price
 
@@ -34,14 +34,14 @@ class LocalBackend:
             f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "
             f"training precision {dtype}" + (f", {world} training processes (torchrun)" if world > 1 else "")))
         if job.resume:
-            removed = clean_partial(run.dir / "checkpoints")
+            removed = clean_partial(run.checkpoints_path)
             if removed:
                 events.write("log", level="info", message=(
                     f"removed what the stopped runner left half-written: {', '.join(removed)}"))
-        checkpoint = last_checkpoint(run.dir / "checkpoints") if job.resume else None
+        checkpoint = last_checkpoint(run.checkpoints_path) if job.resume else None
         spent_before = 0.0
         if checkpoint is not None:
-            step = int(checkpoint.name.split("-")[1])
+            step = step_of(checkpoint) or 0
             dropped = drop_events_after(run.events_path, step)
             events.reopen()
             events.write("log", level="info", message=(
@@ -69,7 +69,7 @@ class LocalBackend:
         the events, the status, the checkpoints and the adapter, decides when to stop and
         evaluates."""
         from ftui.backends.local import hardware
-        from ftui.backends.local.callback import last_checkpoint
+        from ftui.core.checkpoints import last_checkpoint
         from ftui.backends.local.train import train_run
         from ftui.core.cost import Price
 
@@ -77,7 +77,7 @@ class LocalBackend:
             return 0  # training is done; rank 0 evaluates
         hw = hardware.detect()
         dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
-        checkpoint = last_checkpoint(run.dir / "checkpoints") if resume else None
+        checkpoint = last_checkpoint(run.checkpoints_path) if resume else None
         train_run(run, events=_Silent(), should_stop=lambda: False, price=Price(0.0, ""), sampler=_NoSampler(),
                   device=hw.device, dtype=dtype, resume_from=checkpoint)
         return 0

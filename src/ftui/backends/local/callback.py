@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import deque
 from pathlib import Path
@@ -10,15 +9,19 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
+from ftui.core.checkpoints import KEEP_CHECKPOINTS, clean_partial, last_checkpoint, publish
 from ftui.core.cost import Price, spent_and_projected
 from ftui.core.events import EventWriter
+
+# clean_partial and last_checkpoint live in core.checkpoints (file work, no transformers); they
+# are re-exported here for callers that still import them from the callback.
+__all__ = ["KEEP_CHECKPOINTS", "EventsCallback", "agree", "barrier", "clean_partial", "last_checkpoint"]
 
 MIN_EVENT_INTERVAL_S = 0.25
 """Events are written in bursts at most four times a second; every step still gets its line."""
 HW_INTERVAL_S = 5.0
 SPEED_WINDOW = 10
 """tokens_per_s is measured over the last this many steps."""
-KEEP_CHECKPOINTS = 2
 
 
 class EventsCallback(TrainerCallback):
@@ -114,19 +117,11 @@ class EventsCallback(TrainerCallback):
         barrier()
 
     def _publish(self, out: Path, state: Any) -> None:
-        saved = out / f"checkpoint-{state.global_step}"
-        if not saved.is_dir():
-            return
-        target = out / f"step-{state.global_step}"
-        if target.exists():
-            _discard(target)
         # The Trainer wrote checkpoint-N completely before this call; one rename publishes it,
         # so a step-N folder is never half-written, whenever the runner is killed.
-        saved.rename(target)
-        self.events.write("checkpoint", step=state.global_step, path=f"checkpoints/{target.name}")
-        steps = sorted((int(p.name.split("-")[1]), p) for p in out.glob("step-*") if p.name.split("-")[1].isdigit())
-        for _, old in steps[:-KEEP_CHECKPOINTS]:
-            _discard(old)
+        target = publish(out, state.global_step)
+        if target is not None:
+            self.events.write("checkpoint", step=state.global_step, path=f"checkpoints/{target.name}")
 
 
 def _group() -> Any:
@@ -155,33 +150,3 @@ def barrier() -> None:
     dist = _group()
     if dist is not None:
         dist.barrier()
-
-
-def _discard(folder: Path) -> None:
-    """Delete a checkpoint folder so that no half-deleted ``step-N`` is ever left: rename first."""
-    trash = folder.with_name(f".trash-{folder.name}")
-    if trash.exists():
-        shutil.rmtree(trash, ignore_errors=True)
-    folder.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def clean_partial(checkpoints: Path) -> list[str]:
-    """Remove what a killed runner left half-done: the Trainer's ``checkpoint-N`` folders (not
-    yet published as ``step-N``) and ``.trash-*`` folders. Returns their names."""
-    removed = []
-    if checkpoints.is_dir():
-        for p in list(checkpoints.glob("checkpoint-*")) + list(checkpoints.glob(".trash-*")):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return sorted(removed)
-
-
-def last_checkpoint(checkpoints: Path) -> Path | None:
-    """The newest complete ``step-N`` folder (one with its trainer state), if any."""
-    found = []
-    for p in checkpoints.glob("step-*"):
-        suffix = p.name.split("-", 1)[1]
-        if suffix.isdigit() and (p / "trainer_state.json").is_file():
-            found.append((int(suffix), p))
-    return max(found)[1] if found else None

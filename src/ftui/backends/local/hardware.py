@@ -1,10 +1,13 @@
-"""What this machine can do: device, precision, memory; and samples for ``hw`` events."""
+"""What the local backend asks torch about the hardware: the device, bf16 on it, the training
+precision; and the ``hw`` event sampler. Every torch-free fact comes from ``core/machine.py``."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from ftui.core import machine
+from ftui.core.machine import HwReading
 
 
 @dataclass(frozen=True)
@@ -24,28 +27,14 @@ class Hardware:
         return asdict(self)
 
 
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def detect() -> Hardware:
-    import psutil
-    import torch  # heavy: device detection
+    import torch  # heavy: the device torch will train on
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return Hardware("cuda", props.name, torch.cuda.device_count(), props.total_memory,
-                        torch.cuda.is_bf16_supported(), os.cpu_count() or 1, psutil.virtual_memory().total)
-    flags = cpu_flags()
-    return Hardware("cpu", None, 0, None, bool({"avx512_bf16", "amx_bf16"} & flags),
-                    os.cpu_count() or 1, psutil.virtual_memory().total)
+                        torch.cuda.is_bf16_supported(), machine.cpu_count(), machine.ram_total())
+    return Hardware("cpu", None, 0, None, machine.cpu_bf16(), machine.cpu_count(), machine.ram_total())
 
 
 def precision(hw: Hardware, requested: str = "auto") -> str:
@@ -58,49 +47,32 @@ def precision(hw: Hardware, requested: str = "auto") -> str:
 
 
 class Sampler:
-    """Readings for ``hw`` events: GPU (through NVML when available), CPU and this process."""
+    """Readings for ``hw`` events: GPUs through NVML when available (else torch's memory
+    counters for the first one), CPU and this process."""
 
     def __init__(self) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self._proc.cpu_percent(None)
-        self._nvml: Any = None
-        try:
-            import pynvml  # optional: comes with some CUDA installs
+        self._nvml = machine.NvmlGpus.open()
 
-            pynvml.nvmlInit()
-            self._nvml = pynvml
-        except Exception:  # no NVML: no GPU readings beyond torch's memory counters
-            self._nvml = None
-
-    def sample(self) -> dict[str, Any]:
+    def reading(self) -> HwReading:
         import psutil
 
-        out: dict[str, Any] = {
-            "cpu_percent": psutil.cpu_percent(None),
-            "rss_bytes": self._proc.memory_info().rss,
-            "ram_total_bytes": psutil.virtual_memory().total,
-        }
-        if self._nvml is not None:
-            n = self._nvml
-            gpus = []
-            for i in range(n.nvmlDeviceGetCount()):
-                h = n.nvmlDeviceGetHandleByIndex(i)
-                mem = n.nvmlDeviceGetMemoryInfo(h)
-                try:
-                    power = n.nvmlDeviceGetPowerUsage(h) / 1000
-                except Exception:
-                    power = None
-                gpus.append({"index": i, "util": n.nvmlDeviceGetUtilizationRates(h).gpu,
-                             "mem_used": mem.used, "mem_total": mem.total, "power_w": power})
-            if gpus:
-                out.update(gpu_util=gpus[0]["util"], gpu_mem_used=gpus[0]["mem_used"],
-                           gpu_mem_total=gpus[0]["mem_total"], gpu_power_w=gpus[0]["power_w"], gpus=gpus)
-        else:
-            import torch
+        fields: dict[str, Any] = {"cpu_percent": psutil.cpu_percent(None), "rss_bytes": self._proc.memory_info().rss,
+                                  "ram_total_bytes": psutil.virtual_memory().total}
+        gpus = self._nvml.read() if self._nvml is not None else ()
+        if gpus:
+            return HwReading.of(gpus, **fields)
+        import torch  # loaded already by training
 
-            if torch.cuda.is_available():
-                free, total = torch.cuda.mem_get_info()
-                out.update(gpu_mem_used=total - free, gpu_mem_total=total)
-        return out
+        if self._nvml is None and torch.cuda.is_available():
+            free, total = torch.cuda.mem_get_info()
+            return HwReading(gpu_name=torch.cuda.get_device_name(), gpu_mem_used=total - free,
+                             gpu_mem_total=total, **fields)
+        return HwReading(**fields)
+
+    def sample(self) -> dict[str, Any]:
+        """The ``hw`` event's fields."""
+        return self.reading().to_event()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -52,29 +51,23 @@ def shown(value: Any) -> str:
 
 
 def openai_prices() -> tuple[dict[str, float], str]:
-    """Training price per 1M tokens by model, and the table's date (empty when unknown)."""
-    try:
-        from ftui.core.openai_prep import PRICES_AS_OF, TRAINING_PRICE_PER_1M
-    except ImportError:
-        return {}, ""
+    """Training price per 1M tokens by model, and the table's date."""
+    from ftui.core.openai_prep import PRICES_AS_OF, TRAINING_PRICE_PER_1M  # core; loaded when the screen opens
+
     return dict(TRAINING_PRICE_PER_1M), str(PRICES_AS_OF)
 
 
-def openai_training_price(model: str, table: dict[str, float]) -> float | None:
+def openai_training_price(model: str) -> float | None:
     """USD per 1M training tokens for a model id (a dated snapshot maps to its family)."""
-    try:
-        from ftui.core.openai_prep import training_price
-    except ImportError:
-        return table.get(model)
+    from ftui.core.openai_prep import training_price
+
     return training_price(model)
 
 
 def openai_key_present() -> bool:
     """Whether an API key is in the environment (never its value)."""
-    try:
-        from ftui.core.openai_prep import key_present
-    except ImportError:
-        return bool(os.environ.get("OPENAI_API_KEY"))
+    from ftui.core.openai_prep import key_present
+
     return bool(key_present())
 
 
@@ -149,7 +142,7 @@ class BackendScreen(Screen):
             names.insert(0, default)
         options = []
         for n in names:
-            price = openai_training_price(n, self.prices)
+            price = openai_training_price(n)
             label = f"{n}  ${price:g}/1M training tokens" if price is not None else f"{n}  (price unknown)"
             options.append((label, n))
         return Select(options, value=default, allow_blank=False, id="oa-model", compact=True, classes="span3")
@@ -274,11 +267,8 @@ class BackendScreen(Screen):
 
     @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
     def _preflight_worker(self, overrides: list[str]) -> None:
-        try:
-            from ftui.core.openai_prep import preflight
-        except ImportError:
-            self.app.call_from_thread(self._preflight_done, None, "cost estimate unavailable in this version")
-            return
+        from ftui.core.openai_prep import preflight  # core: no SDK
+
         try:
             result = preflight(self.choice.request(backend="openai", overrides=overrides))
         except FtuiError as exc:

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
-from ftui.core.tasks import TASK_NAMES
+from ftui.core.tasks import task_names
 from ftui.tui.choice import DataPick
 from ftui.tui.widgets.keys import key_footer
 
@@ -100,7 +100,7 @@ class FilePickerModal(ModalScreen["DataPick | None"]):
                 yield Input(placeholder="type a path or pick one above", id="path", compact=True)
             with Horizontal(classes="row"):
                 yield Label("read as", classes="label")
-                options = [(f"task {t}", f"task:{t}") for t in TASK_NAMES]
+                options = [(f"task {t}", f"task:{t}") for t in task_names()]
                 options += [(f"preset {p}", f"preset:{p}") for p in self.presets]
                 yield Select(options, value=self.initial, allow_blank=False, id="task", compact=True)
                 yield Button("Open", variant="primary", id="open", compact=True)

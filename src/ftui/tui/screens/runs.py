@@ -13,16 +13,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
-from ftui.core.runs import Run, list_runs
+from ftui.core.runs import Run, is_active, list_runs
 from ftui.tui.widgets.keys import key_footer
-from ftui.core.progress import is_active
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
+from ftui.tui.widgets.run_table import RunTable
 
 REFRESH_S = 2.0
-COLUMNS = ("", "run", "status", "valid", "accuracy", "cost", "time", "backend", "model", "data")
-"""Headline figures first, so they are on screen at 80 columns; the run id says when it started."""
+COLUMNS = tuple((name, name or "mark") for name in ("", "run", "status", "valid", "accuracy", "cost", "time",
+                                                      "backend", "model", "data"))
+"""(label, key): headline figures first, so they are on screen at 80 columns; the run id says when it started."""
 
 
 class SummaryCache:
@@ -98,15 +99,14 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RunTable(id="runs")
         yield Static(id="runs-note")
         yield key_footer()
 
     def on_mount(self) -> None:
         self.sub_title = "runs"
-        table = self.query_one("#runs", DataTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name or "mark")
+        table = self.query_one("#runs", RunTable)
+        table.show(COLUMNS, [])
         table.focus()
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
@@ -135,21 +135,8 @@ class RunsScreen(Screen):
             self.app.call_from_thread(self._show, [r for r in runs if r.id in infos], infos)
 
     def _show(self, runs: list[Run], infos: dict[str, dict[str, Any]]) -> None:
-        table = self.query_one("#runs", DataTable)
-        current = self.selected()
         self.runs, self.infos = runs, infos
-        rows = [(r.id, self._cells(r.id)) for r in runs]
-        existing = [str(k.value) for k in table.rows]
-        if existing == [rid for rid, _ in rows]:
-            for rid, cells in rows:
-                for col, cell in zip(COLUMNS, cells):
-                    table.update_cell(rid, col or "mark", cell, update_width=True)
-        else:
-            table.clear()
-            for rid, cells in rows:
-                table.add_row(*cells, key=rid)
-            if current is not None and current.id in infos:
-                table.move_cursor(row=table.get_row_index(current.id))
+        self.query_one("#runs", RunTable).show(COLUMNS, [(r.id, self._cells(r.id)) for r in runs])
         note = self.query_one("#runs-note", Static)
         if not runs:
             note.update("No runs yet: N starts one (dataset → backend → training), or `ftui train --preset demo`.")
@@ -169,10 +156,7 @@ class RunsScreen(Screen):
         ]
 
     def selected(self) -> Run | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.runs or table.cursor_row is None or table.cursor_row >= table.row_count:
-            return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = self.query_one("#runs", RunTable).selected_key()
         return next((r for r in self.runs if r.id == key), None)
 
     # -- keys ----------------------------------------------------------------------------
@@ -187,11 +171,8 @@ class RunsScreen(Screen):
 
     def action_attach(self) -> None:
         run = self.selected()
-        if run is None:
-            return
-        from ftui.tui.screens.training import TrainingScreen
-
-        self.app.push_screen(TrainingScreen(run))
+        if run is not None:
+            self.app.show_training(run)  # the app's way: it names the run on quit if still running
 
     def action_resume(self) -> None:
         run = self.selected()
@@ -207,21 +188,19 @@ class RunsScreen(Screen):
             self.notify(f"could not start the runner: {exc}", severity="error")
             return
         self.notify(f"resumed {run.id}", title="Run")
-        from ftui.tui.screens.training import TrainingScreen
-
-        self.app.push_screen(TrainingScreen(run))
+        self.app.show_training(run)
 
     def action_cancel_run(self) -> None:
         run = self.selected()
         if run is None:
             return
-        if not is_active(run.status()["state"]):
+        if not run.active():
             self.notify(f"run {run.id} is not running", severity="warning")
             return
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.app.services.stop(run)
+                self.app.stop_run(run)
                 self.notify(f"asked {run.id} to stop after its current step", title="Run")
 
         self.app.push_screen(ConfirmModal(f"Stop run {run.id} after its current step? A checkpoint is saved.",
@@ -232,7 +211,7 @@ class RunsScreen(Screen):
         if run is None:
             return
         self.marked ^= {run.id}
-        table = self.query_one("#runs", DataTable)
+        table = self.query_one("#runs", RunTable)
         table.update_cell(run.id, "mark", "●" if run.id in self.marked else " ")
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)

@@ -21,13 +21,13 @@ from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, S
 
 from ftui.core.backends import backend, backend_names, default_backend
 from ftui.core.errors import FtuiError
-from ftui.core.runs import Run
+from ftui.core.runs import Run, is_active
 from ftui.core.study import Study, export_study, list_studies, table
 from ftui.tui import fmt
-from ftui.core.progress import is_active
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.keys import key_footer
+from ftui.tui.widgets.run_table import RunTable
 
 REFRESH_S = 3.0
 """How often the Study screen re-reads its runs while one of them is still working."""
@@ -218,14 +218,14 @@ class StudyScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"study {self.study.id}", id="study-head")
-        yield DataTable(id="study-table", cursor_type="row", zebra_stripes=True)
+        yield RunTable(id="study-table")
         yield Static("", id="study-runs")
         yield Static("", id="study-note")
         yield key_footer()
 
     def on_mount(self) -> None:
         self.sub_title = "study"
-        self.query_one("#study-table", DataTable).focus()
+        self.query_one("#study-table", RunTable).focus()
         self._load()
         self.set_interval(REFRESH_S, self._tick)
 
@@ -286,28 +286,11 @@ class StudyScreen(Screen):
             if rid not in with_rows:
                 rows.append((f"{rid}/", [info["backend"] or "", fmt.short(str(info["model"] or ""), 16),
                                          state_text(info["status"]), *["—"] * len(keys), "", "", "", ""]))
-        table_ = self.query_one("#study-table", DataTable)
-        if [str(c.label) for c in table_.ordered_columns] == columns and \
-                [str(k.value) for k in table_.rows] == [key for key, _ in rows]:
-            for key, cells in rows:  # the same rows: update in place (no flicker, the cursor stays)
-                for column, cell in zip(table_.ordered_columns, cells):
-                    table_.update_cell(key, column.key, cell, update_width=True)
-            return
-        row = table_.cursor_row
-        table_.clear(columns=True)
-        for name in columns:
-            table_.add_column(name)
-        for key, cells in rows:
-            table_.add_row(*cells, key=key)
-        if table_.row_count:
-            table_.move_cursor(row=min(row, table_.row_count - 1))
+        self.query_one("#study-table", RunTable).show([(name, None) for name in columns], rows)
 
     def selected(self) -> Run | None:
-        table_ = self.query_one("#study-table", DataTable)
-        if not table_.row_count:
-            return None
-        key = str(table_.coordinate_to_cell_key((table_.cursor_row, 0)).row_key.value)
-        return next((r for r in self.runs if r.id == key.split("/")[0]), None)
+        key = self.query_one("#study-table", RunTable).selected_key()
+        return None if key is None else next((r for r in self.runs if r.id == key.split("/")[0]), None)
 
     @on(DataTable.RowSelected, "#study-table")
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from rich.console import Group
@@ -17,8 +15,8 @@ from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.backends import backend
-from ftui.core.events import TERMINAL_STATES
-from ftui.core.runs import Run
+from ftui.core.machine import HwReading
+from ftui.core.runs import ENDED_STATES, Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
@@ -28,9 +26,7 @@ from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.loss_chart import LossChart
 from ftui.tui.widgets.render import Flow
 
-STOP_GRACE_S = 60.0
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": ""}
-ENDED = (*TERMINAL_STATES, "lost", "missing")
 
 
 def state_text(state: str) -> Text:
@@ -101,22 +97,7 @@ class TrainingScreen(Screen):
                 self.post_message(RunStatusChanged(p.status, missing=p.missing))
             if p.log_lines:
                 self.post_message(RunnerLogRead(p.log_lines))
-            self._stop_fallback()
             time.sleep(poll_s)
-
-    def _stop_fallback(self) -> None:
-        """SIGTERM a runner that has not honoured the stop file within the grace period."""
-        asked = self.stop_requested_at
-        if asked is None or time.monotonic() - asked < STOP_GRACE_S:
-            return
-        self.stop_requested_at = None
-        st = self.run.status()
-        pid = st.get("pid")
-        if st.get("state") not in ENDED and isinstance(pid, int):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     @on(RunEventsReceived)
     def _events(self, message: RunEventsReceived) -> None:
@@ -136,7 +117,7 @@ class TrainingScreen(Screen):
     def _status(self, message: RunStatusChanged) -> None:
         self.status = message.status
         state = self.status.get("state", "queued")
-        if state in ENDED:
+        if state in ENDED_STATES:
             self.has_eval = bool(self.run.eval_metrics()) if not message.missing else False
         self.refresh_bindings()
         self._render_all()
@@ -149,7 +130,7 @@ class TrainingScreen(Screen):
             log.write(line)
 
     def _announce(self, state: str) -> None:
-        if state == self._announced or state not in ENDED:
+        if state == self._announced or state not in ENDED_STATES:
             return
         self._announced = state
         if state == "succeeded":
@@ -193,7 +174,7 @@ class TrainingScreen(Screen):
         message = self.status.get("message") or ""
         if state == "lost":
             message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)"
-        if self.stop_requested_at is not None and state not in ENDED:
+        if self.stop_requested_at is not None and state not in ENDED_STATES:
             message = "stopping after the current step…"
         if message:
             text.append(f" {fmt.short(message, 40)}", style="dim")
@@ -220,7 +201,7 @@ class TrainingScreen(Screen):
         if not p.last_train:
             if self.status.get("state") == "evaluating":  # an eval-only run of a trained model
                 return Flow([Text(text, style=style) for text, style in self._eval_parts()])
-            return Text("waiting for the first training step…" if self.status.get("state") not in ENDED
+            return Text("waiting for the first training step…" if self.status.get("state") not in ENDED_STATES
                         else "no training steps recorded", style="dim")
         t = p.last_train
         parts: list[tuple[str, str]] = [(f"step {t['step']}/{t['total_steps']}", "bold"),
@@ -248,27 +229,26 @@ class TrainingScreen(Screen):
         return Group(*lines)
 
     def _hw_text(self) -> Group:
-        hw = self.progress.hw
         lines = [Text("hardware", style="bold")]
-        if hw is None:
+        if self.progress.hw is None:
             facts = backend(self.run.spec.backend)
             lines.append(Text(f"none: the model trains at {facts.title}" if facts.remote else "no readings yet",
                               style="dim"))
             return Group(*lines)
-        gpus = hw.get("gpus") or []
-        if gpus:
-            for g in gpus[:4]:
-                power = f" {g['power_w']:.0f} W" if g.get("power_w") is not None else ""
-                lines.append(Text(f"GPU{g.get('index', 0)} {g.get('util', 0):>3.0f}% "
-                                  f"{fmt.gib(g.get('mem_used'))}/{fmt.gib(g.get('mem_total'))}{power}"))
-        elif hw.get("gpu_mem_total"):
-            util = f"{hw['gpu_util']:.0f}% " if hw.get("gpu_util") is not None else ""
-            power = f" {hw['gpu_power_w']:.0f} W" if hw.get("gpu_power_w") is not None else ""
-            lines.append(Text(f"GPU {util}{fmt.gib(hw.get('gpu_mem_used'))}/{fmt.gib(hw['gpu_mem_total'])}{power}"))
-        if hw.get("cpu_percent") is not None:
-            lines.append(Text(f"CPU {hw['cpu_percent']:.0f}%"))
-        if hw.get("rss_bytes") is not None:
-            lines.append(Text(f"RAM {fmt.gib(hw['rss_bytes'])} of {fmt.gib(hw.get('ram_total_bytes'))}"))
+        hw = HwReading.from_event(self.progress.hw)
+        if hw.gpus:
+            for g in hw.gpus[:4]:
+                power = f" {g.power_w:.0f} W" if g.power_w is not None else ""
+                lines.append(Text(f"GPU{g.index} {g.util or 0:>3.0f}% "
+                                  f"{fmt.gib(g.mem_used)}/{fmt.gib(g.mem_total)}{power}"))
+        elif hw.gpu_mem_total:
+            util = f"{hw.gpu_util:.0f}% " if hw.gpu_util is not None else ""
+            power = f" {hw.gpu_power_w:.0f} W" if hw.gpu_power_w is not None else ""
+            lines.append(Text(f"GPU {util}{fmt.gib(hw.gpu_mem_used)}/{fmt.gib(hw.gpu_mem_total)}{power}"))
+        if hw.cpu_percent is not None:
+            lines.append(Text(f"CPU {hw.cpu_percent:.0f}%"))
+        if hw.rss_bytes is not None:
+            lines.append(Text(f"RAM {fmt.gib(hw.rss_bytes)} of {fmt.gib(hw.ram_total_bytes)}"))
         return Group(*lines)
 
     # -- keys ----------------------------------------------------------------------------
@@ -276,11 +256,11 @@ class TrainingScreen(Screen):
         if action == "eval":
             return True if self.has_eval else None
         if action == "cancel_run":
-            return True if self.status.get("state") not in ENDED and self.stop_requested_at is None else None
+            return True if self.status.get("state") not in ENDED_STATES and self.stop_requested_at is None else None
         return True
 
     def action_cancel_run(self) -> None:
-        if self.status.get("state") in ENDED:
+        if self.status.get("state") in ENDED_STATES:
             return
         question = (f"Stop run {self.run.id} after its current step?\n"
                     "A checkpoint is saved first; resume (Runs screen, u) continues it.")
@@ -289,15 +269,18 @@ class TrainingScreen(Screen):
     def _cancel_confirmed(self, ok: bool | None) -> None:
         if not ok:
             return
-        try:
-            self.app.services.stop(self.run)
-        except OSError as exc:
-            self.notify(f"could not ask the runner to stop: {exc}", severity="error")
-            return
+        self.app.stop_run(self.run, failed=self._stop_failed)
         self.stop_requested_at = time.monotonic()
         self.refresh_bindings()
         self._render_state()
         self.notify("stop requested: the runner ends its step and saves a checkpoint", title="Run")
+
+    def _stop_failed(self, exc: OSError) -> None:
+        self.app.notify(f"could not ask the runner to stop: {exc}", severity="error")
+        self.stop_requested_at = None
+        if self.is_attached:
+            self.refresh_bindings()
+            self._render_state()
 
     def action_detach(self) -> None:
         self.notify(f"run {self.run.id} keeps running", title="Detached")
