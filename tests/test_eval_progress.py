@@ -14,7 +14,7 @@ from ftui.core.evalplan import PROGRESS_INTERVAL_ENV, EvalProgressReporter, prog
 from ftui.core.events import EventWriter, make_event, read_events
 from ftui.core.examples import Example
 from ftui.core.runs import Run, create_run, write_json_atomic
-from ftui.watch import eval_progress_line, follow, latest_progress_only
+from ftui.cli.follow import eval_progress_line, follow, latest_progress_only
 
 from conftest import run_cli
 from test_runner import toy_data, wait_for

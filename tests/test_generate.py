@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import sqlglot
 
-from ftui.core.generate import DATA_DIR, DATASETS, Dataset, write
-from ftui.core.generate.__main__ import main
-from ftui.core.generate.emotions import EMOTIONS
-from ftui.core.generate.viggo_pools import ESRBS, GENRES, PERSPECTIVES, RATINGS
+from ftui.presets.synth import DATA_DIR, DATASETS, Dataset, write
+from ftui.presets.synth.__main__ import main
+from ftui.presets.synth.emotions import EMOTIONS
+from ftui.presets.synth.viggo_pools import ESRBS, GENRES, PERSPECTIVES, RATINGS
 from ftui.core.tasks.funcrep import parse_mr
 from ftui.core.tasks.viggo import ATTRIBUTES, FUNCTIONS
 
@@ -48,7 +48,7 @@ def test_fresh_run_is_byte_identical_to_the_shipped_file(
     shipped_file = DATA_DIR / dataset.filename
     assert shipped_file.read_bytes() == regenerated[dataset.name].read_bytes(), (
         f"{shipped_file} is stale; regenerate with "
-        "`PYTHONPATH=src python -m ftui.core.generate`"
+        "`PYTHONPATH=src python -m ftui.presets.synth`"
     )
 
 

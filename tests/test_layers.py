@@ -65,3 +65,36 @@ def test_local_hardware_facts_need_no_torch_until_asked():
     """backends/local/hardware takes its torch-free facts from core.machine; torch loads in detect()."""
     mods = loaded_after("import ftui.backends.local.hardware")
     assert "ftui.core.machine" in mods and "torch" not in mods
+
+
+LAYERS = {  # package -> the packages its modules may import (DESIGN.md, Layers)
+    "core": {"core"},
+    "backends": {"core", "backends"},
+    "runner": {"core", "backends", "runner"},
+    "tui": {"core", "runner", "tui"},
+    "cli": {"core", "backends", "runner", "tui", "cli"},
+    "presets": {"core", "presets"},  # presets.synth, the sample generator: a tool beside its data
+}
+
+
+def test_every_module_imports_only_from_the_layers_below_it():
+    """Read from the source (every import, also inside functions): one way down, as drawn."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "ftui"
+    wrong = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if len(parts) == 1:
+            continue  # ftui/__init__.py, ftui/__main__.py (the entry point: the CLI)
+        layer = parts[0]
+        assert layer in LAYERS, f"{path}: a package the layer rules do not know; add it to LAYERS"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                bits = name.split(".")
+                if bits[0] == "ftui" and len(bits) > 1 and bits[1] in LAYERS and bits[1] not in LAYERS[layer]:
+                    wrong.append(f"{path.relative_to(root)} imports {name}")
+    assert not wrong, "imports that run up the layers:\n" + "\n".join(wrong)

@@ -142,7 +142,7 @@ def test_a_bad_row_in_a_folder_names_its_file_and_line(tmp_path):
 
 
 def test_study_starts_runs_on_the_published_split(tmp_path):
-    from ftui.studies import start_study
+    from ftui.runner.study_driver import start_study
 
     study = start_study(preset="viggo", data=VIGGO_CSV, task=None, backends=["local"], models=[],
                         overrides=[], fields=VIGGO_FIELDS, confirm=lambda q: False)

@@ -16,7 +16,7 @@ import pytest
 from ftui.core.errors import ConfigError
 from ftui.core.runs import create_run
 from ftui.core.study import create_study, parse_models, studies_dir
-from ftui.studies import overrides_for
+from ftui.runner.study_driver import overrides_for
 
 from conftest import run_cli
 from openai_standin import StandIn
@@ -135,7 +135,7 @@ def test_detach_with_a_bad_setting_exits_2_and_starts_nothing():
 
 
 def test_two_drivers_of_one_study_launch_each_run_once(monkeypatch):
-    import ftui.studies as studies
+    import ftui.runner.study_driver as studies
 
     runs = [create_run(label="demo", spec={"backend": "local", "model": m}, splits={}) for m in ("a", "b")]
     study = create_study(preset="demo", label="demo", runs=runs)

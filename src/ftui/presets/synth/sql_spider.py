@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 
-from ftui.core.generate.sql_pools import Col
-from ftui.core.generate.sql_tables import LINKS, TABLE_BY_NAME, TABLES, Link, Table
-from ftui.core.generate.sql_words import (
+from ftui.presets.synth.sql_pools import Col
+from ftui.presets.synth.sql_tables import LINKS, TABLE_BY_NAME, TABLES, Link, Table
+from ftui.presets.synth.sql_words import (
     LEAST, MOST, Cond, Query, Retry, a_label, cond, label, num_value, plural, rel, rels,
     where, with_extras,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ftui.core.generate.sql_pools import YEAR, Col, n, t
+from ftui.presets.synth.sql_pools import YEAR, Col, n, t
 
 
 @dataclass(frozen=True)

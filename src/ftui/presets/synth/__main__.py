@@ -1,16 +1,16 @@
-"""``python -m ftui.core.generate [--out DIR] [--only sql|viggo|json_emotions]``."""
+"""``python -m ftui.presets.synth [--out DIR] [--only sql|viggo|json_emotions]``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ftui.core.generate import DATA_DIR, DATASETS, write
+from ftui.presets.synth import DATA_DIR, DATASETS, write
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ftui.core.generate",
+        prog="python -m ftui.presets.synth",
         description="Write ftui's synthetic preset samples (JSON Lines, deterministic).",
     )
     parser.add_argument("--out", type=Path, default=DATA_DIR,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Sequence, Union
 
-from ftui.core.generate.viggo_pools import (
+from ftui.presets.synth.viggo_pools import (
     ASK, EXPLAIN_ADJ, GENRE_WORDS, LEADS, NEGATIVE_SPECIFIERS, OPINION_VERBS,
     POSITIVE_SPECIFIERS, RATING_ADJ, REVIEWS, SPECIFIERS, VERIFY, VERIFY_YES_NO, VIEW_ADJ,
     VIEW_PP, Game, catalogue,

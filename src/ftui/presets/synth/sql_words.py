@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ftui.core.generate.sql_pools import MONTHS, POOLS, Col
+from ftui.presets.synth.sql_pools import MONTHS, POOLS, Col
 
 GT = ("greater than", "larger than", "more than", "higher than", "over", "above")
 LT = ("less than", "smaller than", "lower than", "under", "below")

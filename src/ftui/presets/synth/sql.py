@@ -22,9 +22,9 @@ import random
 import sqlite3
 from typing import Callable
 
-from ftui.core.generate import sql_spider
-from ftui.core.generate.sql_pools import DOMAINS, Col, Domain
-from ftui.core.generate.sql_words import (
+from ftui.presets.synth import sql_spider
+from ftui.presets.synth.sql_pools import DOMAINS, Col, Domain
+from ftui.presets.synth.sql_words import (
     LEAST, MOST, Query, Retry, a, cond, hases, label, plural, rels, where, whens,
     with_extras,
 )

@@ -3,7 +3,7 @@
 One module per task (``sql``, ``viggo``, ``emotions``), each with
 ``generate(n, *, seed) -> list[dict]`` and its ``N`` and ``SEED``. The files are JSON Lines
 under ``ftui/presets/data/``, byte-identical on every run: fixed seeds, no iteration over
-sets, no ``hash()``. Regenerate with ``python -m ftui.core.generate``; a test fails when a
+sets, no ``hash()``. Regenerate with ``python -m ftui.presets.synth``; a test fails when a
 shipped file differs from a fresh run.
 """
 
@@ -29,7 +29,7 @@ class Dataset:
     """What ``--only`` calls it."""
     filename: str
     module: str
-    """The generator module under ``ftui.core.generate``."""
+    """The generator module under ``ftui.presets.synth``."""
 
 
 DATASETS: tuple[Dataset, ...] = (

@@ -191,7 +191,7 @@ def _confirm(question: str) -> bool:
 
 
 def _after_launch(run, *, detach: bool, as_json: bool, verb: str) -> int:
-    from ftui.watch import follow
+    from ftui.cli.follow import follow
 
     if detach:
         if as_json:
@@ -228,7 +228,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     variants = [args.variant] if args.variant else ["base", "kshot"] + (["finetuned"] if has_adapter else [])
     heldout = ""
     if args.data is not None:
-        from ftui.commands import freeze_heldout
+        from ftui.cli.commands import freeze_heldout
 
         heldout, n = freeze_heldout(run, args.data, fields=args.fields)
         print(f"held-out set '{heldout}': {n} examples from {args.data} (results in eval/VARIANT@{heldout}/)",
@@ -247,7 +247,7 @@ def _cmd_attach(args: argparse.Namespace) -> int:
         from ftui.tui.app import run_app  # textual only for the TUI
 
         return run_app(attach=run)
-    from ftui.watch import follow
+    from ftui.cli.follow import follow
 
     try:
         state = follow(run)
@@ -288,7 +288,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from ftui.commands import presets_table
+    from ftui.cli.commands import presets_table
 
     rows = presets_table()
     if args.json:
@@ -302,7 +302,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
-    from ftui.commands import data_check, format_report
+    from ftui.cli.commands import data_check, format_report
     from ftui.core.backends import backend
 
     if args.file is not None and args.data is not None:
@@ -314,7 +314,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
                         fields=args.fields, overrides=args.overrides)
     pre = None
     if facts.spend_check is not None and report.ok and not report.issues:
-        from ftui.commands import spend_preflight
+        from ftui.cli.commands import spend_preflight
 
         pre = spend_preflight(facts, file=data, task=args.task, preset=args.preset, hub=args.hub,
                               model=args.model, overrides=args.overrides, fields=args.fields)
@@ -338,7 +338,7 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from ftui.commands import format_failures, score_file
+    from ftui.cli.commands import format_failures, score_file
     from ftui.core.errors import ConfigError
 
     if args.show_failures < 0:
@@ -396,7 +396,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
     if info["eval_progress"] is not None:
-        from ftui.watch import eval_progress_line
+        from ftui.cli.follow import eval_progress_line
 
         print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
@@ -413,7 +413,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from ftui.core.study import export_study, render_text, resolve_study, table
-    from ftui.studies import detach_study, run_study, start_study
+    from ftui.runner.study_driver import detach_study, run_study, start_study
 
     if args.study:
         if args.preset or args.data:

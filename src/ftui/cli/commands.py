@@ -1,4 +1,6 @@
-"""What the CLI's subcommands do, as functions the TUI can call too.
+"""What the CLI's subcommands do on top of the core: presets, data check, score, the spend
+pre-flight, another held-out set for eval. The TUI reaches these through ``ftui ...``
+subprocesses (``tui.services``), never by import.
 
 This layer may import backends (for the tokenizer); the core below it never does.
 """
