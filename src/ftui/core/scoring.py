@@ -155,14 +155,7 @@ def read_score_file(path: str | Path, *, needs: Sequence[str] = ()) -> tuple[lis
     reported at once in one DataError, a problem that repeats once with its count.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", path=str(p)) from None
-    except IsADirectoryError:
-        raise DataError("is a folder, not a JSONL file of predictions", path=str(p)) from None
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    raw = _read_bytes(p, "a JSONL file of predictions")
     items, lines, problems = [], [], []
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
@@ -206,14 +199,7 @@ def read_prediction_lines(path: str | Path, *, expected: int, against: str) -> l
     is an error naming both files, as the lines could no longer be matched to rows.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", path=str(p)) from None
-    except IsADirectoryError:
-        raise DataError("is a folder, not a predictions file (one prediction per line)", path=str(p)) from None
-    except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    raw = _read_bytes(p, "a predictions file (one prediction per line)")
     if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark, as some editors write
         raw = raw[3:]
     pieces = raw.split(b"\n") if raw else []
@@ -240,3 +226,15 @@ def read_prediction_lines(path: str | Path, *, expected: int, against: str) -> l
                         f"has {expected} row(s); the predictions must follow its rows line for line{hint}",
                         path=str(p))
     return predictions
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """The file's bytes; a DataError naming it when it cannot be read (``what``: what it should be)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError("no such file", path=str(path)) from None
+    except IsADirectoryError:
+        raise DataError(f"is a folder, not {what}", path=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", path=str(path)) from None

@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from ftui.core.runs import Run, is_active, list_runs
@@ -99,7 +99,7 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RunTable(id="runs")
+        yield RunTable(id="runs", on_choose=self.action_open)
         yield Static(id="runs-note")
         yield key_footer()
 
@@ -160,10 +160,6 @@ class RunsScreen(Screen):
         return next((r for r in self.runs if r.id == key), None)
 
     # -- keys ----------------------------------------------------------------------------
-    @on(DataTable.RowSelected, "#runs")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
-
     def action_open(self) -> None:
         run = self.selected()
         if run is not None:

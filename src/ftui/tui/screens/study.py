@@ -218,7 +218,7 @@ class StudyScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"study {self.study.id}", id="study-head")
-        yield RunTable(id="study-table")
+        yield RunTable(id="study-table", on_choose=self.action_open)
         yield Static("", id="study-runs")
         yield Static("", id="study-note")
         yield key_footer()
@@ -291,10 +291,6 @@ class StudyScreen(Screen):
     def selected(self) -> Run | None:
         key = self.query_one("#study-table", RunTable).selected_key()
         return None if key is None else next((r for r in self.runs if r.id == key.split("/")[0]), None)
-
-    @on(DataTable.RowSelected, "#study-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
 
     def action_open(self) -> None:
         run = self.selected()

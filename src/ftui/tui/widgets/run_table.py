@@ -3,7 +3,7 @@ variant), refreshed in place while their runs work."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from textual.widgets import DataTable
 
@@ -19,8 +19,15 @@ class RunTable(DataTable):
     rows rebuild the table with the cursor kept on the same row key where it is still listed.
     """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, on_choose: Callable[[], None] | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.on_choose = on_choose
+        """What enter (or a click) on a row does: the screen's ``open``."""
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if self.on_choose is not None:
+            event.stop()
+            self.on_choose()
 
     def show(self, columns: Sequence[Column], rows: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Show ``rows`` (row key, cells in column order) under ``columns``."""
