@@ -397,7 +397,7 @@ async def test_backend_openai_tab_shows_price_key_presence_never_the_key_and_ask
         await wait_until(pilot, lambda: be.preflight is not None and be.preflight.over_budget, timeout=30)
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
-        assert "above your budget of $0.0010" in screen_text(app)
+        assert "above the budget $0.001. Start anyway?" in screen_text(app)  # the CLI's question
         await pilot.press("n")
         await wait_until(pilot, lambda: app.screen is be)
         assert launched == []
