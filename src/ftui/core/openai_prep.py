@@ -401,6 +401,6 @@ def spend_check(pf: Preflight) -> SpendCheck:
     estimate = (f"${pf.total_usd:.2f} (training ${pf.train_usd:.2f}, eval about ${pf.eval_usd or 0.0:.2f})"
                 if pf.total_usd is not None and pf.train_usd is not None else "")
     return SpendCheck(lines=tuple(pf.lines()), problems=tuple(pf.problems),
-                      missing_credentials="" if pf.key_present else KEY_MISSING,
+                      missing_credentials="" if key_present() else KEY_MISSING,  # now, not when estimated
                       estimate_usd=pf.total_usd, budget_usd=pf.budget_usd, estimate_text=estimate,
                       details=pf.to_dict())
