@@ -24,6 +24,7 @@ from reliability.test_disk import ended, start, wait_until
 
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+STEPS = 200
 
 
 def read_some(fd: int, seconds: float, until: bytes = b"") -> bytes:
@@ -44,7 +45,9 @@ def read_some(fd: int, seconds: float, until: bytes = b"") -> bytes:
 
 @pytest.mark.timeout(400)
 def test_hangup_leaves_the_run_training_and_attach_shows_it_whole(tmp_path, tiny_model):
-    run = start(tmp_path, tiny_model, 60)
+    # Enough steps to outlast the TUI's start on a loaded machine (all 60 were done before the
+    # hangup once, in a full CI run): the hangup must come while the run trains.
+    run = start(tmp_path, tiny_model, STEPS)
     wait_until(lambda: any(e["type"] == "train" for e in read_events(run.events_path)) or ended(run),
                what="training to start")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TERM": "xterm-256color"}
@@ -71,8 +74,9 @@ def test_hangup_leaves_the_run_training_and_attach_shows_it_whole(tmp_path, tiny
     wait_until(lambda: ended(run), timeout=300, what="the run to finish")
     assert run.status()["state"] == "succeeded"
     steps = [e["step"] for e in read_events(run.events_path) if e["type"] == "train"]
-    assert steps == list(range(1, 61)) and len(steps) > steps_at_hangup
+    assert steps_at_hangup < STEPS, "the run had finished before the hangup: nothing was tested"
+    assert steps == list(range(1, STEPS + 1)) and len(steps) > steps_at_hangup
     again = run_cli("attach", run.id, "--plain")
     assert again.returncode == 0
-    assert [ln for ln in again.stdout.splitlines() if ln.startswith("step ")][-1].startswith("step 60/60")
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith("step ")][-1].startswith(f"step {STEPS}/{STEPS}")
     assert again.stdout.rstrip().endswith(f"run {run.id}: succeeded")

@@ -108,7 +108,7 @@ class StartStudyModal(ModalScreen["str | None"]):
             if ok:  # the CLI's budget question, answered here: --yes
                 self._start(preset, backends, models, overrides, yes=True)
 
-        which = ", ".join(spending)
+        which = ", ".join(backend(b).title for b in spending)
         self.app.push_screen(ConfirmModal(
             f"This study may spend money on {which}: fine-tuning and evaluation are billed to your account "
             f"(estimate: `ftui data check --preset {preset} --backend {spending[0]}`). Start it?",
