@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     max_new_tokens = args.max_new_tokens or preset.eval.max_new_tokens
     batch_size = args.batch_size or preset.eval.batch_size
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model_id = args.model or preset.local.model
+    model_id = args.model or preset.settings_for("local").model
     tokenizer = load_tokenizer(model_id)
     model = load_model(model_id, dtype=args.dtype, device=device).eval()
 

@@ -198,7 +198,7 @@ def run_settings(args: argparse.Namespace, arch: str, data: str, total: int) -> 
     if data == "demo":
         from ftui.core.presets import load_preset
 
-        local = load_preset("demo").local
+        local = load_preset("demo").settings_for("local")
         batch, max_length, lr = local.batch_size, local.max_length, local.learning_rate
     else:
         batch, max_length, lr = ARCH_BATCH.get(arch, 8), args.seq_len, 2e-4
