@@ -1,4 +1,9 @@
-"""Backend screen: local LoRA settings with hardware and memory fit, or OpenAI with its cost; start."""
+"""Backend screen: local LoRA settings with hardware and memory fit, or OpenAI with its cost; start.
+
+The one place outside ``ftui/backends`` that names backends: it holds a settings form for each
+shipped backend (the two tabs). Everything else comes from the registry (``core.backends``); a
+backend without a form here starts from the CLI or a study and shows in every other screen.
+"""
 
 from __future__ import annotations
 
