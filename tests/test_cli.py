@@ -11,7 +11,7 @@ from conftest import run_cli
 
 @pytest.mark.parametrize("args,needle", [
     (["export", "latest", "--format", "pdf"], "invalid choice: 'pdf'"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
     (["data", "check"], "give a FILE or --preset NAME"),
     (["data", "check", "--preset", "sql", "--task", "json"], "disagrees with preset 'sql'"),
     (["show", "latest"], "no runs yet"),
@@ -44,3 +44,24 @@ def test_openai_backend_without_a_key_starts_nothing():
 def test_run_commands_refuse_bad_input(args, needle):
     res = run_cli(*args)
     assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_misspelt_command_gets_a_suggestion():
+    res = run_cli("tran", "--preset", "demo")
+    assert res.returncode == 2 and "did you mean `ftui train`?" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_runs_lists_newest_first_under_a_header_with_each_tasks_headline_metric(ftui_home):
+    import json as _json
+
+    from ftui.core.runs import create_run
+
+    for label, task in (("older", "sql"), ("newer", "text")):
+        run = create_run(label=label, spec={"task": task, "backend": "local", "model": "m"}, splits={})
+        (run.dir / "eval" / "finetuned").mkdir(parents=True)
+        (run.dir / "eval" / "finetuned" / "metrics.json").write_text(_json.dumps(
+            {"variant": "finetuned", "n": 4, "metrics": {"valid": 1.0, "exact": 0.25, "execution": 0.75}}))
+    lines = run_cli("runs").stdout.splitlines()
+    assert lines[0].startswith("run ") and "status" in lines[0]
+    assert "newer" in lines[1] and "finetuned exact 25%" in lines[1]
+    assert "older" in lines[2] and "finetuned execution 75%" in lines[2]

@@ -142,7 +142,17 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and not words[0].startswith("-") and words[0] not in _HANDLERS and words[0] != "data":
+        import difflib
+
+        known = sorted({*(k.split()[0] for k in _HANDLERS)})
+        close = difflib.get_close_matches(words[0], known, n=1)
+        hint = f"; did you mean `ftui {close[0]}`?" if close else f"; commands: {', '.join(known)}"
+        print(f"ftui: error: unknown command '{words[0]}'{hint}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(words)
     try:
         if args.command is None:
             from ftui.tui.app import run_app  # textual only for the TUI
@@ -374,9 +384,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs yet: start one with `ftui train --preset demo` or the TUI (`ftui`).")
         return EXIT_OK
-    for r in rows:
-        headline = ", ".join(f"{v} exact {m.get('exact', 0):.0%}" for v, m in r["eval"].items())
-        print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<7} {r['model'] or '':<24} {headline}")
+    from ftui.core.study import PRIMARY
+
+    print(f"{'run':<36} {'status':<10} {'backend':<8} {'model':<24} results (the task's headline metric)")
+    for r in sorted(rows, key=lambda r: (r["created"] or 0, r["id"]), reverse=True):  # newest first, as the Runs screen
+        key = PRIMARY.get(r["task"] or "", "exact")
+        results = ", ".join(f"{v} {key} {m.get(key, 0):.0%}" for v, m in r["eval"].items())
+        print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<8} {r['model'] or '':<24} {results}")
     return EXIT_OK
 
 
