@@ -65,3 +65,29 @@ def test_runs_lists_newest_first_under_a_header_with_each_tasks_headline_metric(
     assert lines[0].startswith("run ") and "status" in lines[0]
     assert "newer" in lines[1] and "finetuned exact 25%" in lines[1]
     assert "older" in lines[2] and "finetuned execution 75%" in lines[2]
+
+
+@pytest.mark.parametrize("steps", ["0", "-3"])
+def test_max_steps_below_one_is_refused_before_a_run_exists(steps, ftui_home):
+    res = run_cli("train", "--preset", "demo", "--max-steps", steps)
+    assert res.returncode == 2 and "--max-steps must be 1 or more" in res.stderr
+    assert not (ftui_home / "runs").exists() or not any((ftui_home / "runs").iterdir())
+
+
+def test_train_help_lists_every_setting_with_its_default():
+    out = run_cli("train", "--help").stdout
+    assert "lora_r=8" in out and "budget_usd=5.0" in out and "max_steps=-1: the epochs decide" in out
+    assert "--model" in out and "the embedded model" in out
+
+
+def test_show_prints_the_data_and_the_settings_of_a_file_run(ftui_home):
+    from pathlib import Path
+
+    from ftui.core.request import RunRequest, prepare_run
+
+    folder = Path(__file__).parent / "fixtures" / "viggo-csv"
+    run = prepare_run(RunRequest(data=folder, task="funcrep", fields=("text=ref",), overrides=("lora_r=4",)))
+    out = run_cli("show", run.id).stdout
+    assert "preset" not in out  # a file run has none
+    assert f"data         {folder} (19 examples; split {{'train': 12, 'val': 3, 'test': 4}})" in out
+    assert "lora_r=4" in out and "target_modules=q_proj,k_proj,v_proj,o_proj" in out

@@ -28,14 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ftui {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="start a fine-tuning run")
+    t = sub.add_parser("train", help="start a fine-tuning run", epilog=_settings_epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _data_arguments(t)
     t.add_argument("--backend", choices=backend_names(), default=default_backend(),
                    help="where to train (default: %(default)s)")
-    t.add_argument("--model")
-    t.add_argument("--epochs", type=float)
-    t.add_argument("--max-steps", type=int)
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    t.add_argument("--model", help="the base model: a hub id, a local folder, or smollm2-135m (the embedded "
+                                   "model); for openai a model id (default: the preset's)")
+    t.add_argument("--epochs", type=float, help="passes over the training split (default: the preset's; openai: "
+                                                "whole numbers)")
+    t.add_argument("--max-steps", type=int, help="stop after N optimizer steps (default: the epochs decide)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="any setting below, repeatable; eval.KEY and split.KEY say which section")
     t.add_argument("--detach", action="store_true", help="return at once; the run goes on")
     t.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
     t.add_argument("--json", action="store_true")
@@ -127,6 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _settings_epilog() -> str:
+    """The --set keys, per backend and for eval and split, and a few examples."""
+    import dataclasses
+    import textwrap
+
+    from ftui.core.backends import settings_sections
+    from ftui.core.config import EvalSettings, SplitSpec
+
+    sections = {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
+    lines = ["settings (--set KEY=VALUE; unknown keys and bad values are refused before a run exists;",
+             "max_steps=-1: the epochs decide; price_per_hour=None: the GPU's listed price, $0 on a CPU):"]
+    for name, cls in sections.items():
+        keys = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls))
+        lines += textwrap.wrap(f"{name}: {keys}", width=100, initial_indent="  ", subsequent_indent="    ")
+    lines += ["", "examples:", "  ftui train --preset demo",
+              "  ftui train --preset spider --data ./spider-intersect/ --epochs 2 --set lora_r=16 --detach",
+              "  ftui train --data mine.jsonl --task json --set max_steps=200 --set eval.limit=50"]
+    return "\n".join(lines)
+
+
+def _default(f) -> str:
+    import dataclasses
+
+    value = f.default if f.default is not dataclasses.MISSING else (
+        f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 def _data_arguments(p: argparse.ArgumentParser) -> None:
     """Where the data comes from: the same flags for train, study and data check."""
     p.add_argument("--preset", help="a shipped preset (see `ftui presets`): task, prompt, splits, settings")
@@ -180,6 +212,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.preset is None and args.data is None:
         raise FtuiError("train: give --preset NAME, --data FILE|FOLDER, or both (a preset read from a local copy)")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise FtuiError(f"--max-steps must be 1 or more, got {args.max_steps} (leave it out to let the epochs decide)")
     req = RunRequest(preset=args.preset, data=args.data, task=args.task, backend=args.backend,
                      model=args.model, epochs=args.epochs, max_steps=args.max_steps, overrides=args.overrides,
                      hub=args.hub, fields=tuple(args.fields))
@@ -395,6 +429,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from ftui.core.config import to_plain
     from ftui.core.runs import resolve_run
 
     run = resolve_run(args.run)
@@ -405,8 +440,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for k, v in info.items():
         if k in ("created", "ended") and isinstance(v, (int, float)):
             v = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(v))  # --json keeps the timestamp
+        if k == "preset" and v is None:
+            continue  # a run on a file has no preset; its data line says where the rows came from
         if k not in ("eval", "eval_progress"):
             print(f"{k:<12} {'' if v is None else v}")
+    spec = run.spec
+    print(f"{'data':<12} {spec.data.source} ({spec.data.used} examples; split {dict(spec.split_sizes)})")
+    settings = to_plain(spec.hyperparameters) or {}
+    print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                                          for k, v in settings.items() if k != "model"))
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
     if info["eval_progress"] is not None:
