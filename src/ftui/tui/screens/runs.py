@@ -141,7 +141,7 @@ class RunsScreen(Screen):
         if not runs:
             note.update("No runs yet: N starts one (dataset → backend → training), or `ftui train --preset demo`.")
         else:
-            note.update(Text(f"{len(runs)} runs · {len(self.marked)} marked (space) · fine-tuned rates, change "
+            note.update(Text(f"{len(runs)} run{'s' if len(runs) != 1 else ''} · {len(self.marked)} marked (space) · fine-tuned rates, change "
                              "from base in brackets; accuracy = execution match (SQL) or exact match", style="dim"))
 
     def _cells(self, rid: str) -> list[Any]:
