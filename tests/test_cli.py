@@ -91,3 +91,26 @@ def test_show_prints_the_data_and_the_settings_of_a_file_run(ftui_home):
     assert "preset" not in out  # a file run has none
     assert f"data         {folder} (19 examples; split {{'train': 12, 'val': 3, 'test': 4}})" in out
     assert "lora_r=4" in out and "target_modules=q_proj,k_proj,v_proj,o_proj" in out
+
+
+def test_rm_removes_finished_runs_and_studies_and_refuses_a_working_run(ftui_home):
+    import os
+    import time as _time
+
+    from ftui.core.runs import create_run, list_runs
+    from ftui.core.study import create_study, list_studies
+
+    done = create_run(label="done", spec={"task": "text", "backend": "local", "model": "m"}, splits={})
+    done.write_status("failed", message="boom", ended=_time.time())
+    busy = create_run(label="busy", spec={"task": "text", "backend": "local", "model": "m"}, splits={})
+    busy.write_status("running")  # this process's pid and a fresh heartbeat: a runner at work
+    res = run_cli("rm", done.id, busy.id)
+    assert res.returncode == 2 and f"run {busy.id} is running: cancel it first" in res.stderr
+    assert {r.id for r in list_runs()} == {done.id, busy.id}  # checked first: nothing removed
+    res = run_cli("rm", done.id[:-2])
+    assert res.returncode == 0 and res.stdout.strip() == f"removed run {done.id}"
+    assert [r.id for r in list_runs()] == [busy.id] and os.path.isdir(busy.dir)
+    assert run_cli("rm", "nosuchrun").returncode == 2
+    study = create_study(preset="demo", label="demo", runs=[busy])
+    res = run_cli("rm", "--study", study.id)
+    assert res.returncode == 0 and list_studies() == [] and os.path.isdir(busy.dir)  # its runs stay

@@ -676,6 +676,32 @@ def test_attach_off_a_terminal_or_plain_follows_lines_and_the_tui_never_loads_ml
         assert res.returncode == 0 and f"run {RUN_A}: succeeded" in res.stdout, res.stderr
 
 
+async def test_runs_screen_deletes_a_finished_run_after_asking_and_refuses_a_working_one(ftui_home):
+    done = make_run(ftui_home, RUN_A)
+    busy = make_run(ftui_home, RUN_B, created=T0 + 1000, state="running", evaluated=False)
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.runs) == 2)
+        rs = app.screen
+        assert rs.selected().id == RUN_B  # newest first
+        await pilot.press("D")  # a working run: refused, nothing asked
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunsScreen" and busy.dir.is_dir()
+        await pilot.press("down", "D")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        assert "cannot be undone" in screen_text(app)
+        await pilot.press("n")  # kept
+        await wait_until(pilot, lambda: app.screen is rs)
+        assert done.dir.is_dir()
+        await pilot.press("D")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not done.dir.exists() and [r.id for r in rs.runs] == [RUN_B],
+                         what="the run deleted and the table refreshed")
+        assert busy.dir.is_dir()
+
+
 async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_training(ftui_home):
     stopped = make_run(ftui_home, RUN_A, state="cancelled", steps=20, total=50, evaluated=False)
     make_run(ftui_home, RUN_B, created=T0 + 1000, state="running", steps=5, total=50, evaluated=False)

@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="return at once: the study goes on in the background (log: study.log in its folder)")
     st.add_argument("--json", action="store_true")
 
+    rm = sub.add_parser("rm", help="remove runs (or studies) and everything in their folders")
+    rm.add_argument("refs", nargs="+", metavar="RUN", help="id, unique prefix, or 'latest'; several at once")
+    rm.add_argument("--study", action="store_true", help="the ids are studies: remove those (their runs stay)")
+
     pr = sub.add_parser("presets", help="list the shipped presets")
     pr.add_argument("--json", action="store_true")
     return p
@@ -511,6 +515,26 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return EXIT_OK if all(s == "succeeded" for s in states.values()) else EXIT_FAILED
 
 
+def _cmd_rm(args: argparse.Namespace) -> int:
+    from ftui.core.runs import delete_run, refuse_removal, resolve_run
+    from ftui.core.study import delete_study, resolve_study
+
+    # Every reference is checked before anything is removed: a typo removes nothing.
+    if args.study:
+        studies = [resolve_study(ref) for ref in args.refs]
+        for study in studies:
+            delete_study(study)
+            print(f"removed study {study.id}")
+        return EXIT_OK
+    runs = [resolve_run(ref) for ref in args.refs]
+    for run in runs:
+        refuse_removal(run)
+    for run in runs:
+        delete_run(run)
+        print(f"removed run {run.id}")
+    return EXIT_OK
+
+
 _HANDLERS = {
     "train": _cmd_train,
     "eval": _cmd_eval,
@@ -523,6 +547,7 @@ _HANDLERS = {
     "data check": _cmd_data_check,
     "score": _cmd_score,
     "presets": _cmd_presets,
+    "rm": _cmd_rm,
     "study": _cmd_study,
 }
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ftui import __version__
-from ftui.core.errors import RunNotFoundError
+from ftui.core.errors import FtuiError, RunNotFoundError
 from ftui.core.events import LOST, MISSING, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
 from ftui.core.paths import runs_dir
@@ -272,3 +273,17 @@ def resolve_run(ref: str, root: Path | None = None) -> Run:
         f"'{ref}' matches {len(matches)} runs ({', '.join(r.id for r in matches[:4])}...); give more of the id"
     )
 
+
+def refuse_removal(run: Run) -> None:
+    """Raise (FtuiError) if a runner works on the run: it is cancelled before it is removed. One
+    made but never started (queued, no runner yet) may go."""
+    st = run.status()
+    state = st.get("state", "queued")
+    if is_active(state) and "pid" in st:
+        raise FtuiError(f"run {run.id} is {state}: cancel it first (ftui cancel {run.id}), then remove it")
+
+
+def delete_run(run: Run) -> None:
+    """Remove the run's folder and everything in it (see ``refuse_removal``)."""
+    refuse_removal(run)
+    shutil.rmtree(run.dir)

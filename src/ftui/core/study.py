@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -262,3 +263,8 @@ def export_study(study: Study, *, out: Path | None = None) -> list[Path]:
     (folder / "table.md").write_text(render_markdown(data, title=f"ftui study {study.id}"), encoding="utf-8")
     (folder / "table.csv").write_text(render_csv(data), encoding="utf-8")
     return [folder / "table.md", folder / "table.json", folder / "table.csv"]
+
+
+def delete_study(study: Study) -> None:
+    """Remove the study's folder (its table and log); its runs stay, each removable on its own."""
+    shutil.rmtree(study.dir)

@@ -13,7 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
-from ftui.core.runs import Run, is_active, list_runs
+from ftui.core.errors import FtuiError
+from ftui.core.runs import Run, delete_run, is_active, list_runs
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
@@ -87,6 +88,8 @@ class RunsScreen(Screen):
         Binding("S", "study", "Study"),
         Binding("T", "studies", "Studies"),
         Binding("N", "new_run", "New run"),
+        Binding("delete", "delete_runs", "Delete", show=False),  # also D; asks first
+        Binding("D", "delete_runs", "Delete", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -201,6 +204,38 @@ class RunsScreen(Screen):
 
         self.app.push_screen(ConfirmModal(f"Stop run {run.id} after its current step? A checkpoint is saved.",
                                           yes="Stop the run", no="Keep running"), confirmed)
+
+    def action_delete_runs(self) -> None:
+        """Delete the marked runs, or the selected one, after asking; working runs are refused."""
+        chosen = [r for r in self.runs if r.id in self.marked] or [r for r in [self.selected()] if r is not None]
+        if not chosen:
+            return
+        busy = [r.id for r in chosen if r.active()]
+        if busy:
+            self.notify(f"{', '.join(busy)} still working: cancel (c) before deleting", severity="warning")
+            return
+        what = chosen[0].id if len(chosen) == 1 else f"these {len(chosen)} runs"
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self._delete(chosen)
+
+        self.app.push_screen(ConfirmModal(f"Delete {what} with its checkpoints, adapter and results? "
+                                          "This cannot be undone.", yes="Delete", no="Keep"), confirmed)
+
+    @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
+    def _delete(self, runs: list[Run]) -> None:
+        for run in runs:
+            try:
+                delete_run(run)
+            except (FtuiError, OSError) as exc:
+                self.app.call_from_thread(self.notify, str(exc), severity="error", title="Delete")
+                break
+        self.app.call_from_thread(self._deleted, {r.id for r in runs})
+
+    def _deleted(self, ids: set[str]) -> None:
+        self.marked -= ids
+        self._refresh()
 
     def action_mark(self) -> None:
         run = self.selected()
