@@ -89,7 +89,7 @@ def test_show_prints_the_data_and_the_settings_of_a_file_run(ftui_home):
     run = prepare_run(RunRequest(data=folder, task="funcrep", fields=("text=ref",), overrides=("lora_r=4",)))
     out = run_cli("show", run.id).stdout
     assert "preset" not in out  # a file run has none
-    assert f"data         {folder} (19 examples; split {{'train': 12, 'val': 3, 'test': 4}})" in out
+    assert f"data         {folder} (19 examples; split train 12, val 3, test 4)" in out
     assert "lora_r=4" in out and "target_modules=q_proj,k_proj,v_proj,o_proj" in out
 
 

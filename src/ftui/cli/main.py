@@ -449,7 +449,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         if k not in ("eval", "eval_progress"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec
-    print(f"{'data':<12} {spec.data.source} ({spec.data.used} examples; split {dict(spec.split_sizes)})")
+    sizes = ", ".join(f"{k} {v}" for k, v in spec.split_sizes.items())
+    print(f"{'data':<12} {spec.data.source} ({spec.data.used} examples; split {sizes})")
     settings = to_plain(spec.hyperparameters) or {}
     print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                                           for k, v in settings.items() if k != "model"))
