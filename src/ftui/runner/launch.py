@@ -15,11 +15,6 @@ import ftui
 from ftui.core.backends import backend
 from ftui.core.runs import Run, is_active
 
-__all__ = ["STOP_GRACE_S", "child_env", "is_active", "launch", "processes", "request_stop", "runner_command",
-           "start_detached"]
-# is_active lives in core.runs (one definition of run activity); it is re-exported here for
-# callers that still import it from the launcher.
-
 STOP_GRACE_S = 60.0
 """How long a viewer (``ftui cancel``, the TUI) waits for the runner to finish its step before
 sending SIGTERM."""

@@ -9,13 +9,9 @@ from typing import Any, Callable
 
 from transformers import TrainerCallback
 
-from ftui.core.checkpoints import KEEP_CHECKPOINTS, clean_partial, last_checkpoint, publish
+from ftui.core.checkpoints import publish
 from ftui.core.cost import Price, spent_and_projected
 from ftui.core.events import EventWriter
-
-# clean_partial and last_checkpoint live in core.checkpoints (file work, no transformers); they
-# are re-exported here for callers that still import them from the callback.
-__all__ = ["KEEP_CHECKPOINTS", "EventsCallback", "agree", "barrier", "clean_partial", "last_checkpoint"]
 
 MIN_EVENT_INTERVAL_S = 0.25
 """Events are written in bursts at most four times a second; every step still gets its line."""
