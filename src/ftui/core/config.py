@@ -96,18 +96,36 @@ class PromptTemplate:
         _check(bool(self.user.strip()), "prompt.user", "is empty")
 
 
+METHODS: dict[str, str] = {
+    "lora": "low-rank updates beside the attention weights; small adapter, the usual choice",
+    "dora": "LoRA that also learns each weight's magnitude; a little slower, sometimes better",
+    "ia3": "learned scales on keys, values and the feed-forward; the fewest weights",
+    "prefix": "learned key/value vectors put before every prompt; the network is unchanged",
+    "full": "every weight trains; optimizer state on all of them; saves the whole model",
+}
+"""The local backend's training methods, each with a one-line explanation (help, Backend screen)."""
+QUANTIZABLE_METHODS = ("lora", "dora")
+"""Methods that train on a 4/8-bit base (QLoRA)."""
+ADAPTER_METHODS = ("lora", "dora", "ia3", "prefix")
+"""Methods whose result is a peft adapter (``adapter/``); ``full`` saves the model (``model/``)."""
+
+
 @dataclass(frozen=True)
 class LocalSettings:
-    """Defaults for the local (LoRA/QLoRA) backend."""
+    """Defaults for the local backend (LoRA, DoRA, IA3, prefix tuning, full fine-tuning; QLoRA)."""
 
     model: str = "smollm2-135m"
     """``smollm2-135m`` (embedded), a hub id, or a local folder."""
+    method: str = "lora"
+    """``lora``, ``dora``, ``ia3``, ``prefix`` or ``full`` (see ``METHODS``)."""
+    num_virtual_tokens: int = 20
+    """Learned key/value positions before each prompt (``method=prefix``)."""
     epochs: float = 1.0
     """Passes over the training split."""
     max_steps: int = -1
     """Stop after this many optimizer steps (-1: as many as the epochs need)."""
     learning_rate: float = 2e-4
-    """Peak learning rate of the LoRA parameters."""
+    """Peak learning rate of the trained parameters (full fine-tuning wants ~10x lower)."""
     batch_size: int = 8
     """Examples per device per step."""
     grad_accum: int = 1
@@ -121,7 +139,7 @@ class LocalSettings:
     lora_dropout: float = 0.05
     """Dropout on the LoRA branch."""
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    """Modules that get adapters (the attention projections by default)."""
+    """Modules that get adapters (LoRA and DoRA; the attention projections by default)."""
     quantization: str = "none"
     """``none``, ``4bit`` or ``8bit`` (bitsandbytes, CUDA only)."""
     precision: str = "auto"
@@ -151,7 +169,14 @@ class LocalSettings:
                "must be HOST:PORT of this machine when nnodes > 1")
         _check(self.epochs > 0, "local.epochs", f"must be > 0, got {self.epochs}")
         _check(self.learning_rate > 0, "local.learning_rate", f"must be > 0, got {self.learning_rate}")
-        for name in ("batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_every"):
+        _check(self.method in METHODS, "local.method",
+               f"must be one of {', '.join(METHODS)}, got {self.method!r}")
+        _check(self.quantization == "none" or self.method in QUANTIZABLE_METHODS, "local.method",
+               f"method={self.method} does not train on a quantized base (quantization={self.quantization}): "
+               f"{'it updates every weight, which 4/8-bit weights cannot hold' if self.method == 'full' else 'QLoRA is lora or dora'}; "
+               "use --set quantization=none, or method=lora")
+        for name in ("batch_size", "grad_accum", "max_length", "lora_r", "lora_alpha", "eval_every",
+                     "num_virtual_tokens"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"local.{name}",
                    f"must be a whole number >= 1, got {value!r}")

@@ -46,7 +46,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
     # Written and read back as core.machine.HwReading; each ``gpus`` entry is a core.machine.Gpu
     # (index, name, mem_total, mem_used, util, power_w). ``gpu_name`` prices the GPU hours.
+    # A local training's hw events also carry ``method``, ``trainable_params`` and
+    # ``total_params`` (parameters of the model being trained) and ``peak_mem_bytes`` (the
+    # training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS).
     "hw": {
+        "method": (_OPT_STR, False),
+        "trainable_params": (_OPT_NUM, False),
+        "total_params": (_OPT_NUM, False),
+        "peak_mem_bytes": (_OPT_NUM, False),
         "gpu_name": (_OPT_STR, False),
         "gpu_util": (_OPT_NUM, False),
         "gpu_mem_used": (_OPT_NUM, False),

@@ -131,9 +131,27 @@ class Run:
         """``job.json`` of an OpenAI run (ids at OpenAI, the fine-tuned model); {} otherwise."""
         return _read_json(self.dir / "job.json") or {}
 
+    @property
+    def adapter_path(self) -> Path:
+        """``adapter/``: the peft adapter a local run trained (lora, dora, ia3, prefix)."""
+        return self.dir / "adapter"
+
+    @property
+    def model_path(self) -> Path:
+        """``model/``: the whole model a full fine-tuning saved (weights, config, tokenizer)."""
+        return self.dir / "model"
+
+    def trained_weights(self) -> Path | None:
+        """Where the local training's result is (``adapter/`` or ``model/``), None before it ends."""
+        if (self.adapter_path / "adapter_config.json").is_file():
+            return self.adapter_path
+        if (self.model_path / "config.json").is_file():
+            return self.model_path
+        return None
+
     def finetuned_ready(self) -> bool:
-        """Whether the fine-tuned variant can be evaluated: a local adapter or an ``ft:`` model."""
-        return (self.dir / "adapter" / "adapter_config.json").is_file() or bool(self.job().get("fine_tuned_model"))
+        """Whether the fine-tuned variant can be evaluated: local trained weights or an ``ft:`` model."""
+        return self.trained_weights() is not None or bool(self.job().get("fine_tuned_model"))
 
     def eval_metrics(self) -> dict[str, dict[str, Any]]:
         """variant -> metrics.json contents, for every evaluated variant."""
