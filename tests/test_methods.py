@@ -40,6 +40,9 @@ def test_each_method_learns_saves_its_weights_and_resumes_exactly(tmp_path, tiny
     assert 0 < hw["trainable_params"] <= hw["total_params"]
     assert (hw["trainable_params"] == hw["total_params"]) == (method == "full")
     assert "finetuned" in whole.eval_metrics()
+    shown = run_cli("show", whole.id).stdout
+    assert f"method       {method}" in shown and "peak memory" in shown
+    assert f"trainable    {'3.22M of 3.22M parameters (100.00%)' if method == 'full' else ''}" in shown
 
     stopped = method_run(tmp_path / "stopped", tiny_model, method)
     stopped.stop_path.touch()  # the runner ends its first step, saves a checkpoint, stops

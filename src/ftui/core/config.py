@@ -194,6 +194,13 @@ class LocalSettings:
                f"must be auto, bf16 or fp32, got {self.precision!r}")
 
 
+    def unused(self) -> tuple[str, ...]:
+        """Settings the chosen method does not read (left out where settings are listed)."""
+        lora = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+        return ((() if self.method == "prefix" else ("num_virtual_tokens",))
+                + (() if self.method in ("lora", "dora") else lora))
+
+
 @dataclass(frozen=True)
 class OpenAISettings:
     """Defaults for the OpenAI fine-tuning backend."""
