@@ -43,6 +43,9 @@ def test_each_method_learns_saves_its_weights_and_resumes_exactly(tmp_path, tiny
     shown = run_cli("show", whole.id).stdout
     assert f"method       {method}" in shown and "peak memory" in shown
     assert f"trainable    {'3.22M of 3.22M parameters (100.00%)' if method == 'full' else ''}" in shown
+    assert run_cli("export", whole.id, "--format", "json", "--out", str(tmp_path / "summary.json")).returncode == 0
+    training = json.loads((tmp_path / "summary.json").read_text())["training"]
+    assert training["weights"] == saved.name and training["method"] == method
 
     stopped = method_run(tmp_path / "stopped", tiny_model, method)
     stopped.stop_path.touch()  # the runner ends its first step, saves a checkpoint, stops
