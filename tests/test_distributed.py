@@ -105,3 +105,17 @@ def test_bad_distributed_settings_exit_2():
                             ("num_processes=-1", "num_processes")):
         res = run_cli("train", "--preset", "demo", "--set", setting)
         assert res.returncode == 2 and needle in res.stderr, res.stderr
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("method, saved", [("full", "model"), ("prefix", "adapter")])
+def test_two_processes_train_every_method(tmp_path, tiny_model, method, saved):
+    """DDP with a method other than LoRA: full fine-tuning (rank 0 saves the whole model) and
+    prefix tuning (whose virtual tokens reach the model as past keys and values)."""
+    run = train(toy_data(tmp_path, n=40), tiny_model, "--max-steps", "6", "--set", "num_processes=2",
+                "--set", "batch_size=2", "--set", f"method={method}", "--set", "num_virtual_tokens=4",
+                "--set", "eval.limit=1")
+    assert run.status()["state"] == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
+    assert sorted(train_losses(run)) == list(range(1, 7))
+    assert run.trained_weights() == run.dir / saved
+    assert "finetuned" in run.eval_metrics()
