@@ -247,14 +247,36 @@ def test_machine_parses_nvidia_smi_and_estimates_memory_fit():
     assert [g.name for g in gpus] == ["NVIDIA H200", "NVIDIA H200"]
     assert gpus[0].mem_total == 143771 * 2**20 and gpus[1].mem_used is None and gpus[1].power_w is None
     shape = model_shape("smollm2-135m")
-    assert 130e6 < shape.params < 140e6
-    small = estimate_fit(shape, device="cpu", precision="fp32", quantization="none", lora_r=8,
-                         target_modules=["q_proj", "v_proj"], batch_size=8, max_length=256, available=16 * 2**30)
-    assert small.fits and small.adapter_params == 30 * 8 * ((576 + 576) + (576 + 192))
-    huge = estimate_fit(shape, device="cpu", precision="fp32", quantization="none", lora_r=8,
-                        target_modules=["q_proj"], batch_size=256, max_length=4096, available=16 * 2**30)
+    assert shape.params == 134_515_008  # SmolLM2-135M's own count (tied embedding)
+    small = estimate_fit(shape, method="lora", device="cpu", precision="fp32", quantization="none", lora_r=8,
+                         target_modules=["q_proj", "v_proj"], num_virtual_tokens=20, batch_size=8, max_length=256,
+                         available=16 * 2**30)
+    assert small.fits and small.trainable_params == 30 * 8 * ((576 + 576) + (576 + 192))
+    huge = estimate_fit(shape, method="lora", device="cpu", precision="fp32", quantization="none", lora_r=8,
+                        target_modules=["q_proj"], num_virtual_tokens=20, batch_size=256, max_length=4096,
+                        available=16 * 2**30)
     assert huge.fits is False and "does NOT fit" in huge.lines()[1]
     assert model_shape("no-such/model-anywhere") is None
+
+
+def test_memory_estimate_follows_the_method():
+    """Full fine-tuning keeps Adam state on every weight and no frozen copy; prefix tuning attends
+    over its virtual tokens too; DoRA keeps outputs for the magnitude. (Counts against peft's own:
+    test_models.py.)"""
+    shape = model_shape("smollm2-135m")
+    common = dict(device="cuda", precision="bf16", quantization="none", lora_r=8,
+                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], num_virtual_tokens=20,
+                  batch_size=8, max_length=256, available=141 * 2**30)
+    est = {m: estimate_fit(shape, method=m, **common) for m in ("lora", "dora", "ia3", "prefix", "full")}
+    full, lora = est["full"], est["lora"]
+    assert full.trainable_params == shape.params and full.weights == 0
+    assert full.trained == 16 * shape.params and full.total == full.trained + full.activations
+    assert full.lines()[0].startswith("weights + gradients + Adam 2.00 GiB + activations")
+    assert lora.weights == 2 * shape.params and lora.lines()[0].startswith("weights 0.25 GiB + adapter state")
+    assert est["prefix"].activations > lora.activations == est["ia3"].activations == full.activations
+    assert est["dora"].activations > lora.activations
+    assert est["ia3"].trainable_params < est["prefix"].trainable_params < lora.trainable_params \
+        < est["dora"].trainable_params < full.trainable_params
 
 
 # -- screens on fixture runs ------------------------------------------------------------
@@ -360,7 +382,7 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         assert "no CUDA GPU" in text and "fits: 12.0 GiB available RAM" in text
         be.query_one("#f-batch_size").value = "many"
         await pilot.pause()
-        assert "fill in LoRA r, batch size and max length" in screen_text(app)
+        assert "fill in batch size" in screen_text(app)
         be.query_one("#f-batch_size").value = "8"
         be.query_one("#f-lora_dropout").value = "2"
         await pilot.press("ctrl+s")
@@ -375,6 +397,51 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         quant = app.screen.query_one("#f-quantization")
         assert not quant.disabled and [v for _, v in quant._options] == ["none", "4bit", "8bit"]
         assert "GPU 0: NVIDIA H200, 141 GiB" in screen_text(app)
+
+
+async def test_backend_method_select_changes_fields_estimate_and_the_run():
+    """lora -> full: the estimate counts every weight with its Adam state and the LoRA fields go;
+    prefix shows its virtual tokens; config's refusal of full on a 4-bit base is the form's error;
+    the chosen method is the run's."""
+    from ftui.core.config import METHODS
+
+    launched: list[Run] = []
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine, launch=lambda run: launched.append(run) or 0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        be = app.screen
+        fit = lambda: str(be.query_one("#fit-text").render())  # noqa: E731
+        text = screen_text(app)
+        assert "method         lora" in text and METHODS["lora"] in text
+        assert "0.92M trainable (LoRA)" in text and "adapter state" in text and "virtual tokens" not in text
+        lora_fit = fit()
+        be.query_one("#f-quantization").value = "4bit"
+        be.query_one("#f-lora_r").value = "not a number"  # hidden below: neither estimated nor sent
+        be.query_one("#f-method").value = "full"
+        await wait_until(pilot, lambda: "trainable (full fine-tuning)" in screen_text(app), what="the full estimate")
+        text = screen_text(app)
+        assert fit() != lora_fit and "135M trainable (full fine-tuning)" in text and "0.92M" not in text
+        assert "weights + gradients + Adam 2.00 GiB" in text and METHODS["full"] in text
+        assert "LoRA r" not in text and "LoRA modules" not in text and not be.query_one("#f-lora_r").display
+        quant = be.query_one("#f-quantization")  # not applicable: none only, config's reason on it
+        assert quant.value == "none" and quant.disabled and "does not train on a quantized base" in str(quant.tooltip)
+        be.query_one("#f-method").value = "prefix"
+        await wait_until(pilot, lambda: "virtual tokens 20" in screen_text(app), what="the prefix field")
+        assert "0.23M trainable (prefix tuning)" in screen_text(app)  # 20 tokens x 30 layers x 2 x 192
+        be.query_one("#f-num_virtual_tokens").value = "10"
+        await wait_until(pilot, lambda: "0.12M trainable (prefix tuning)" in screen_text(app), what="10 tokens")
+        be.query_one("#f-method").value = "full"
+        be.query_one("#f-extra").value = "quantization=4bit"  # past the select: config refuses it
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "quantized base" in str(be.query_one("#start-error").render()), what="error")
+        assert type(app.screen).__name__ == "BackendScreen" and launched == []
+        be.query_one("#f-extra").value = ""
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30)
+        hp = launched[0].spec.hyperparameters
+        assert hp.method == "full" and hp.lora_r == be.choice.backends["local"].lora_r
 
 
 async def test_backend_openai_tab_shows_price_key_presence_never_the_key_and_asks_above_budget(monkeypatch):

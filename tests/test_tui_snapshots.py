@@ -56,6 +56,21 @@ def test_backend_screen(snap_compare, size):
     assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
 
 
+def test_backend_screen_prefix_tuning(snap_compare):
+    """The method's own fields: virtual tokens in, the LoRA rows out, the estimate for prefix."""
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        app.screen.query_one("#f-method").value = "prefix"
+        await wait_until(pilot, lambda: "trainable (prefix tuning)" in _text(app))
+        still(app)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_training_screen(snap_compare, size, ftui_home):
     run = make_run(ftui_home, RUN_A, state="running", steps=30, total=50, evaluated=False)

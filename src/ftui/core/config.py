@@ -98,12 +98,22 @@ class PromptTemplate:
 
 METHODS: dict[str, str] = {
     "lora": "low-rank updates beside the attention weights; small adapter, the usual choice",
-    "dora": "LoRA that also learns each weight's magnitude; a little slower, sometimes better",
+    "dora": "LoRA that also learns each weight's magnitude; a bit slower, sometimes better",
     "ia3": "learned scales on keys, values and the feed-forward; the fewest weights",
     "prefix": "learned key/value vectors put before every prompt; the network is unchanged",
     "full": "every weight trains; optimizer state on all of them; saves the whole model",
 }
 """The local backend's training methods, each with a one-line explanation (help, Backend screen)."""
+METHOD_LABELS: dict[str, str] = {"lora": "LoRA", "dora": "DoRA", "ia3": "IA3", "prefix": "prefix tuning",
+                                 "full": "full fine-tuning"}
+"""Each method's name in running text ("0.92M trainable (LoRA)")."""
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "lora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules"),
+    "dora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules"),
+    "ia3": (), "prefix": ("num_virtual_tokens",), "full": (),
+}
+"""The ``LocalSettings`` fields only some methods read, by method (the Backend screen shows a
+field only for the methods that read it)."""
 QUANTIZABLE_METHODS = ("lora", "dora")
 """Methods that train on a 4/8-bit base (QLoRA)."""
 METHOD_LEARNING_RATES: dict[str, float] = {"ia3": 3e-3, "prefix": 1e-2, "full": 5e-5}

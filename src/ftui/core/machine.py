@@ -4,9 +4,10 @@ The one home of hardware facts (DESIGN.md, Layers): the Backend screen needs the
 run exists and the TUI never imports torch; the local backend adds only what needs torch
 (``backends/local/hardware.py``). GPUs come from ``nvidia-smi`` (present wherever an NVIDIA
 driver is) or NVML, CPU and RAM from ``/proc/cpuinfo`` and psutil. ``HwReading`` is the
-payload of ``hw`` events, written and read back through the same type. The memory-fit figure is a rough planning
-estimate (weights + LoRA training state + activations), not a promise; the runner checks
-the weights against free memory again before it loads anything.
+payload of ``hw`` events, written and read back through the same type. The memory-fit figure
+is a rough planning estimate (frozen weights + the training state of what the method trains +
+activations), not a promise; the runner checks the weights against free memory again before
+it loads anything.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ EMBEDDED_CONFIG: dict[str, Any] = {
 BYTES_PER_PARAM = {"fp32": 4.0, "bf16": 2.0, "8bit": 1.0, "4bit": 0.55}
 """Base weights; 4-bit carries its quantization constants (same table as the local backend)."""
 
-LORA_STATE_BYTES = 16
-"""Per trainable adapter parameter: fp32 weight, gradient and Adam's two moments."""
+TRAINING_STATE_BYTES = 16
+"""Per trainable parameter (an adapter's, or every weight in full fine-tuning): fp32 weight,
+gradient and Adam's two moments."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ def detect() -> Machine:
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The numbers of a decoder-only transformer that memory depends on."""
+    """The numbers of a decoder-only transformer (Llama naming) that memory depends on."""
 
     hidden: int
     layers: int
@@ -299,18 +301,33 @@ class ModelShape:
     kv_heads: int
     source: str
     """Where the numbers came from (a config.json path, or "embedded")."""
+    head_dim: int = 0
+    """Width of one attention head; 0: ``hidden // heads`` (a config may set it apart)."""
+    tied: bool = True
+    """The output layer shares the input embedding's weights (``tie_word_embeddings``)."""
+
+    @property
+    def head_width(self) -> int:
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of one layer's keys (and of its values): kv heads times head width."""
+        return self.kv_heads * self.head_width
 
     @property
     def params(self) -> int:
-        kv = self.hidden * self.kv_heads // self.heads
-        attention = 2 * self.hidden * self.hidden + 2 * self.hidden * kv
-        return self.layers * (attention + 3 * self.hidden * self.intermediate) + self.vocab * self.hidden
+        """Every weight: the projections, two RMSNorms a layer and a final one, the embedding and
+        (untied) the output layer. Biases, which Llama-family models do not have, are left out."""
+        linear = sum(i * o for i, o in self.linear_dims().values())
+        norms = (2 * self.layers + 1) * self.hidden
+        return self.layers * linear + norms + self.vocab * self.hidden * (1 if self.tied else 2)
 
     def linear_dims(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of the projections LoRA can target (Llama naming)."""
+        """(in, out) features of each decoder layer's projections (the modules adapters target)."""
         h, i = self.hidden, self.intermediate
-        kv = h * self.kv_heads // self.heads
-        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+        q, kv = self.heads * self.head_width, self.kv_dim
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
                 "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
 
 
@@ -320,8 +337,11 @@ def _shape_from(cfg: Mapping[str, Any], source: str) -> ModelShape | None:
     except (KeyError, TypeError, ValueError):
         return None
     heads = int(cfg.get("num_attention_heads") or 1)
+    # Without the key: untied, Llama's class default and the larger (safer) count.
+    tied = bool(cfg.get("tie_word_embeddings", False))
     return ModelShape(hidden=h, layers=n, vocab=v, intermediate=int(cfg.get("intermediate_size") or 4 * h),
-                      heads=heads, kv_heads=int(cfg.get("num_key_value_heads") or heads), source=source)
+                      heads=heads, kv_heads=int(cfg.get("num_key_value_heads") or heads), source=source,
+                      head_dim=int(cfg.get("head_dim") or 0), tied=tied)
 
 
 def _hub_cache_configs(model: str) -> list[Path]:
@@ -356,18 +376,50 @@ def model_shape(model: str) -> ModelShape | None:
     return None
 
 
+IA3_TARGETS: dict[str, bool] = {"k_proj": False, "v_proj": False, "down_proj": True}
+"""peft's default IA3 modules for Llama-family models, each with whether peft treats it as
+feed-forward (``TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING`` and
+``..._FEEDFORWARD_MODULES_MAPPING``): a feed-forward module learns a scale per input feature,
+the others one per output feature."""
+
+
+def trainable_params(shape: ModelShape, *, method: str, lora_r: int, target_modules: Sequence[str],
+                     num_virtual_tokens: int) -> int:
+    """Parameters ``method`` trains on ``shape``, counted the way peft builds them (a test holds
+    this to ``get_nb_trainable_parameters()`` on a tiny Llama); modules not in the shape count 0."""
+    dims = shape.linear_dims()
+    targets = [dims[m] for m in target_modules if m in dims]
+    if method in ("lora", "dora"):
+        per_layer = sum(lora_r * (i + o) for i, o in targets)
+        if method == "dora":
+            per_layer += sum(o for _, o in targets)  # the magnitude vector, one per output feature
+        return shape.layers * per_layer
+    if method == "ia3":
+        return shape.layers * sum(dims[m][0] if feedforward else dims[m][1] for m, feedforward in IA3_TARGETS.items())
+    if method == "prefix":
+        # PrefixTuning without projection: one embedding of num_virtual_tokens rows, each holding
+        # a key and a value for every layer; for GQA peft sizes them kv_heads * head_dim (peft #1901).
+        return num_virtual_tokens * shape.layers * 2 * shape.kv_dim
+    if method == "full":
+        return shape.params
+    raise ValueError(f"unknown method {method!r}")
+
+
 @dataclass(frozen=True)
 class FitEstimate:
-    """Bytes a LoRA training run needs, by part, against what the device has."""
+    """Bytes a training run needs, by part, against what the device has."""
 
+    method: str
+    """The training method (``config.METHODS``)."""
     weights: int
-    adapter: int
-    """Trainable adapter parameters times their training state."""
+    """The frozen base weights; 0 for ``full``, whose weights are all in ``trained``."""
+    trained: int
+    """Trainable parameters times their training state (``TRAINING_STATE_BYTES``)."""
     activations: int
     total: int
     available: int | None
     device: str
-    adapter_params: int
+    trainable_params: int
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -375,8 +427,11 @@ class FitEstimate:
         return None if not self.available else self.total <= 0.9 * self.available
 
     def lines(self) -> list[str]:
-        out = [f"weights {self.weights / GiB:.2f} GiB + adapter state {self.adapter / GiB:.2f} GiB "
-               f"+ activations {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
+        if self.method == "full":
+            parts = f"weights + gradients + Adam {self.trained / GiB:.2f} GiB"
+        else:
+            parts = f"weights {self.weights / GiB:.2f} GiB + adapter state {self.trained / GiB:.2f} GiB"
+        out = [f"{parts} + activations {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
         where = "GPU memory" if self.device == "cuda" else "available RAM"
         if self.available:
             verdict = "fits" if self.fits else "does NOT fit"
@@ -384,32 +439,40 @@ class FitEstimate:
         return out + self.notes
 
 
-def estimate_fit(shape: ModelShape, *, device: str, precision: str, quantization: str,
-                 lora_r: int, target_modules: Sequence[str], batch_size: int, max_length: int,
-                 available: int | None) -> FitEstimate:
-    """A rough upper bound of training memory for LoRA on ``shape``.
+def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str, quantization: str,
+                 lora_r: int, target_modules: Sequence[str], num_virtual_tokens: int, batch_size: int,
+                 max_length: int, available: int | None) -> FitEstimate:
+    """A rough upper bound of the memory ``method`` needs to train ``shape``.
 
-    ``precision``: ``bf16`` or ``fp32`` (resolve ``auto`` first). Activations follow the
-    per-layer estimate of Korthikanti et al. (2022), ``s*b*h*(34 + 5*a*s/h)`` bytes in 16-bit,
-    plus the logits and their gradient in fp32; gradient checkpointing would cut them.
+    ``precision``: ``bf16`` or ``fp32`` (resolve ``auto`` first). Trainable parameters carry
+    ``TRAINING_STATE_BYTES`` each; for ``full`` that is every weight and no frozen copy is
+    counted besides. Activations follow the per-layer estimate of Korthikanti et al. (2022),
+    ``s*b*h*34 + 5*a*s*s*b`` bytes in 16-bit, plus the logits and their gradient in fp32;
+    gradient checkpointing would cut them. Prefix tuning attends over ``num_virtual_tokens``
+    more keys (``s*(s + p)`` scores); DoRA keeps each target's base and LoRA outputs for the
+    magnitude's gradient (two ``s*b*out`` tensors a module).
     """
     compute = "bf16" if precision == "bf16" else "fp32"
     per_param = BYTES_PER_PARAM[quantization if quantization in ("4bit", "8bit") else compute]
-    weights = int(shape.params * per_param)
-    dims = shape.linear_dims()
-    adapter_params = shape.layers * sum(lora_r * (dims[m][0] + dims[m][1]) for m in target_modules if m in dims)
-    unknown = [m for m in target_modules if m not in dims]
-    adapter = adapter_params * LORA_STATE_BYTES
+    trainable = trainable_params(shape, method=method, lora_r=lora_r, target_modules=target_modules,
+                                 num_virtual_tokens=num_virtual_tokens)
+    weights = 0 if method == "full" else int(shape.params * per_param)
+    trained = trainable * TRAINING_STATE_BYTES
     s, b, h, a = max_length, batch_size, shape.hidden, shape.heads
-    per_layer16 = s * b * h * (34 + 5 * a * s / h)
+    p = num_virtual_tokens if method == "prefix" else 0
+    per_layer16 = s * b * h * 34 + 5 * a * s * (s + p) * b
+    dims = shape.linear_dims()
+    if method == "dora":
+        per_layer16 += 2 * 2 * s * b * sum(dims[m][1] for m in target_modules if m in dims)
     act_scale = 1.0 if compute == "bf16" else 2.0
     logits = 2 * b * s * shape.vocab * 4
     activations = int(shape.layers * per_layer16 * act_scale + logits)
     notes = []
-    if unknown:
+    unknown = [m for m in target_modules if m not in dims]
+    if unknown and method in ("lora", "dora"):
         notes.append(f"not counted (unknown modules): {', '.join(unknown)}")
     if shape.source == "embedded":
         notes.append("shape of the embedded SmolLM2-135M")
-    return FitEstimate(weights=weights, adapter=adapter, activations=activations,
-                       total=weights + adapter + activations, available=available, device=device,
-                       adapter_params=adapter_params, notes=notes)
+    return FitEstimate(method=method, weights=weights, trained=trained, activations=activations,
+                       total=weights + trained + activations, available=available, device=device,
+                       trainable_params=trainable, notes=notes)

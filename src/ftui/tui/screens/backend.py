@@ -1,4 +1,5 @@
-"""Backend screen: local LoRA settings with hardware and memory fit, or OpenAI with its cost; start.
+"""Backend screen: local settings (method, LoRA...) with hardware and memory fit, or OpenAI with its
+cost; start.
 
 The one place outside ``ftui/backends`` that names backends: it holds a settings form for each
 shipped backend (the two tabs). Everything else comes from the registry (``core.backends``); a
@@ -21,8 +22,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import LocalSettings
-from ftui.core.errors import FtuiError
+from ftui.core.config import METHOD_FIELDS, METHOD_LABELS, METHODS, QUANTIZABLE_METHODS, LocalSettings
+from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.machine import Machine, estimate_fit, model_shape
 from ftui.core.openai_prep import KEY_MISSING, spend_check
 from ftui.core.runs import Run
@@ -31,18 +32,34 @@ from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
 from ftui.tui.screens.modals import ConfirmModal
 
-# (setting, label, columns spanned) in form order; "extra" is free-form key=value settings
-LOCAL_FIELDS = [
-    ("model", "model", 3),
-    ("epochs", "epochs", 1), ("learning_rate", "learning rate", 1),
-    ("batch_size", "batch size", 1), ("max_length", "max length", 1),
-    ("lora_r", "LoRA r", 1), ("lora_alpha", "LoRA alpha", 1),
-    ("lora_dropout", "LoRA dropout", 1), ("max_steps", "max steps", 1),
-    ("target_modules", "LoRA modules", 3),
-    ("quantization", "quantization", 1), ("precision", "precision", 1),
-    ("extra", "more", 3),
-]
-SELECTS = {"quantization": ("none", "4bit", "8bit"), "precision": ("auto", "bf16", "fp32")}
+# Grids of (setting, label, columns spanned) in form order; "extra" is free-form key=value
+# settings. The method's explanation goes under the first grid. A field in METHOD_FIELDS shows
+# only for the methods that read it and the grid closes up around the hidden ones, so a field
+# left alone on its row (LoRA dropout, virtual tokens) must end its grid: a 3-column field
+# after it would start in the third column and be cut.
+LOCAL_GRIDS = {
+    "method-form": [("method", "method", 1), ("quantization", "quantization", 1)],
+    "local-form": [
+        ("model", "model", 3),
+        ("epochs", "epochs", 1), ("learning_rate", "learning rate", 1),
+        ("batch_size", "batch size", 1), ("max_length", "max length", 1),
+        ("max_steps", "max steps", 1), ("precision", "precision", 1),
+        ("target_modules", "LoRA modules", 3),
+        ("lora_r", "LoRA r", 1), ("lora_alpha", "LoRA alpha", 1),
+        ("lora_dropout", "LoRA dropout", 1), ("num_virtual_tokens", "virtual tokens", 1),
+    ],
+    "more-form": [("extra", "more", 3)],
+}
+LOCAL_FIELDS = [f for fields in LOCAL_GRIDS.values() for f in fields]
+SELECTS = {"method": tuple(METHODS), "quantization": ("none", "4bit", "8bit"), "precision": ("auto", "bf16", "fp32")}
+LABELS = {name: label for name, label, _ in LOCAL_FIELDS}
+METHOD_ONLY = {name for fields in METHOD_FIELDS.values() for name in fields}
+"""Fields some methods do not read (shown, and sent, only for those that do)."""
+
+
+def applies(name: str, method: str) -> bool:
+    """Whether ``method`` reads the setting ``name``."""
+    return name not in METHOD_ONLY or name in METHOD_FIELDS[method]
 PREFLIGHT_DELAY_S = 0.5
 
 
@@ -53,6 +70,20 @@ def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return "" if value is None else str(value)
+
+
+def millions(n: int) -> str:
+    """A parameter count in millions: two decimals below ten million (adapters), none above."""
+    return f"{n / 1e6:.2f}M" if n < 10_000_000 else f"{n / 1e6:,.0f}M"
+
+
+def quantization_refusal(method: str) -> str:
+    """Why ``method`` takes no 4/8-bit base, in config's own words."""
+    try:
+        LocalSettings(method=method, quantization="4bit")
+    except ConfigError as exc:
+        return str(exc)
+    return ""
 
 
 def openai_prices() -> tuple[dict[str, float], str]:
@@ -103,14 +134,17 @@ class BackendScreen(Screen):
         yield Static(Text.assemble(("data ", "dim"), (c.name, "bold"), f" · task {c.task} · ",
                                    ", ".join(f"{k} {v:,}" for k, v in split.items())), id="backend-head")
         with TabbedContent(id="backend-tabs", initial="local"):
-            with TabPane("Local (LoRA)", id="local"):
+            with TabPane("Local", id="local"):
                 with VerticalScroll(id="local-scroll"):
-                    with Grid(id="local-form", classes="form"):
-                        for name, label, span in LOCAL_FIELDS:
-                            yield Label(label, classes="label")
-                            yield self._field(name, span)
-                    yield Static(id="machine-text", classes="pane")
+                    for grid_id, fields in LOCAL_GRIDS.items():
+                        with Grid(id=grid_id, classes="form"):
+                            for name, label, span in fields:
+                                yield Label(label, id=f"label-{name}", classes="label")
+                                yield self._field(name, span)
+                        if grid_id == "method-form":
+                            yield Static(id="method-help", classes="hint")
                     yield Static(id="fit-text", classes="pane")
+                    yield Static(id="machine-text", classes="pane")
             with TabPane("OpenAI", id="openai"):
                 with VerticalScroll(id="openai-scroll"):
                     with Grid(id="openai-form", classes="form"):
@@ -156,8 +190,7 @@ class BackendScreen(Screen):
         self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
         self.query_one("#f-model", Input).focus()
         self.query_one("#machine-text", Static).update(Text("detecting hardware…", style="dim"))
-        self._update_quantization()
-        self._update_fit()
+        self._update_method()
         self._update_key()
         self._detect()
 
@@ -174,22 +207,42 @@ class BackendScreen(Screen):
 
     def _machine_detected(self, machine: Machine) -> None:
         self.machine = machine
-        lines = [Text("this machine", style="bold")] + [Text("  " + line) for line in machine.lines()]
+        first, *rest = machine.lines()
+        lines = [Text.assemble(("this machine  ", "bold"), first)] + [Text("  " + line) for line in rest]
         if not machine.cuda:
             lines.append(Text("  quantization (QLoRA 4-bit/8-bit) needs a CUDA GPU", style="dim"))
         self.query_one("#machine-text", Static).update(Group(*lines))
+        self._update_method()
+
+    @property
+    def method(self) -> str:
+        return self._value("method")
+
+    def _update_method(self) -> None:
+        """The chosen method's explanation, its fields, its quantization choices, its estimate."""
+        method = self.method
+        self.query_one("#method-help", Static).update(METHODS[method])
+        for name in METHOD_ONLY:
+            self.query_one(f"#label-{name}").display = self.query_one(f"#f-{name}").display = applies(name, method)
         self._update_quantization()
         self._update_fit()
 
     def _update_quantization(self) -> None:
         select = self.query_one("#f-quantization", Select)
         cuda = bool(self.machine and self.machine.cuda)
-        options = SELECTS["quantization"] if cuda else ("none",)
+        quantizable = self.method in QUANTIZABLE_METHODS
+        options = SELECTS["quantization"] if cuda and quantizable else ("none",)
         current = select.value if select.value in options else "none"
-        select.set_options([(o, o) for o in options])
-        select.value = current
-        select.disabled = not cuda
-        select.tooltip = None if cuda else "4-bit and 8-bit loading (QLoRA) need a CUDA GPU"
+        with select.prevent(Select.Changed):  # the caller updates the estimate once
+            select.set_options([(o, o) for o in options])
+            select.value = current
+        select.disabled = len(options) == 1
+        if not quantizable:
+            select.tooltip = quantization_refusal(self.method)
+        elif not cuda:
+            select.tooltip = "4-bit and 8-bit loading (QLoRA) need a CUDA GPU"
+        else:
+            select.tooltip = None
 
     def _value(self, name: str) -> str:
         widget = self.query_one(f"#f-{name}")
@@ -203,10 +256,19 @@ class BackendScreen(Screen):
             out.update(Text.assemble(("memory fit  ", "bold"),
                                      (f"unknown: no config.json for '{model}' here yet", "dim")))
             return
-        try:
-            r, bs, ml = int(self._value("lora_r")), int(self._value("batch_size")), int(self._value("max_length"))
-        except ValueError:
-            out.update(Text.assemble(("memory fit  ", "bold"), ("fill in LoRA r, batch size and max length", "dim")))
+        method, defaults = self.method, self.choice.backends["local"]
+        numbers: dict[str, int] = {}
+        missing = []
+        for name in ("batch_size", "max_length", "lora_r", "num_virtual_tokens"):
+            if not applies(name, method):
+                numbers[name] = getattr(defaults, name)  # not read by this method; any valid value
+                continue
+            try:
+                numbers[name] = int(self._value(name))
+            except ValueError:
+                missing.append(LABELS[name])
+        if missing:
+            out.update(Text.assemble(("memory fit  ", "bold"), (f"fill in {', '.join(missing)}", "dim")))
             return
         m = self.machine
         precision = self._value("precision")
@@ -215,12 +277,12 @@ class BackendScreen(Screen):
         available = None
         if m is not None:
             available = m.gpus[0].mem_total if m.cuda else m.ram_available
-        est = estimate_fit(shape, device=m.device if m else "cpu", precision=precision,
-                           quantization=self._value("quantization"), lora_r=r,
+        est = estimate_fit(shape, method=method, device=m.device if m else "cpu", precision=precision,
+                           quantization=self._value("quantization"),
                            target_modules=[t.strip() for t in self._value("target_modules").split(",") if t.strip()],
-                           batch_size=bs, max_length=ml, available=available)
-        head = Text.assemble(("memory fit  ", "bold"), f"{shape.params / 1e6:,.0f}M parameters, "
-                             f"{est.adapter_params / 1e6:.2f}M trainable (LoRA), {precision}")
+                           available=available, **numbers)
+        head = Text.assemble(("memory fit  ", "bold"), f"{millions(shape.params)} parameters, "
+                             f"{millions(est.trainable_params)} trainable ({METHOD_LABELS[method]}), {precision}")
         style = {True: "green", False: "bold red", None: ""}[est.fits]
         lines = [head] + [Text("  " + line, style=style if i == 1 else "") for i, line in enumerate(est.lines())]
         out.update(Group(*lines))
@@ -229,7 +291,9 @@ class BackendScreen(Screen):
     @on(Select.Changed)
     def _changed(self, event) -> None:
         control_id = event.control.id or ""
-        if control_id.startswith("f-"):
+        if control_id == "f-method":
+            self._update_method()
+        elif control_id.startswith("f-"):
             self._update_fit()
         elif control_id.startswith("oa-"):
             self._schedule_preflight()
@@ -320,7 +384,7 @@ class BackendScreen(Screen):
         defaults: LocalSettings = self.choice.backends["local"]
         out = []
         for name, _, _ in LOCAL_FIELDS:
-            if name == "extra":
+            if name == "extra" or not applies(name, self.method):
                 continue
             value = self._value(name)
             if value != shown(getattr(defaults, name)):
