@@ -163,7 +163,7 @@ def test_limit_comes_from_the_argument_then_the_spec(lively_model):
 
 def test_finetuned_without_adapter_is_a_config_error(lively_model):
     run = make_run(lively_model, n_test=2)
-    with pytest.raises(ConfigError, match="no adapter yet"):
+    with pytest.raises(ConfigError, match="no trained weights yet"):
         evaluate_run(run, variants=("base", "finetuned"))
     assert not (run.dir / "eval").exists()  # refused before spending time on base
 

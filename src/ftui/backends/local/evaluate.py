@@ -1,5 +1,6 @@
 """The local backend's answers for evaluation: batched greedy decoding on the base model, the
-base with k-shot prompts, and the base with the run's adapter merged in (``finetuned``).
+base with k-shot prompts, and the run's trained weights (``finetuned``): the base with the
+run's adapter (merged in where the method allows), or the whole model full fine-tuning saved.
 
 The loop around it (stop checks, progress, scoring, records, events) is the shared one in
 ``ftui.backends.evaluate``; ``evaluate_run`` here runs it with this backend.
@@ -8,6 +9,7 @@ The loop around it (stop checks, progress, scoring, records, events) is the shar
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ftui.backends.base import Answer, Answered
@@ -26,7 +28,7 @@ class _Stopped(Exception):
 
 class LocalAnswerer:
     """One model in memory at a time: the base for ``base`` and ``kshot`` (loaded once for
-    both), then the base with the adapter merged for ``finetuned``."""
+    both), then the trained weights for ``finetuned``."""
 
     def __init__(self, run: Run, plan: EvalPlan, *, device: str | None = None, dtype: str = "float32") -> None:
         self.run, self.plan = run, plan
@@ -38,6 +40,7 @@ class LocalAnswerer:
         self.tokenizer = load_tokenizer(self.model_id)
         self.model: Any = None
         self.loaded: str | None = None  # which weights `model` holds: "base" or "finetuned"
+        self.weights: Path | None = None  # the run's trained weights, once `finetuned` loaded
 
     def describe(self, variant: str) -> str:
         return f"on {self.device}"
@@ -59,8 +62,8 @@ class LocalAnswerer:
             return None
         info: dict[str, Any] = {"model": self.model_id, "dtype": self.dtype, "device": self.device,
                                 "batch_size": settings.batch_size}
-        if variant == "finetuned":
-            info["adapter"] = "adapter"
+        if variant == "finetuned" and self.weights is not None:
+            info["adapter"] = self.weights.name  # "adapter" or "model", in the run's folder
         return Answered([Answer(text, latency) for text, latency in outputs], info)
 
     def after(self, variant: str, answered: Answered, events: EventWriter | None) -> None:
@@ -73,19 +76,27 @@ class LocalAnswerer:
     def _load(self, wanted: str) -> None:
         if self.loaded == wanted:
             return
+        weights = None
+        if wanted == "finetuned":
+            weights = self.run.trained_weights()
+            if weights is None:
+                raise ConfigError(_no_weights(self.run))
         self.model = None
         _free_memory()  # the previous model goes before the next one loads
-        model = load_model(self.model_id, dtype=self.dtype, quantization=self.quantization, device=self.device)
-        if wanted == "finetuned":
-            model = _with_adapter(model, self.run.dir / "adapter", merge=self.quantization == "none")
+        if weights == self.run.model_path:  # full fine-tuning saved the whole model
+            model = load_model(str(weights), dtype=self.dtype, quantization=self.quantization, device=self.device)
+        else:
+            model = load_model(self.model_id, dtype=self.dtype, quantization=self.quantization, device=self.device)
+            if weights is not None:
+                model = _with_adapter(model, weights, merge=self.quantization == "none")
         model.eval()
-        self.model, self.loaded = model, wanted
+        self.model, self.loaded, self.weights = model, wanted, weights
 
 
 def answerer(run: Run, plan: EvalPlan, variants: Sequence[str], **kw: Any) -> LocalAnswerer:
-    if "finetuned" in variants and not (run.dir / "adapter" / "adapter_config.json").is_file():
+    if "finetuned" in variants and run.trained_weights() is None:
         # Checked before any work, so nobody waits through base and k-shot to learn this.
-        raise ConfigError(f"run {run.id} has no adapter yet: train it first (or resume it)")
+        raise ConfigError(_no_weights(run))
     return LocalAnswerer(run, plan, **kw)
 
 
@@ -100,13 +111,23 @@ def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | N
                   heldout=heldout)
 
 
+def _no_weights(run: Run) -> str:
+    return f"run {run.id} has no trained weights yet (adapter/ or model/): train it first (or resume it)"
+
+
 def _with_adapter(model: Any, adapter: Any, *, merge: bool) -> Any:
+    """The base with the peft adapter in folder ``adapter``, merged into its weights if ``merge``
+    and the method has weights to fold (LoRA, DoRA, IA3; not prefix tuning)."""
     import peft  # heavy: only for the fine-tuned variant
 
     tuned = peft.PeftModel.from_pretrained(model, str(adapter))
-    # Merging folds the LoRA product into the base weights: one matmul per layer instead of
-    # three. Quantized bases stay unmerged (merging into 4/8-bit weights re-rounds them).
-    return tuned.merge_and_unload() if merge else tuned
+    # Merging folds the adapter into the base weights: for LoRA one matmul per layer instead of
+    # three; DoRA's magnitudes and IA3's scales fold in as well. Quantized bases stay unmerged
+    # (merging into 4/8-bit weights re-rounds them). Prefix tuning adds key/value positions,
+    # not weights: it stays a peft model, which the generator runs with its virtual tokens.
+    if not merge or tuned.active_peft_config.is_prompt_learning:
+        return tuned
+    return tuned.merge_and_unload()
 
 
 def _default_device() -> str:

@@ -27,6 +27,16 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
 Models whose generation config asks for more than plain greedy (a repetition penalty, banned
 words, ...) go through ``generate`` in the batched path too, in length-sorted batches.
 
+A prefix-tuned model (a peft adapter, unmerged: nothing to fold into the weights) puts the
+keys and values of ``num_virtual_tokens`` learned positions before every prompt, in every
+layer. Both paths run the base model on a cache that starts with them: the loop treats them
+as the part of the shared beginning every row already has, ``generate`` continues from them
+as a filled cache. Every mask counts them, and positions count from them, as peft's forward
+does in training (the first prompt token is at position ``num_virtual_tokens``). peft's own
+``generate`` is not used: with transformers 5 it loses the virtual tokens (its inputs set
+``past_key_values``, and the ``cache`` that ``generate`` passes wins), giving the base
+model's tokens.
+
 Batched and one-at-a-time decoding give the same tokens in float32: left padding with an
 attention mask keeps every real token at the same position id (counted from the mask, as
 ``generate`` does), masked keys get zero attention weight, and rows joining a running batch
@@ -179,7 +189,11 @@ class _Decoder:
             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             temperature=1.0, top_p=1.0, top_k=50, eos_token_id=stops, pad_token_id=pad,
         )
-        self.plain_greedy = _plain_greedy(model)
+        self.virtual = _virtual_tokens(model)
+        # The module whose forward and generate run: the base model under prefix tuning, which
+        # gets the virtual tokens as a cache (peft's forward would replace any cache given).
+        self.net = _base_model(model) if self.virtual else model
+        self.plain_greedy = _plain_greedy(model) and _loop_can_run(self, model)
         forward = getattr(_base_model(model), "forward", None)
         params = set(inspect.signature(forward).parameters) if forward is not None else set()
         # transformers 5.x names the KV cache argument `cache`; earlier versions `past_key_values`.
@@ -201,10 +215,16 @@ class _Decoder:
                 attention_mask[row, width - len(ids):] = 1
         return input_ids.to(self.device), attention_mask.to(self.device)
 
+    def virtual_cache(self, rows: int) -> Any:
+        """A fresh cache holding the prefix tuning's virtual tokens for ``rows`` rows."""
+        return self.model.get_prompt(rows)
+
     def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any) -> Any:
+        """The model's forward; under prefix tuning ``cache`` starts with the virtual tokens, and
+        the mask and positions count them."""
         extra = {"logits_to_keep": 1} if self.last_logits_only else {}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=True, **{self.cache_arg: cache}, **extra)
+        return self.net(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        use_cache=True, **{self.cache_arg: cache}, **extra)
 
     def generate(self, batch: Sequence[Sequence[int]]) -> list[list[int]]:
         """New tokens of each row through ``model.generate``, up to (not including) the stop."""
@@ -212,8 +232,18 @@ class _Decoder:
 
         input_ids, attention_mask = self.padded(batch)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                      generation_config=self.config)
+            extra = {}
+            if self.virtual:
+                # The virtual tokens come as a filled cache. Their places in input_ids (padding)
+                # are the cached part that generate skips; the mask's ones there make its
+                # positions start after them, as in training. (A repetition penalty sees that
+                # padding, as it sees a batch's left padding.)
+                rows = len(batch)
+                input_ids = torch.cat([input_ids.new_full((rows, self.virtual), self.pad), input_ids], dim=-1)
+                attention_mask = torch.cat([attention_mask.new_ones((rows, self.virtual)), attention_mask], dim=-1)
+                extra = {self.cache_arg: self.virtual_cache(rows)}
+            out = self.net.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                    generation_config=self.config, **extra)
         return [self._until_stop(tokens) for tokens in out[:, input_ids.shape[1]:].tolist()]
 
     def text(self, tokens: list[int]) -> str:
@@ -253,6 +283,8 @@ class _Stream:
         self.position_ids: Any = None
         self.next_tokens: Any = None
         self.joinable = True  # rows can leave and join; set from the first cache seen
+        # The cache every row starts from: the virtual tokens (prefix tuning), then the prompts'
+        # shared beginning (``shared`` tokens of each prompt); None when there is neither.
         self.shared, self.prefix_cache = 0, None
 
     def run(self) -> None:
@@ -271,6 +303,9 @@ class _Stream:
                     self._step()
 
     def _share_prefix(self) -> None:
+        virtual = self.d.virtual
+        if virtual:
+            self.prefix_cache = self.d.virtual_cache(1)
         prompts = [self.ids[i] for i in self.queue]
         shared = _shared_prefix(prompts)
         if len(prompts) < 2 or (len(prompts) - 1) * shared < MIN_SHARED_TOKENS:
@@ -278,7 +313,9 @@ class _Stream:
         import torch  # heavy: only when generating
 
         ids = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=self.d.device)
-        out = self.d.forward(ids, torch.ones_like(ids), torch.arange(shared, device=ids.device)[None], None)
+        mask = ids.new_ones((1, virtual + shared))
+        positions = virtual + torch.arange(shared, device=ids.device)[None]
+        out = self.d.forward(ids, mask, positions, self.d.virtual_cache(1) if virtual else None)
         cache = _cache_of(out)
         if _plain_dynamic(cache):  # a sliding-window or other special cache: nothing to copy
             self.shared, self.prefix_cache = shared, cache
@@ -288,15 +325,15 @@ class _Stream:
         import torch  # heavy: only when generating
 
         began = time.perf_counter()
-        shared = self.shared
+        cached = self.d.virtual + self.shared  # positions already in prefix_cache
         cache = None
-        if shared:
+        if self.prefix_cache is not None:
             cache = copy.deepcopy(self.prefix_cache)
             cache.batch_repeat_interleave(len(group))
-        input_ids, rest_mask = self.d.padded([self.ids[i][shared:] for i in group])
-        attention_mask = torch.cat([rest_mask.new_ones((len(group), shared)), rest_mask], dim=-1)
+        input_ids, rest_mask = self.d.padded([self.ids[i][self.shared:] for i in group])
+        attention_mask = torch.cat([rest_mask.new_ones((len(group), cached)), rest_mask], dim=-1)
         # As generate(): positions count real tokens only, so padding does not shift them.
-        position_ids = shared + (rest_mask.cumsum(-1) - 1).clamp(min=0)
+        position_ids = cached + (rest_mask.cumsum(-1) - 1).clamp(min=0)
         out = self.d.forward(input_ids, attention_mask, position_ids, cache)
         position_ids = position_ids[:, -1:]
         cache = _cache_of(out)
@@ -437,9 +474,34 @@ def _linear_few_rows(self: Any, x: Any) -> Any:
 
 
 def _base_model(model: Any) -> Any:
-    """The transformers model under a peft wrapper (an unmerged adapter on a quantized base)."""
+    """The transformers model under a peft wrapper (an unmerged adapter: on a quantized base,
+    or prefix tuning)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
+
+
+def _virtual_tokens(model: Any) -> int:
+    """The virtual tokens prefix tuning puts before every prompt; 0 for any other model."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or not getattr(config, "is_prompt_learning", False):
+        return 0
+    from peft import PeftType  # heavy: only for a peft model, which imported it already
+
+    return config.num_virtual_tokens if config.peft_type == PeftType.PREFIX_TUNING else 0
+
+
+def _loop_can_run(decoder: _Decoder, model: Any) -> bool:
+    """Whether ftui's loop can run ``model`` as it would a plain one: no prompt learning, or
+    prefix tuning with a cache of full-attention layers (copied to each row like a shared
+    beginning). Other prompt learning (soft prompts as input embeddings) goes through
+    ``generate``."""
+    if decoder.virtual:
+        import torch  # heavy: only when generating
+
+        with torch.inference_mode():
+            return _plain_dynamic(decoder.virtual_cache(1))
+    config = getattr(model, "active_peft_config", None)
+    return not getattr(config, "is_prompt_learning", False)
 
 
 def _plain_greedy(model: Any) -> bool:
