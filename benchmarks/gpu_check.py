@@ -42,16 +42,17 @@ Missing pieces make nulls, not a crash: without trl the TRL figures and the rati
 without bitsandbytes (or on the CPU) QLoRA's, each with the reason under ``skipped``; a
 configuration that fails or runs out of time has its reason under ``error``.
 
-The time budget. On an H100/H200 a configuration costs a process start with torch,
-transformers and peft imports (~15 s), loading the 2.5 GB checkpoint (~5 s), encoding 350
-examples (~2 s) and 43 steps of 8 x <= 1024 tokens at ~0.1 s (LoRA, full) to ~0.3 s (QLoRA,
-TRL with gradient checkpointing) each: under a minute. With the model's build (random init
-on the GPU and a 2.5 GB write, ~30 s) the whole check should take about 3-4 minutes. The
-steps are the knob: 40 measured ones keep the figures steady to a few percent, and each
-doubling costs at most ~15 s per configuration. Two guards keep it under 8 minutes on a slow
-start: each process gets at most ``--config-timeout`` seconds (150) and the time left of
-``--budget-s`` (450), after which it is stopped and its figures are null; the shell script
-kills everything at 480 s.
+The time budget, estimated (this script has not yet run on a GPU): on an H100/H200 a
+configuration costs a process start with the torch, transformers and peft imports (~15 s),
+loading the 2.5 GB checkpoint (~5 s), encoding 352 examples (~2 s), 43 steps of 8 x <= 1024
+tokens at ~0.1 s (LoRA, full) to ~0.3 s (QLoRA; TRL, which recomputes activations) each, and
+saving what trained (full: the whole model, 5 GB in float32, ~10 s): about a minute. With
+the model's build (random init on the GPU, a 2.5 GB write: ~30 s), about 4-5 minutes in all.
+The measured steps are the knob: 40 keep the figures steady to a few percent, and each
+doubling costs at most ~15 s per configuration. Two guards keep the whole under 8 minutes
+when a start is slow: each process gets at most ``--config-timeout`` seconds (150) and what is
+left of ``--budget-s`` (450), after which it is stopped and its figures are null with the
+reason; the shell script stops everything at 480 s.
 """
 
 from __future__ import annotations
@@ -91,14 +92,12 @@ class Config:
     name: str
     method: str
     quantization: str
-    learning_rate: float
-    """Beside the point for a throughput check; what one would use (full wants ~10x lower)."""
 
 
 CONFIGS = (
-    Config("lora_bf16", "lora", "none", 2e-4),
-    Config("full", "full", "none", 2e-5),
-    Config("qlora_4bit", "lora", "4bit", 2e-4),
+    Config("lora_bf16", "lora", "none"),
+    Config("full", "full", "none"),
+    Config("qlora_4bit", "lora", "4bit"),
 )
 """ftui's configurations; ``trl_lora`` trains with lora_bf16's settings."""
 ORDER = ("lora_bf16", "trl_lora", "full", "qlora_4bit")
@@ -108,10 +107,14 @@ FLOPS_PER_TOKEN = ("full: 6N; lora and qlora: 4N + 6 x adapter params (no weight
                    "N = Linear weights incl. the output layer at every position; embeddings, norms, "
                    "dequantisation not counted; plus causal attention 6 x layers x width x seq_len")
 
+SMOKE_NOTE = "a check that the code runs (a few steps of a tiny model on shared CPUs), not a measurement"
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch  # heavy: device detection
+
+    from ftui.core.config import METHOD_LEARNING_RATES, LocalSettings
 
     mode = CPU_SMOKE if args.cpu_smoke else GPU
     if mode.device == "cuda" and not torch.cuda.is_available():
@@ -143,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = {"skipped": f"the time budget (--budget-s {args.budget_s:.0f}) ran out before it"}
                 continue
             config = next((c for c in CONFIGS if c.name == name), CONFIGS[0])  # trl_lora: lora_bf16's
+            # The method's own learning rate: beside the point for throughput, but what one would use.
             settings = {"batch_size": mode.batch_size, "max_length": mode.seq_len,
-                        "learning_rate": config.learning_rate}
+                        "learning_rate": METHOD_LEARNING_RATES.get(config.method, LocalSettings().learning_rate)}
             precision = "bf16" if mode.device == "cuda" else "auto"  # auto: what a CPU user gets
             run_dir = make_run("synthetic", str(folder), settings, warmup + steps, mode.seq_len, home, seed=0,
                                more=[f"method={config.method}", f"quantization={config.quantization}",
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                                       home, label=label, timeout=timeout)
     figures = {
         "benchmark": "gpu_check", "mode": "cpu-smoke" if args.cpu_smoke else "gpu", "device": mode.device,
-        "gpu": gpu_name,
+        "gpu": gpu_name, "note": SMOKE_NOTE if args.cpu_smoke else None,
         "model": {"arch": mode.arch, "params": built.get("params"), "weights": "random", **ARCHS[mode.arch]},
         "model_error": built.get("error"),
         "data": {"examples": "synthetic", "seq_len": mode.seq_len, "batch_size": mode.batch_size,
@@ -261,6 +265,8 @@ def report(f: dict[str, Any]) -> None:
     print(f"\ngpu check ({f['mode']}): {f['model']['arch']} ({params} parameters, random weights) on "
           f"{f['device']} ({where}); batch {f['data']['batch_size']} x <= {f['data']['max_length']} tokens; "
           f"{f['steps']} measured steps after {f['warmup']} warm-up; {f['wall_s']:.0f} s in all\n")
+    if f["note"]:
+        print(f"({f['note']})\n")
     rows = []
     entries = [*f["configs"].items(), ("trl_lora", f["trl_lora"])]
     for name, c in entries:
