@@ -1,11 +1,14 @@
-"""The benchmark scripts still run against the code they measure: each answers --help, and the
-training benchmark reads its settings from the demo preset as the runner would. (They are
-measurements, not tests; this only catches a script left behind by a change of API.)"""
+"""The benchmark scripts still run against the code they measure: each answers --help, the
+training benchmark reads its settings from the demo preset as the runner would, and the GPU
+check runs its own code on a tiny model on the CPU. (They are measurements, not tests; this
+only catches a script left behind by a change of API, and a JSON line that lost its keys.)"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +40,50 @@ def test_the_training_benchmark_takes_the_demo_presets_local_settings():
     local = load_preset("demo").settings_for("local")
     assert module.run_settings(args, "smollm2-135m", "demo", 8) == {
         "batch_size": local.batch_size, "max_length": local.max_length, "learning_rate": local.learning_rate}
+
+
+FIGURES = {"tokens_per_s", "mfu", "model_tflops_per_s", "peak_memory_bytes", "s_per_step", "tokens",
+           "trainable_params", "precision", "skipped", "error"}
+
+
+def gpu_check(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, dict]:
+    """benchmarks/gpu_check.sh ARGS as a user runs it; the process and its last line's JSON."""
+    res = subprocess.run([str(BENCHMARKS / "gpu_check.sh"), *args], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, env={**os.environ, "PYTHON": sys.executable}, timeout=timeout)
+    lines = res.stdout.strip().splitlines()
+    assert lines, res.stderr[-3000:]
+    return res, json.loads(lines[-1])
+
+
+def test_the_gpu_check_runs_its_code_on_a_tiny_llama_on_the_cpu():
+    res, line = gpu_check("--cpu-smoke", timeout=280)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert (line["benchmark"], line["mode"], line["device"]) == ("gpu_check", "cpu-smoke", "cpu")
+    configs = line["configs"]
+    assert set(configs) == {"lora_bf16", "qlora_4bit", "full"}
+    for name, figures in (*configs.items(), ("trl_lora", line["trl_lora"])):
+        assert FIGURES <= set(figures), name
+    for name in ("lora_bf16", "full"):
+        figures = configs[name]
+        assert figures["error"] is None and figures["skipped"] is None, figures
+        assert figures["tokens_per_s"] > 0 and figures["peak_memory_bytes"] > 0 and figures["model_tflops_per_s"] > 0
+        assert figures["mfu"] is None  # no bf16 peak for a CPU
+    # Each trained by its method: full every weight, LoRA its adapter alone.
+    assert configs["full"]["trainable_params"] == line["model"]["params"]
+    assert 0 < configs["lora_bf16"]["trainable_params"] < line["model"]["params"] / 100
+    qlora = configs["qlora_4bit"]
+    assert qlora["tokens_per_s"] is None and "CUDA" in qlora["skipped"]
+    if importlib.util.find_spec("trl") is not None:
+        assert line["trl_lora"]["tokens_per_s"] > 0 and line["ratio"] > 0
+    else:
+        assert line["ratio"] is None and "trl is not installed" in line["ratio_reason"]
+    assert {"peak_tflops", "peak_tflops_source", "flops_per_token", "versions", "wall_s"} <= set(line)
+
+
+def test_the_gpu_check_reports_what_did_not_fit_its_time_budget_as_nulls_with_the_reason():
+    res, line = gpu_check("--cpu-smoke", "--budget-s", "1", timeout=120)
+    assert res.returncode == 1
+    assert "did not finish within" in line["model_error"]
+    for figures in (*line["configs"].values(), line["trl_lora"]):
+        assert figures["tokens_per_s"] is None and figures["skipped"]
+    assert line["ratio"] is None and line["ratio_reason"]
