@@ -434,6 +434,13 @@ async def test_training_screen_follows_events_and_survives_a_lost_runner(ftui_ho
         write_events(run.dir, [ev("train", T0 + 40, step=13, total_steps=50, epoch=0.65, loss=1.5, lr=2e-4,
                                   tokens=11700, tokens_per_s=451.0)], mode="a")
         await wait_until(pilot, lambda: "step 13/50" in screen_text(app), timeout=2, what="the new step")
+        # the local trainer's hw events say what trains and the peak memory
+        write_events(run.dir, [ev("hw", T0 + 41, cpu_percent=190.0, rss_bytes=2 * 2**30, ram_total_bytes=16 * 2**30,
+                                  method="dora", trainable_params=1_032_192, total_params=135_547_968,
+                                  peak_mem_bytes=3 * 2**30)], mode="a")
+        await wait_until(pilot, lambda: "dora 1.03M (0.76%) trained" in screen_text(app), timeout=2,
+                         what="the trainable parameters")
+        assert "peak 3.0 GiB" in screen_text(app)
         # cancel asks first, then writes the stop request through the services
         asked = []
         app.services.stop = lambda r: asked.append(r.id) or "running"

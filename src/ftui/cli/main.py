@@ -438,6 +438,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from ftui.core.config import to_plain
+    from ftui.core.machine import trainable_text
     from ftui.core.runs import resolve_run
 
     run = resolve_run(args.run)
@@ -448,16 +449,25 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for k, v in info.items():
         if k in ("created", "ended") and isinstance(v, (int, float)):
             v = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(v))  # --json keeps the timestamp
-        if k == "preset" and v is None:
-            continue  # a run on a file has no preset; its data line says where the rows came from
-        if k not in ("eval", "eval_progress"):
+        if k in ("preset", "method") and v is None:
+            continue  # a run on a file has no preset (its data line says where the rows came from)
+        if k == "trainable_params":
+            if v is not None:
+                print(f"{'trainable':<12} {trainable_text(v, info['total_params'])}")
+            continue
+        if k == "peak_mem_bytes":
+            if v is not None:
+                print(f"{'peak memory':<12} {v / 2**30:.2f} GiB")
+            continue
+        if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec
     sizes = ", ".join(f"{k} {v}" for k, v in spec.split_sizes.items())
     print(f"{'data':<12} {spec.data.source} ({spec.data.used} examples; split {sizes})")
     settings = to_plain(spec.hyperparameters) or {}
+    unused = {"model", *getattr(spec.hyperparameters, "unused", tuple)()}
     print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                                          for k, v in settings.items() if k != "model"))
+                                          for k, v in settings.items() if k not in unused))
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
     if info["eval_progress"] is not None:

@@ -106,6 +106,12 @@ METHODS: dict[str, str] = {
 """The local backend's training methods, each with a one-line explanation (help, Backend screen)."""
 QUANTIZABLE_METHODS = ("lora", "dora")
 """Methods that train on a 4/8-bit base (QLoRA)."""
+METHOD_LEARNING_RATES: dict[str, float] = {"ia3": 3e-3, "prefix": 1e-2, "full": 5e-5}
+"""The learning rate a method gets when ``--set method=`` switches to it without a
+``learning_rate`` (a preset's rate is tuned for its own method): IA3's scales and prefix
+tuning's vectors want far higher rates than LoRA (3e-3 in the IA3 paper, Liu et al. 2022;
+1e-2 in peft's prefix-tuning examples), full fine-tuning a tenth or less. lora and dora keep
+the preset's rate."""
 ADAPTER_METHODS = ("lora", "dora", "ia3", "prefix")
 """Methods whose result is a peft adapter (``adapter/``); ``full`` saves the model (``model/``)."""
 
@@ -186,6 +192,13 @@ class LocalSettings:
         _check(bool(self.target_modules), "local.target_modules", "is empty")
         _check(self.precision in ("auto", "bf16", "fp32"), "local.precision",
                f"must be auto, bf16 or fp32, got {self.precision!r}")
+
+
+    def unused(self) -> tuple[str, ...]:
+        """Settings the chosen method does not read (left out where settings are listed)."""
+        lora = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+        return ((() if self.method == "prefix" else ("num_virtual_tokens",))
+                + (() if self.method in ("lora", "dora") else lora))
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ def summary_data(run: Run) -> dict[str, Any]:
             "tokens_per_s": last_train["tokens_per_s"] if last_train else None,
             "final_loss": last_train["loss"] if last_train else None,
             "final_val_loss": val[-1][1] if val else None,
+            "method": info["method"],
+            "trainable_params": info["trainable_params"],
+            "total_params": info["total_params"],
+            "peak_mem_bytes": info["peak_mem_bytes"],
+            # The trained weights, relative to the run directory: adapter/ or model/ (full).
+            "weights": run.trained_weights().name if run.trained_weights() else None,
         },
         "cost": {k: cost[k] for k in ("usd", "projected_usd", "basis") if k in cost} if cost else None,
         "eval": {v: {"n": m.get("n"), "metrics": m.get("metrics", {}),
@@ -82,6 +88,13 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
     lines.append(f"- steps: {_cell(tr['steps'])}, trained tokens: {_cell(tr['tokens'])}, "
                  f"tokens/s: {_cell(tr['tokens_per_s'])}")
     lines.append(f"- final train loss: {_cell(tr['final_loss'])}, final validation loss: {_cell(tr['final_val_loss'])}")
+    if tr.get("trainable_params"):
+        from ftui.core.machine import trainable_text
+
+        lines.append(f"- method: {tr.get('method') or '-'}, trained {trainable_text(tr['trainable_params'], tr.get('total_params'))}"
+                     + (f", peak memory {tr['peak_mem_bytes'] / 2**30:.2f} GiB" if tr.get("peak_mem_bytes") else ""))
+    if tr.get("weights"):
+        lines.append(f"- trained weights: `{tr['weights']}/` in the run directory")
     if cost:
         lines.append(f"- cost: ${cost['usd']:.4f} ({cost.get('basis', '')})")
     else:

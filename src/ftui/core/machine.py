@@ -258,6 +258,21 @@ class HwReading:
         return cls(gpus=gpus, gpu_name=name, **{f: event.get(f) for f in _SCALARS})
 
 
+def trainable_text(trainable: float, total: float | None, *, short: bool = False) -> str:
+    """``32.8K of 3.25M parameters (1.01%)`` (short: ``32.8K (1.01%)``): what a method trains."""
+    share = f" ({100 * trainable / total:.2f}%)" if total else ""
+    if short or not total:
+        return f"{_count(trainable)}{share}"
+    return f"{_count(trainable)} of {_count(total)} parameters{share}"
+
+
+def _count(n: float) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{int(n)}"
+
+
 _SCALARS = ("gpu_util", "gpu_mem_used", "gpu_mem_total", "gpu_power_w", "cpu_percent", "rss_bytes",
             "ram_total_bytes", "method", "trainable_params", "total_params", "peak_mem_bytes")
 

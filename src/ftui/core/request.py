@@ -76,6 +76,7 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
     """``settings`` maps section -> dataclass; returns new ones with ``key=value`` applied."""
     out = dict(settings)
     sections = _sections()
+    given: set[tuple[str, str]] = set()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
@@ -89,6 +90,7 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
         if section not in out or name not in {f.name for f in dataclasses.fields(sections[section])}:
             known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(sections[s])})
             raise ConfigError(f"--set {key}: unknown setting; known: {', '.join(known)}")
+        given.add((section, name))
         current = getattr(out[section], name)
         try:
             value = parse_value(raw, current if current is not None else 0.0)
@@ -98,7 +100,22 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
             out[section] = replace(out[section], **{name: value})
         except (TypeError, ConfigError) as exc:
             raise ConfigError(f"--set {key}={raw}: {exc}") from None
-    return out
+    return _method_learning_rate(settings, out, given)
+
+
+def _method_learning_rate(before: dict[str, Any], after: dict[str, Any], given: set[tuple[str, str]]) -> dict[str, Any]:
+    """A section whose ``method`` was switched without a ``learning_rate`` gets the method's own
+    rate (``config.METHOD_LEARNING_RATES``): the one it had was chosen for the other method."""
+    from ftui.core.config import METHOD_LEARNING_RATES
+
+    for section, settings in after.items():
+        method = getattr(settings, "method", None)
+        if (section, "method") not in given or (section, "learning_rate") in given:
+            continue
+        if method == getattr(before.get(section), "method", None) or method not in METHOD_LEARNING_RATES:
+            continue
+        after[section] = replace(settings, learning_rate=METHOD_LEARNING_RATES[method])
+    return after
 
 
 @dataclass

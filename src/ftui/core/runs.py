@@ -178,6 +178,7 @@ class Run:
         ended = st.get("ended")
         state = st.get("state", "queued")
         evaluating = progress.eval_progress if state == "evaluating" else None
+        hw = progress.hw or {}
         return {
             "id": self.id,
             "dir": str(self.dir),
@@ -187,6 +188,11 @@ class Run:
             "task": spec.task,
             "backend": spec.backend,
             "model": spec.model,
+            # The local backend's training method; what trains and the peak memory, once known.
+            "method": getattr(spec.hyperparameters, "method", None),
+            "trainable_params": hw.get("trainable_params"),
+            "total_params": hw.get("total_params"),
+            "peak_mem_bytes": hw.get("peak_mem_bytes"),
             "created": started,
             "ended": ended,
             "duration_s": round(ended - started, 1) if ended and started else None,

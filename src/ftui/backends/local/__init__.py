@@ -1,4 +1,5 @@
-"""The local backend: LoRA/QLoRA with transformers' Trainer on this machine's GPU or CPU.
+"""The local backend: LoRA, DoRA, IA3, prefix tuning, full fine-tuning and QLoRA with
+transformers' Trainer on this machine's GPU or CPU.
 
 ``BACKEND`` is what the runner drives (see ``ftui.backends.base``). torch, transformers and
 peft are imported inside the functions that use them, so importing this package is cheap.
@@ -73,7 +74,7 @@ class LocalBackend:
         from ftui.backends.local.train import train_run
         from ftui.core.cost import Price
 
-        if (run.dir / "adapter" / "adapter_config.json").is_file():
+        if run.trained_weights() is not None:
             return 0  # training is done; rank 0 evaluates
         hw = hardware.detect()
         dtype = hardware.precision(hw, run.spec.hyperparameters.precision)

@@ -1,4 +1,6 @@
-"""LoRA / QLoRA training of a run with transformers' Trainer and peft (loss on completions only).
+"""Training of a run with transformers' Trainer (loss on completions only), by its method:
+LoRA, DoRA, IA3 or prefix tuning through peft (QLoRA: LoRA/DoRA on a 4/8-bit base), or full
+fine-tuning (every weight trains; the whole model is saved to ``model/``).
 
 The Trainer does the loop, gradient accumulation, bf16 autocast, checkpoints and exact resume
 (optimizer, scheduler, RNG and data order); ``EventsCallback`` reports progress.
@@ -215,7 +217,8 @@ def _distributed_args(hp: LocalSettings, model: Any, device: str) -> dict[str, A
     out: dict[str, Any] = {"ddp_backend": "gloo" if device == "cpu" else "nccl",
                            "ddp_find_unused_parameters": False}
     if hp.distributed == "fsdp":
-        layers = sorted(getattr(model.get_base_model(), "_no_split_modules", None) or [])
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        layers = sorted(getattr(base, "_no_split_modules", None) or [])
         out["fsdp"] = "full_shard auto_wrap"
         out["fsdp_config"] = {"use_orig_params": True,  # frozen and trainable weights in one layer
                               **({"transformer_layer_cls_to_wrap": layers} if layers else {})}
@@ -251,9 +254,11 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
 
     ``callbacks``: more Trainer callbacks (the throughput benchmark's meter).
     """
+    import warnings
+
     import torch  # heavy: training only
     import transformers
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import prepare_model_for_kbit_training
 
     from ftui.backends.local.callback import EventsCallback
     from ftui.backends.local.models import load_model, load_tokenizer
@@ -277,20 +282,23 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
                        quantization=hp.quantization, device=device)
     if hp.quantization != "none":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    # LoRA's A matrices start random: seed them, or two runs (and a run and its resume)
-    # start from different adapters.
+    # Adapters start random (LoRA's A matrices, prefix vectors): seed them, or two runs (and a
+    # run and its resume) start from different adapters.
     transformers.set_seed(spec.split.seed)
-    lora = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
-                      target_modules=list(hp.target_modules), task_type="CAUSAL_LM")
-    try:
-        model = get_peft_model(model, lora)
-    except ValueError as exc:
-        raise ConfigError(f"target_modules {list(hp.target_modules)}: {exc}") from None
-    if dtype == "bfloat16" and hp.quantization == "none" and not (
+    model = with_method(model, hp)
+    if hp.method == "prefix":
+        # peft hands the prefix to the model as `past_key_values`, which transformers 5 warns
+        # about on every forward: noise in runner.log, not a problem of the run.
+        warnings.filterwarnings("ignore", message=r".*past_key_values.* is deprecated", category=FutureWarning)
+    if dtype == "bfloat16" and hp.quantization == "none" and hp.method != "full" and not (
             hp.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1):
         # (FSDP flattens a layer's weights into one tensor of one dtype: bf16 and fp32 LoRA
         # weights could not share it.)
         _frozen_weights_to_bf16(model)
+    trainable, total = count_parameters(model)
+    events.write("log", level="info", message=(
+        f"method {hp.method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / max(total, 1):.2f}%)"))
+    sampler = _MethodSampler(sampler, method=hp.method, trainable=trainable, total=total, device=device)
 
     has_val = bool(encoded["val"])
     args = transformers.TrainingArguments(
@@ -341,7 +349,79 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         ) from None
     if callback.stopped:
         return False
-    if trainer.is_world_process_zero():  # several processes hold the same adapter; one writes it
-        model.save_pretrained(run.dir / "adapter")
-        tokenizer.save_pretrained(run.dir / "adapter")
+    if trainer.is_world_process_zero():  # several processes hold the same weights; one writes them
+        # full fine-tuning saves the whole model (model/), the others their adapter (adapter/).
+        out = run.model_path if hp.method == "full" else run.adapter_path
+        if hp.method == "full" and getattr(trainer, "is_fsdp_enabled", False):
+            trainer.save_model(str(out))  # gathers the sharded weights
+        else:
+            model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     return True
+
+
+def with_method(model: Any, hp: LocalSettings) -> Any:
+    """The model ready to train by ``hp.method``: a peft model, or every weight trainable (full)."""
+    if hp.method == "full":
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, get_peft_model
+
+    if hp.method in ("lora", "dora"):
+        config: Any = LoraConfig(r=hp.lora_r, lora_alpha=hp.lora_alpha, lora_dropout=hp.lora_dropout,
+                                 target_modules=list(hp.target_modules), use_dora=hp.method == "dora",
+                                 task_type="CAUSAL_LM")
+        where = f"target_modules {list(hp.target_modules)}"
+    elif hp.method == "ia3":
+        # peft's modules for the architecture (Llama: k_proj, v_proj and down_proj, the
+        # feed-forward one scaled on its input).
+        config, where = IA3Config(task_type="CAUSAL_LM"), "method=ia3"
+    else:
+        config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=hp.num_virtual_tokens)
+        where = "method=prefix"
+    try:
+        return get_peft_model(model, config)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"{where}: peft cannot apply it to this model: {first}") from None
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameters; for a peft model, total counts the base and the adapter."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
+    params = {id(p): p for p in model.parameters()}.values()  # tied weights once
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+class _MethodSampler:
+    """Adds the method, its parameter counts and the process's peak memory to each hw reading."""
+
+    def __init__(self, inner: Any, *, method: str, trainable: int, total: int, device: str) -> None:
+        self.inner, self.device = inner, device
+        self.facts = {"method": method, "trainable_params": trainable, "total_params": total}
+
+    def sample(self) -> dict[str, Any]:
+        out = dict(self.inner.sample())
+        if not out:  # a process that writes no events (rank > 0)
+            return out
+        peak = peak_memory_bytes(self.device)
+        return {**out, **self.facts, **({"peak_mem_bytes": peak} if peak else {})}
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    """The most memory this process has held: CUDA memory allocated on a GPU, else peak RSS."""
+    if device == "cuda":
+        import torch  # heavy: training only
+
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import sys
+
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux

@@ -15,7 +15,7 @@ from textual.widgets import Header, ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.backends import backend
-from ftui.core.machine import HwReading
+from ftui.core.machine import HwReading, trainable_text
 from ftui.core.runs import ENDED_STATES, Run
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
@@ -249,6 +249,12 @@ class TrainingScreen(Screen):
             lines.append(Text(f"CPU {hw.cpu_percent:.0f}%"))
         if hw.rss_bytes is not None:
             lines.append(Text(f"RAM {fmt.gib(hw.rss_bytes)} of {fmt.gib(hw.ram_total_bytes)}"))
+        ev = self.progress.hw
+        if ev.get("peak_mem_bytes"):
+            lines.append(Text(f"peak {fmt.gib(ev['peak_mem_bytes'])}"))
+        if ev.get("trainable_params"):
+            trained = trainable_text(ev["trainable_params"], ev.get("total_params"), short=True)
+            lines.append(Text(f"{ev.get('method') or 'trains'} {trained} trained", style="dim"))
         return Group(*lines)
 
     # -- keys ----------------------------------------------------------------------------
