@@ -131,6 +131,8 @@ def test_detach_with_a_bad_setting_exits_2_and_starts_nothing():
     with pytest.raises(StudyStartError, match="lora_rank") as refused:
         start_study(preset="demo", backends=["local"], overrides=["lora_rank=4"])
     assert "ftui: error" not in str(refused.value)
+    with pytest.raises(StudyStartError, match="unknown method 'lorax'"):  # the form's methods reach the CLI
+        start_study(preset="demo", backends=["local"], methods=["lora", "lorax"])
     assert not studies_dir().is_dir() or not list(studies_dir().iterdir())
 
 
@@ -290,16 +292,16 @@ def test_a_study_of_methods_tables_what_each_training_took():
     assert [line.split()[0] for line in lines[1:7]] == ["variant", "base", "kshot", "lora", "ia3", "full"]
     head = lines.index(next(line for line in lines if line.startswith("method")))
     assert lines[head].split() == ["method", "trainable", "peak", "mem", "tok/s", "train", "saved", "lr", "execution"]
-    assert lines[head + 1].split() == ["lora", "0.92M", "(0.68%)", "1.1", "GiB", "1,200", "1m15s", "3.0", "MiB",
+    assert lines[head + 1].split() == ["lora", "922K", "(0.68%)", "1.1", "GiB", "1,200", "1m15s", "3.0", "MiB",
                                        "2e-4", "60.0%"]
-    assert lines[head + 2].split()[:3] == ["ia3", "23.0K", "(0.017%)"] and "96.0 KiB" in lines[head + 2]
-    assert lines[head + 3].split()[:7] == ["full", "134.5M", "(100%)", "2.5", "GiB", "650", "1m15s"]
+    assert lines[head + 2].split()[:3] == ["ia3", "23K", "(0.02%)"] and "96.0 KiB" in lines[head + 2]
+    assert lines[head + 3].split()[:7] == ["full", "135M", "(100.00%)", "2.5", "GiB", "650", "1m15s"]
     assert "257 MiB" in lines[head + 3]
 
     md = render_markdown(data)
     assert "| backend | model | variant | method | n | valid | exact | execution | execution_strict | " \
            "trainable parameters | peak memory | tokens/s | training time | saved | learning rate |" in md
-    assert "| local | `smollm2-135m` | finetuned | lora | 40 | 90.0% | 40.0% | 60.0% | 50.0% | 0.92M (0.68%) | " \
+    assert "| local | `smollm2-135m` | finetuned | lora | 40 | 90.0% | 40.0% | 60.0% | 50.0% | 922K (0.68%) | " \
            "1.1 GiB | 1,200 | 1m15s | 3.0 MiB | 2e-4 |" in md
     with_csv = list(csv.DictReader(io.StringIO(render_csv(data))))
     assert [r["method"] for r in with_csv] == ["", "", "lora", "ia3", "full"]
@@ -369,3 +371,50 @@ def test_bad_methods_exit_2_before_any_run_or_study():
         assert "Traceback" not in res.stderr
     assert json.loads(run_cli("runs", "--json").stdout) == []
     assert not studies_dir().is_dir() or not list(studies_dir().iterdir())
+
+
+def test_a_study_of_two_methods_trains_each_and_tables_them(tmp_path, tiny_model):
+    res = run_cli("study", "--data", str(toy_data(tmp_path)), "--task", "text", "--backends", "local",
+                  "--models", str(tiny_model), "--methods", "lora,ia3", *LOCAL, "--set", "max_steps=2", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert set(out["states"].values()) == {"succeeded"} and out["methods"] == ["lora", "ia3"]
+    rows = out["rows"]
+    assert [(r["variant"], r["method"]) for r in rows] == [
+        ("base", None), ("kshot", None), ("finetuned", "lora"), ("finetuned", "ia3")]
+    lora, ia3 = rows[2:]
+    assert 0 < ia3["trainable_params"] < lora["trainable_params"] < lora["total_params"]
+    for row in (lora, ia3):
+        assert row["peak_mem_bytes"] > 0 and row["tokens_per_s"] > 0 and row["saved_bytes"] > 0
+        assert row["training_s"] > 0 and row["learning_rate"] == 0.02  # given: the same for both
+    runs = {r["id"]: Path(out["dir"]).parent.parent / "runs" / r["id"] for r in json.loads(
+        (Path(out["dir"]) / "study.json").read_text())["runs"]}
+    lora_dir, ia3_dir = (runs[lora["run"]], runs[ia3["run"]])
+    assert sorted(p.name for p in (ia3_dir / "eval").iterdir()) == ["finetuned"]  # base and k-shot once
+    assert sorted(p.name for p in (lora_dir / "eval").iterdir()) == ["base", "finetuned", "kshot"]
+    for d in (lora_dir, ia3_dir):
+        assert json.loads((d / "run.json").read_text())["hyperparameters"]["max_steps"] == 2
+    text = run_cli("study", out["id"]).stdout
+    assert "method  trainable" in text and "\nia3 " in text
+
+
+def test_base_and_kshot_are_evaluated_alone_when_the_run_meant_to_evaluate_them_failed(monkeypatch):
+    import ftui.runner.study_driver as studies
+
+    runs = [create_run(label=f"demo-{m}", spec={"backend": "local", "model": "m", "hyperparameters": {"method": m}},
+                       splits={}) for m in ("full", "lora")]
+    study = create_study(preset="demo", label="demo", runs=runs, variants={runs[1].id: ["finetuned"]})
+    launched = []
+
+    def launch(run, *, variants=(), eval_only=False):
+        launched.append((run.id, tuple(variants), eval_only))
+        fails = run.id == runs[0].id and not eval_only  # full fine-tuning fails, say out of memory
+        run.write_status("failed" if fails else "succeeded")
+        return os.getpid()
+
+    monkeypatch.setattr(studies, "launch", launch)
+    log = io.StringIO()
+    studies.run_study(study, out=log, poll_s=0.01)
+    assert launched == [(runs[0].id, (), False), (runs[1].id, ("finetuned",), False),
+                        (runs[0].id, ("base", "kshot"), True)]
+    assert f"evaluating base, kshot on {runs[0].id}" in log.getvalue()

@@ -850,7 +850,7 @@ async def test_study_screen_of_methods_names_rows_by_method_and_shows_what_train
             "train", "trainable", "peak mem", "tok/s", "saved"]
         cells = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
         assert list(cells) == ["base", "kshot", "lora", "ia3", "full"]
-        assert cells["ia3"][1] == "35.0%" and cells["ia3"][labels.index("trainable")] == "23.0K (0.017%)"
+        assert cells["ia3"][1] == "35.0%" and cells["ia3"][labels.index("trainable")] == "23K (0.02%)"
         assert cells["full"][labels.index("saved")] == "257 MiB" and cells["base"][labels.index("saved")] == ""
         text = screen_text(app)
         assert "smollm2-135m  lora" in text and "-sql-ia3-" in text  # the run lines say which is which

@@ -298,16 +298,11 @@ def size(n: float | None) -> str:
 
 
 def params(row: Mapping[str, Any]) -> str:
-    """Trainable parameters and their share of the model: ``0.92M (0.68%)``."""
-    n, pct = row.get("trainable_params"), row.get("trainable_pct")
-    if n is None:
-        return "-"
-    count = (f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e7 else
-             f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K" if n >= 1e3 else str(int(n)))
-    if pct is None:
-        return count
-    share = f"{pct:.0f}" if pct >= 10 else f"{pct:.1f}" if pct >= 1 else f"{pct:.2g}"
-    return f"{count} ({share}%)"
+    """Trainable parameters and their share of the model: ``922K (0.68%)``."""
+    from ftui.core.machine import trainable_text
+
+    n = row.get("trainable_params")
+    return "-" if n is None else trainable_text(n, row.get("total_params"), short=True)
 
 
 def rate(tokens_per_s: float | None) -> str:
@@ -368,8 +363,9 @@ SHARED_COLUMNS = ("backend", "model", "train $", "eval $/1k")
 
 
 def render_text(data: Mapping[str, Any]) -> str:
-    """The table for a terminal, 80 columns where it can be: columns whose value every row shares
-    go to a line above it, and a study of methods gets a second table of what each training took."""
+    """The table for a terminal. A study of methods keeps to 80 columns where it can: columns
+    whose value every row shares go to a line above it, fine-tuned rows are named by method, and
+    a second table says what each training took."""
     keys = list(data["metric_keys"])
     head = ["backend", "model", "variant", *[k[:10] for k in keys], "train", "train $", "eval $/1k", ""]
     body = []
@@ -378,7 +374,7 @@ def render_text(data: Mapping[str, Any]) -> str:
         body.append([r["backend"] or "", _short(r["model"] or ""), variant_label(r, data),
                      *[f"{r['metrics'][k]:.1%}" if k in r["metrics"] else "-" for k in keys],
                      _duration(r["training_s"]), _money(r["training_usd"]), _money(r["eval_usd_per_1k"]), marks])
-    shared, head, body = _share_columns(head, body, SHARED_COLUMNS)
+    shared, head, body = _share_columns(head, body, SHARED_COLUMNS) if by_method(data) else ([], head, body)
     out = ["  ".join(f"{name}: {value}" for name, value in shared)] if shared else []
     out += _columns(head, body)
     if by_method(data):

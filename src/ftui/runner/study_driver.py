@@ -1,4 +1,5 @@
-"""Running a study: one run per backend and model on the same data, then the comparison table.
+"""Running a study: one run per backend and model (and per training method, ``--methods``) on
+the same data, then the comparison table.
 
 Local runs go one after another (they share this machine); OpenAI runs start at once (the
 work happens remotely). Every run is an ordinary detached run: Ctrl-C stops waiting, never
@@ -21,7 +22,8 @@ from ftui.core.backends import backend as backend_facts, backend_names, spend_ga
 from ftui.core.config import EvalSettings, SplitSpec
 from ftui.core.errors import ConfigError
 from ftui.core.runs import Run, is_active
-from ftui.core.study import Study, create_study, method_of, parse_models
+from ftui.core.scoring import VARIANTS
+from ftui.core.study import Study, create_study, learning_rate, method_of, parse_models
 from ftui.runner.launch import launch, start_detached
 
 if TYPE_CHECKING:
@@ -138,7 +140,7 @@ def _note_learning_rates(resolved: Sequence["Resolved"], err: TextIO) -> None:
         if method is not None and rate is not None:
             rates.setdefault(method, rate)
     if len(set(rates.values())) > 1:
-        print("learning rates: " + ", ".join(f"{m} {r:g}" for m, r in rates.items())
+        print("learning rates: " + ", ".join(f"{m} {learning_rate(r)}" for m, r in rates.items())
               + " (--set learning_rate=X gives every method the same one)", file=err, flush=True)
 
 
@@ -162,12 +164,41 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
                 last_note = time.monotonic()
                 _note(runs, out)
             sleep(poll_s)
+    for run, missing in _untrained_left(study):  # its first run failed before evaluating them
+        _launch_untrained(study, run, missing, out)
+        while is_active(run.status()["state"]):
+            sleep(poll_s)
     while any(is_active(r.status()["state"]) for r in runs):
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
             _note(runs, out)
         sleep(poll_s)
     return {r.id: r.status()["state"] for r in runs}
+
+
+def _untrained_left(study: Study) -> list[tuple[Run, list[str]]]:
+    """The first runs of groups of methods (one backend and model; they evaluate base and k-shot
+    for the others) that failed without evaluating them, each with the variants missing."""
+    members = study.members()
+    relying = {(m.backend, m.model) for m in members if m.variants}
+    out = []
+    for m, run in zip(members, study.runs()):
+        if m.variants or (m.backend, m.model) not in relying or run.status()["state"] != "failed":
+            continue
+        missing = [v for v in VARIANTS if v != "finetuned" and v not in run.eval_metrics()]
+        if missing:
+            out.append((run, missing))
+    return out
+
+
+def _launch_untrained(study: Study, run: Run, variants: Sequence[str], out: TextIO) -> None:
+    """Evaluate ``variants`` (base, k-shot) alone on a failed run, once: under the lock, and only
+    while it is still failed with them missing (another driver may have done it)."""
+    with _locked(study):
+        if run.status()["state"] != "failed" or all(v in run.eval_metrics() for v in variants):
+            return
+        launch(run, eval_only=True, variants=variants)
+    print(f"evaluating {', '.join(variants)} on {run.id} (it failed before it evaluated them)", file=out, flush=True)
 
 
 @contextlib.contextmanager
