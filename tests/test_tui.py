@@ -837,8 +837,8 @@ async def test_runs_screen_starts_a_study_through_the_services_and_shows_its_err
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "no such setting" in screen_text(app), what="the CLI's error")
         assert app.screen is modal and "not started" in screen_text(app)
-        assert calls[0] == {"preset": "sql", "backends": ["local"], "models": [], "overrides": ["lora_rank=4"],
-                            "yes": False}
+        assert calls[0] == {"preset": "sql", "backends": ["local"], "models": [], "methods": [],
+                            "overrides": ["lora_rank=4"], "yes": False}
         # openai too: it asks first, and only a yes passes --yes
         modal.query_one("#study-openai").value = True
         modal.query_one("#study-models").value = "local:smollm2-135m, openai:gpt-4.1-nano-2025-04-14"
@@ -854,9 +854,73 @@ async def test_runs_screen_starts_a_study_through_the_services_and_shows_its_err
         await pilot.press("y")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen", what="the Study screen")
         assert calls[1] == {"preset": "sql", "backends": ["local", "openai"],
-                            "models": ["local:smollm2-135m", "openai:gpt-4.1-nano-2025-04-14"],
+                            "models": ["local:smollm2-135m", "openai:gpt-4.1-nano-2025-04-14"], "methods": [],
                             "overrides": ["local.max_steps=20", "eval.limit=5"], "yes": True}
         assert app.screen.study.id == STUDY
+
+
+async def test_study_form_chooses_methods_and_the_study_makes_a_run_of_each(ftui_home):
+    import io
+
+    from ftui.runner.study_driver import start_study as create_study_runs
+
+    calls: list[dict[str, Any]] = []
+
+    def start_study(**kwargs: Any) -> dict[str, Any]:  # the CLI's checks and runs, none launched
+        calls.append(kwargs)
+        study = create_study_runs(preset=kwargs["preset"], data=None, task=None, backends=kwargs["backends"],
+                                  models=kwargs["models"], overrides=kwargs["overrides"], methods=kwargs["methods"],
+                                  confirm=lambda q: kwargs["yes"], err=io.StringIO())
+        return {"id": study.id, "dir": str(study.dir), "runs": study.info["runs"], "pid": 0}
+
+    app = FtuiApp(services=fake_services(start_study=start_study))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
+        await pilot.press("S")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
+        modal = app.screen
+        ticked = lambda: [m for m in ("lora", "dora", "ia3", "prefix", "full")  # noqa: E731
+                          if modal.query_one(f"#study-method-{m}").value]
+        assert ticked() == ["lora"]  # the preset's own method
+        await pilot.click("#study-method-lora")  # on screen at 80x24, and clicks toggle
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "choose one or more methods" in screen_text(app))
+        assert calls == []
+        await pilot.click("#study-method-lora")
+        await pilot.click("#study-method-ia3")
+        assert ticked() == ["lora", "ia3"]
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen", what="the Study screen")
+        assert calls[0]["methods"] == ["lora", "ia3"]
+        runs = app.screen.study.runs()
+        assert [r.spec.setting("method") for r in runs] == ["lora", "ia3"]
+        await wait_until(pilot, lambda: app.screen.data is not None and "ia3" in screen_text(app), what="the runs")
+        assert "lora" in screen_text(app)
+
+
+async def test_study_screen_of_methods_names_rows_by_method_and_shows_what_training_took(ftui_home):
+    from test_study import method_runs
+
+    from ftui.core.study import create_study
+
+    study = create_study(preset="sql", label="sql", runs=method_runs())
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_study(study.id)
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen" and app.screen.data is not None)
+        table = app.screen.query_one("#study-table")
+        labels = [str(c.label) for c in table.ordered_columns]
+        # one backend and one model: no columns for them; the training's own after its time
+        assert labels[:2] == ["variant", "execution"]
+        assert labels[labels.index("train"):labels.index("train") + 5] == [
+            "train", "trainable", "peak mem", "tok/s", "saved"]
+        cells = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+        assert list(cells) == ["base", "kshot", "lora", "ia3", "full"]
+        assert cells["ia3"][1] == "35.0%" and cells["ia3"][labels.index("trainable")] == "23K (0.02%)"
+        assert cells["full"][labels.index("saved")] == "257 MiB" and cells["base"][labels.index("saved")] == ""
+        text = screen_text(app)
+        assert "smollm2-135m  lora" in text and "-sql-ia3-" in text  # the run lines say which is which
 
 
 async def test_studies_list_opens_a_study_its_table_writes_and_opens_runs(ftui_home):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ftui import __version__
-from ftui.core.backends import backend_names, default_backend
+from ftui.core.backends import backend, backend_names, default_backend
 from ftui.core.errors import FtuiError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--backends", default=default_backend(),
                     help=f"comma-separated: {', '.join(backend_names())} (default: %(default)s)")
     st.add_argument("--models", default="", help="comma-separated backend:model (or bare models for one backend)")
+    st.add_argument("--methods", default="", metavar="M,M,...",
+                    help="one run per training method, the same split and settings otherwise ("
+                         + "; ".join(f"{b}: {', '.join(backend(b).methods)}" for b in backend_names()
+                                     if backend(b).methods) + "); base and k-shot are evaluated once")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                     help="settings for every run; local.KEY=... or openai.KEY=... for one backend")
     st.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
@@ -495,6 +499,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             fields=args.fields,
                             backends=[b.strip() for b in args.backends.split(",") if b.strip()],
                             models=[m.strip() for m in args.models.split(",") if m.strip()],
+                            methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                             overrides=args.overrides,
                             confirm=lambda q: args.yes or _confirm(q))
     else:

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ftui.core.config import LocalSettings, OpenAISettings
+from ftui.core.config import METHODS, LocalSettings, OpenAISettings
 from ftui.core.errors import ConfigError, FtuiError
 
 if TYPE_CHECKING:
@@ -87,6 +87,9 @@ class BackendFacts:
     """A line saying whether it can start here (credentials set or not; never the secret)."""
     data_check_options: Mapping[str, Any] = field(default_factory=dict)
     """How ``ftui data check --backend NAME`` differs: ``tokenizer`` "none" skips counting."""
+    methods: Mapping[str, str] = field(default_factory=dict)
+    """Its training methods (name -> one line), chosen by its ``method`` setting, one run each
+    in ``ftui study --methods``; empty: it trains one way."""
 
     def epochs_flag(self, epochs: float) -> str:
         """``--epochs N`` as a ``key=value`` setting of this backend."""
@@ -192,7 +195,7 @@ def settings_sections(names: Sequence[str] | None = None) -> dict[str, type]:
 
 
 register(BackendFacts("local", "LoRA on this machine", LocalSettings, "ftui.backends.local",
-                      processes=_local_processes))
+                      processes=_local_processes, methods=METHODS))
 register(BackendFacts("openai", "OpenAI", OpenAISettings, "ftui.backends.openai",
                       remote=True, epochs_key="n_epochs", whole_epochs=True, max_steps_key=None,
                       spend_check=_openai_spend_check, readiness=_openai_readiness,

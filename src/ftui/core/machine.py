@@ -224,6 +224,14 @@ class HwReading:
     rss_bytes: int | None = None
     """The runner's resident memory."""
     ram_total_bytes: int | None = None
+    method: str | None = None
+    """How the model trains (a local training's ``method``)."""
+    trainable_params: int | None = None
+    """Parameters being trained."""
+    total_params: int | None = None
+    """Parameters of the model being trained (for a peft model: the base and the adapter)."""
+    peak_mem_bytes: int | None = None
+    """The training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS."""
 
     @classmethod
     def of(cls, gpus: Sequence[Gpu], **fields: Any) -> HwReading:
@@ -268,7 +276,7 @@ def _count(n: float) -> str:
 
 
 _SCALARS = ("gpu_util", "gpu_mem_used", "gpu_mem_total", "gpu_power_w", "cpu_percent", "rss_bytes",
-            "ram_total_bytes")
+            "ram_total_bytes", "method", "trainable_params", "total_params", "peak_mem_bytes")
 
 
 def detect() -> Machine:

@@ -76,7 +76,7 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
     return report
 
 
-def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] = (),
+def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] = (), methods: Sequence[str] = (),
                 overrides: Sequence[str] = (), yes: bool = False, timeout_s: float = 600.0) -> dict[str, Any]:
     """``ftui study --preset P ... --detach --json`` in a subprocess: ``{"id", "dir", "runs", "pid"}``.
 
@@ -86,6 +86,7 @@ def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] =
     cmd = [sys.executable, "-m", "ftui", "study", "--preset", preset, "--backends", ",".join(backends),
            "--detach", "--json"]
     cmd += ["--models", ",".join(models)] if models else []
+    cmd += ["--methods", ",".join(methods)] if methods else []
     for item in overrides:
         cmd += ["--set", item]
     cmd += ["--yes"] if yes else []

@@ -22,7 +22,8 @@ from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, S
 from ftui.core.backends import backend, backend_names, default_backend
 from ftui.core.errors import FtuiError
 from ftui.core.runs import Run, is_active
-from ftui.core.study import Study, export_study, list_studies, table
+from ftui.core.study import (Study, by_method, export_study, list_studies, method_of, params, rate, size, table,
+                             variant_label)
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
@@ -38,8 +39,25 @@ def states_line(states: Sequence[str]) -> str:
     return " · ".join(f"{n} {state}" for state, n in Counter(states).most_common()) or "no runs"
 
 
+def training_methods() -> dict[str, str]:
+    """Every registered backend's training methods (name -> one line), in registry order."""
+    return {m: why for b in backend_names() for m, why in backend(b).methods.items()}
+
+
+def preset_method(name: str) -> str | None:
+    """The method a preset's runs train by without ``--methods`` (its first backend with methods)."""
+    from ftui.core.presets import load_preset
+
+    try:
+        preset = load_preset(name)
+    except (FtuiError, OSError):
+        return None
+    return next((getattr(preset.settings_for(b), "method", None) for b in backend_names() if backend(b).methods),
+                None)
+
+
 class StartStudyModal(ModalScreen["str | None"]):
-    """Preset, backends, models and settings of a new study; dismisses with its id."""
+    """Preset, backends, methods, models and settings of a new study; dismisses with its id."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "start", "Start")]
 
@@ -53,7 +71,7 @@ class StartStudyModal(ModalScreen["str | None"]):
         names = preset_names()
         key = "; ".join(f.readiness() for f in map(backend, backend_names()) if f.readiness is not None)
         with Vertical(classes="dialog", id="study-dialog"):
-            yield Label("Start a study: one run per backend and model, same held-out split",
+            yield Label("Start a study: a run per backend, model and method, same held-out split",
                         classes="dialog-title")
             with Horizontal(classes="row"):
                 yield Label("preset", classes="label")
@@ -64,6 +82,14 @@ class StartStudyModal(ModalScreen["str | None"]):
                 for name in backend_names():
                     yield Checkbox(name, name == default_backend(), id=f"study-{name}", compact=True)
             yield Static(key, classes="hint", id="study-key")
+            if training_methods():
+                own = preset_method(self.preset if self.preset in names else names[0])
+                with Horizontal(classes="row"):
+                    yield Label("methods", classes="label")
+                    for name, why in training_methods().items():
+                        box = Checkbox(name, name == own, id=f"study-method-{name}", compact=True)
+                        box.tooltip = why
+                        yield box
             with Horizontal(classes="row"):
                 yield Label("models", classes="label")
                 yield Input(placeholder="preset defaults, or local:MODEL,openai:MODEL", id="study-models",
@@ -84,6 +110,16 @@ class StartStudyModal(ModalScreen["str | None"]):
     def on_mount(self) -> None:
         self.query_one("#study-preset", Select).focus()
 
+    def _methods(self, preset: str, backends: Sequence[str]) -> list[str] | None:
+        """The methods ticked, for ``--methods``: none when no chosen backend has methods or only
+        the preset's own is ticked (its runs train by it anyway); None when none is ticked."""
+        if not any(backend(b).methods for b in backends):
+            return []
+        ticked = [m for m in training_methods() if self.query_one(f"#study-method-{m}", Checkbox).value]
+        if not ticked:
+            return None
+        return [] if ticked == [preset_method(preset)] else ticked
+
     def _say(self, text: str, *, error: bool = False) -> None:
         message = self.query_one("#study-error", Static)
         message.update(text)
@@ -97,16 +133,20 @@ class StartStudyModal(ModalScreen["str | None"]):
         if not backends:
             self._say(f"choose one or more of {', '.join(backend_names())}", error=True)
             return
+        methods = self._methods(preset, backends)
+        if methods is None:
+            self._say(f"choose one or more methods: {', '.join(training_methods())}", error=True)
+            return
         models = self.query_one("#study-models", Input).value.replace(",", " ").split()
         overrides = self.query_one("#study-set", Input).value.split()
         spending = [b for b in backends if backend(b).spend_check is not None]
         if not spending:
-            self._start(preset, backends, models, overrides, yes=False)
+            self._start(preset, backends, models, methods, overrides, yes=False)
             return
 
         def answered(ok: bool | None) -> None:
             if ok:  # the CLI's budget question, answered here: --yes
-                self._start(preset, backends, models, overrides, yes=True)
+                self._start(preset, backends, models, methods, overrides, yes=True)
 
         which = ", ".join(backend(b).title for b in spending)
         self.app.push_screen(ConfirmModal(
@@ -114,11 +154,12 @@ class StartStudyModal(ModalScreen["str | None"]):
             f"(estimate: `ftui data check --preset {preset} --backend {spending[0]}`). Start it?",
             yes=f"Start, spend on {which}", no="Go back"), answered)
 
-    def _start(self, preset: str, backends: list[str], models: list[str], overrides: list[str], *,
-               yes: bool) -> None:
+    def _start(self, preset: str, backends: list[str], models: list[str], methods: list[str],
+               overrides: list[str], *, yes: bool) -> None:
         self._say("checking the settings and creating the runs…")
         self.query_one("#study-start", Button).disabled = True
-        self._run_start(preset=preset, backends=backends, models=models, overrides=overrides, yes=yes)
+        self._run_start(preset=preset, backends=backends, models=models, methods=methods, overrides=overrides,
+                        yes=yes)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="start-study")
     def _run_start(self, **kwargs: Any) -> None:
@@ -253,11 +294,15 @@ class StudyScreen(Screen):
             f"{states_line([i['status'] for i in infos.values()])}"))
         self._fill_table(data, infos)
         lines = []
+        method = {r.id: method_of(r) for r in runs} if by_method(data) else {}
         for rid, i in infos.items():  # one line each at 80 columns: state, backend, model, step, id
             state = state_text(i["status"])
             state.pad_right(10 - len(state))
             step = f"{i['step']}/{i['total_steps']}" if i.get("step") else ""
-            lines.append(Text.assemble(state, f" {i['backend'] or '':<6} {fmt.short(str(i['model'] or ''), 22):<22} "
+            model = f"{fmt.short(str(i['model'] or ''), 22):<22}"
+            if rid in method:  # a study of methods: which one this run trains by
+                model = f"{fmt.short(str(i['model'] or ''), 13):<13} {method[rid] or '':<6}"
+            lines.append(Text.assemble(state, f" {i['backend'] or '':<6} {model} "
                                        f"{step:>7}  ", (rid, "dim"), no_wrap=True, overflow="ellipsis"))
         self.query_one("#study-runs", Static).update(Text("\n", no_wrap=True).join(lines))
         if self.written is None:
@@ -269,23 +314,37 @@ class StudyScreen(Screen):
         primary = data["primary_metric"]
         keys = [primary, *[k for k in data["metric_keys"] if k != primary]] if primary in data["metric_keys"] \
             else list(data["metric_keys"])
+        # A study of methods names each fine-tuned row by its method and shows what its training took.
+        methods = by_method(data)
+        footprint = ["trainable", "peak mem", "tok/s", "saved"] if methods else []
         columns = ["backend", "model", "variant", *[fmt.METRIC_LABELS.get(k, k) for k in keys], "",
-                   "train", "train $", "eval $/1k"]
+                   "train", *footprint, "train $", "eval $/1k"]
         rows: list[tuple[str, list[Any]]] = []
         for r in data["rows"]:
             marks = Text(" ").join(Text(mark, style=style) for mark, style, on_ in (
                 ("best", "bold green", r.get("most_accurate")), ("cheapest", "bold cyan", r.get("cheapest"))) if on_)
             tuned = r["variant"] == "finetuned"  # base and k-shot need no training
+            took = [params(r), size(r["peak_mem_bytes"]), rate(r["tokens_per_s"]), size(r["saved_bytes"])]
             rows.append((f"{r['run']}/{r['variant']}", [
-                r["backend"] or "", fmt.short(r["model"] or "", 16), r["variant"],
+                r["backend"] or "", fmt.short(r["model"] or "", 16), variant_label(r, data),
                 *[fmt.pct(r["metrics"].get(k)) for k in keys], marks,
-                fmt.duration(r["training_s"]) if tuned else "", fmt.money(r["training_usd"], digits=4) if tuned else "",
+                fmt.duration(r["training_s"]) if tuned else "",
+                *([x if x != "-" else "—" for x in took] if tuned else [""] * 4)[:len(footprint)],
+                fmt.money(r["training_usd"], digits=4) if tuned else "",
                 fmt.money(r["eval_usd_per_1k"], digits=4)]))
-        with_rows = {r["run"] for r in data["rows"]}
-        for rid, info in infos.items():  # not evaluated yet: one row with its state, so it can be opened
-            if rid not in with_rows:
+        shown = {r["run"] for r in data["rows"] if r["variant"] == "finetuned" or not methods}
+        method = {r.id: method_of(r) for r in self.runs} if methods else {}
+        for rid, info in infos.items():  # not in the table yet: one row with its state, so it can be opened
+            if rid not in shown:
+                label = method.get(rid)
                 rows.append((f"{rid}/", [info["backend"] or "", fmt.short(str(info["model"] or ""), 16),
-                                         state_text(info["status"]), *["—"] * len(keys), "", "", "", ""]))
+                                         Text.assemble(f"{label} ", state_text(info["status"])) if label else
+                                         state_text(info["status"]), *["—"] * len(keys), "", "", *[""] * len(footprint),
+                                         "", ""]))
+        if methods:  # one backend or one model throughout: the run lines below name it, the columns need not
+            drop = {i for i, name in enumerate(columns[:2]) if len({str(cells[i]) for _, cells in rows}) == 1}
+            columns = [c for i, c in enumerate(columns) if i not in drop]
+            rows = [(key, [c for i, c in enumerate(cells) if i not in drop]) for key, cells in rows]
         self.query_one("#study-table", RunTable).show([(name, None) for name in columns], rows)
 
     def selected(self) -> Run | None:
