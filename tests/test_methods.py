@@ -15,14 +15,14 @@ from ftui.core.runs import Run
 from conftest import run_cli
 from test_runner import final_loss, start, toy_data, train_steps, wait_for
 
-LEARNING_RATES = {"lora": 0.02, "dora": 0.02, "ia3": 0.2, "prefix": 0.2, "full": 0.002}
+LEARNING_RATES = {"lora": 0.02, "dora": 0.02, "ia3": 0.2, "prefix": 0.5, "full": 0.002}
 """Rates that move the tiny model within 12 steps (IA3 and prefix tuning want far more)."""
 
 
 def method_run(tmp_path, tiny_model, method: str) -> Run:
     tmp_path.mkdir(parents=True, exist_ok=True)
     return start(tmp_path, tiny_model, "--max-steps", "12", "--set", "eval.limit=1", "--set", f"method={method}",
-                 "--set", f"learning_rate={LEARNING_RATES[method]}", "--set", "num_virtual_tokens=4")
+                 "--set", f"learning_rate={LEARNING_RATES[method]}", "--set", "num_virtual_tokens=16")
 
 
 @pytest.mark.timeout(600)
