@@ -89,6 +89,37 @@ def data_check(*, file: Path | None, task: str | None, preset: str | None, hub: 
                         count_tokens=counter, tokenizer_name=name)
 
 
+def memory_fit(facts: BackendFacts, *, preset: str | None, model: str | None, overrides: Sequence[str],
+               report: DataReport) -> Any:
+    """What training on this machine would need (``core.machine.FitEstimate``) with the run's
+    settings (its method included), or None: a backend that trains elsewhere, or a model whose
+    shape is unknown here. The sequence length is the data's longest conversation, up to
+    ``max_length``: shorter data needs less than ``max_length`` suggests."""
+    from ftui.core.config import LocalSettings
+    from ftui.core.machine import detect, estimate_fit, model_shape
+
+    settings = load_preset(preset).settings_for(facts.name) if preset else facts.settings()
+    if not isinstance(settings, LocalSettings):
+        return None
+    known = {f.name for f in dataclasses.fields(LocalSettings)}
+    mine = [o.strip().removeprefix(f"{facts.name}.") for o in overrides
+            if o.split("=", 1)[0].strip().removeprefix(f"{facts.name}.") in known]
+    hp = apply_overrides({facts.name: settings}, [*mine, *([f"model={model}"] if model else [])],
+                         facts.name)[facts.name]
+    shape = model_shape(hp.model)
+    if shape is None:
+        return None
+    machine = detect()
+    precision = {"bf16": "bf16", "fp32": "fp32"}.get(hp.precision) or (
+        "bf16" if machine.cuda or machine.cpu_bf16 else "fp32")
+    longest = int(report.tokens["max"]) if report.tokens else hp.max_length
+    available = machine.gpus[0].mem_total if machine.cuda else machine.ram_available
+    return estimate_fit(shape, method=hp.method, device=machine.device, precision=precision,
+                        quantization=hp.quantization, lora_r=hp.lora_r, target_modules=hp.target_modules,
+                        num_virtual_tokens=hp.num_virtual_tokens, batch_size=hp.batch_size,
+                        max_length=min(longest, hp.max_length), available=available)
+
+
 def spend_preflight(facts: BackendFacts, *, file: Path | None, task: str | None, preset: str | None,
                     hub: bool = False, model: str | None = None, overrides: Sequence[str] = (),
                     fields: Sequence[str] = ()) -> SpendCheck:

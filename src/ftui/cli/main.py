@@ -364,6 +364,9 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     report = data_check(file=data, task=args.task, preset=args.preset, hub=args.hub,
                         model=facts.data_check_options.get("tokenizer", args.model), max_length=args.max_length,
                         fields=args.fields, overrides=args.overrides)
+    from ftui.cli.commands import memory_fit
+
+    fit = memory_fit(facts, preset=args.preset, model=args.model, overrides=args.overrides, report=report)
     pre = None
     if facts.spend_check is not None and report.ok and not report.issues:
         from ftui.cli.commands import spend_preflight
@@ -371,9 +374,18 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         pre = spend_preflight(facts, file=data, task=args.task, preset=args.preset, hub=args.hub,
                               model=args.model, overrides=args.overrides, fields=args.fields)
     if args.json:
-        _print_json({**report.to_dict(), **({facts.name: dict(pre.details)} if pre else {})})
+        memory = None if fit is None else {
+            "method": fit.method, "trainable_params": fit.trainable_params, "total_bytes": fit.total,
+            "available_bytes": fit.available, "device": fit.device, "fits": fit.fits}
+        _print_json({**report.to_dict(), **({facts.name: dict(pre.details)} if pre else {}),
+                     **({"memory": memory} if memory else {})})
     else:
         print(format_report(report))
+        if fit is not None:
+            from ftui.core.machine import trainable_text
+
+            print(f"  memory ({fit.method}, {trainable_text(fit.trainable_params, None)} trainable, "
+                  f"batches of the longest example): " + "; ".join(fit.lines()))
         if pre:
             print(f"\n{facts.title}: pre-flight\n" + "\n".join("  " + line for line in pre.lines))
     if pre and pre.problems:
