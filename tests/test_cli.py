@@ -74,6 +74,19 @@ def test_max_steps_below_one_is_refused_before_a_run_exists(steps, ftui_home):
     assert not (ftui_home / "runs").exists() or not any((ftui_home / "runs").iterdir())
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--set", "quantization=4bit"], "quantization=4bit needs a CUDA GPU (bitsandbytes) and this machine has none"),
+    (["--model", "nosuchmodel", "--detach"], "cannot load model 'nosuchmodel': it is not a local folder, not in the hub cache"),
+    (["--model", ".", "--detach"], "model folder '.' has no config.json"),
+])
+def test_what_would_fail_in_the_runner_is_refused_before_a_run_exists(args, message, ftui_home):
+    """Quantization on a machine without CUDA, and a model that cannot load here (offline:
+    not a folder, not in the hub cache), are refused before anything starts."""
+    res = run_cli("train", "--preset", "demo", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (ftui_home / "runs").exists() or not any((ftui_home / "runs").iterdir())
+
+
 def test_train_help_lists_every_setting_with_its_default():
     out = run_cli("train", "--help").stdout
     assert "lora_r=8" in out and "budget_usd=5.0" in out and "max_steps=-1: the epochs decide" in out

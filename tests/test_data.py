@@ -149,3 +149,17 @@ def test_hub_loader_uses_datasets_and_fails_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
     with pytest.raises(OfflineError, match="cannot be reached"):
         load_hub("b-mc2/sql-create-context", "sql", None)
+
+
+def test_data_check_says_what_memory_training_would_need_with_the_method():
+    """The local backend's memory estimate follows --set method= (full fine-tuning pays
+    training state on every weight) and is in --json as `memory`."""
+    lora = run_cli("data", "check", "--preset", "demo", "--model", "none")
+    full = run_cli("data", "check", "--preset", "demo", "--model", "none", "--set", "method=full")
+    assert lora.returncode == full.returncode == 0, lora.stderr + full.stderr
+    assert "memory (lora, 922K trainable" in lora.stdout and "adapter state" in lora.stdout
+    assert "memory (full, 135M trainable" in full.stdout and "weights + gradients + Adam 2.00 GiB" in full.stdout
+    js = json.loads(run_cli("data", "check", "--preset", "demo", "--model", "none", "--set", "method=ia3",
+                            "--json").stdout)
+    assert js["memory"]["method"] == "ia3" and js["memory"]["trainable_params"] == 57_600
+    assert js["memory"]["total_bytes"] > 0

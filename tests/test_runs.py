@@ -116,3 +116,20 @@ def test_checkpoints_are_published_kept_listed_and_cleaned_without_the_training_
     assert last_checkpoint(folder) == folder / "step-15"
     assert clean_partial(folder) == [".trash-step-5", "checkpoint-20"]
     assert sorted(p.name for p in folder.iterdir()) == ["step-10", "step-15", "step-25"]
+
+
+def test_the_runner_warns_when_held_out_rows_repeat_training_rows(ftui_home):
+    """Duplicate rows in the data can land in both splits: the run says so at its start."""
+    from ftui.core.events import read_events
+    from ftui.core.examples import Example
+    from ftui.runner.runner import Runner
+
+    def ex(q: str) -> Example:
+        return Example(fields={"input": q}, reference="a")
+
+    run = create_run(label="dups", spec={"task": "text", "backend": "local", "model": "m"},
+                     splits={"train": [ex("a"), ex("b"), ex("c")], "val": [ex("d")], "test": [ex("b"), ex("e")]})
+    Runner(run)._warn_leakage()
+    messages = [e["message"] for e in read_events(run.events_path) if e["type"] == "log"]
+    assert messages == ["1 of the 2 test rows also appear in the training split (the data has duplicate rows): "
+                        "their scores measure memory, not skill; ftui data check lists them"]

@@ -360,9 +360,11 @@ def test_methods_make_one_local_run_each_on_one_split_and_combine_with_backends(
 def test_bad_methods_exit_2_before_any_run_or_study():
     for args, words in [
         (["--methods", "lora,lorax"], "unknown method 'lorax' for local; choose from lora ("),
-        (["--methods", "lora,ia3", "--set", "quantization=4bit"],
+        (["--methods", "ia3,lora", "--set", "quantization=4bit"],
          "--methods ia3: local.method: method=ia3 does not train on a quantized base (quantization=4bit)"),
-        (["--methods", "dora,full", "--set", "local.quantization=8bit"], "--methods full: local.method"),
+        (["--methods", "full,dora", "--set", "local.quantization=8bit"], "--methods full: local.method"),
+        # (lora with 4-bit goes with the method; this machine has no CUDA GPU for it)
+        (["--methods", "lora,dora", "--set", "quantization=4bit"], "quantization=4bit needs a CUDA GPU"),
         (["--backends", "openai", "--methods", "lora"], "openai fine-tunes one way; methods are for local runs"),
         (["--methods", "lora,dora", "--set", "local.method=ia3"], "--methods and --set method=... both choose"),
     ]:

@@ -62,7 +62,9 @@ def test_aggregate_by_hand() -> None:
     metrics = task.aggregate(scores)
     assert list(metrics) == list(task.metric_keys)
     assert metrics == {"valid": 0.5, "exact": 0.25, "normalized": 0.5}
-    assert TextTask().aggregate([]) == {"valid": 0.0, "exact": 0.0, "normalized": 0.0}
+    # Without a validity rule there is no valid rate: every answer would count as valid.
+    assert TextTask().aggregate([]) == {"exact": 0.0, "normalized": 0.0}
+    assert TextTask().metric_keys == ("exact", "normalized")
 
 
 @pytest.mark.parametrize("options", [{"valid_regex": "(unclosed"}, {"valid_regex": 3}, {"x": 1}])

@@ -496,7 +496,11 @@ async def test_training_screen_follows_events_and_survives_a_lost_runner(ftui_ho
 
         assert "step 12/50" in text and "450 tok/s" in text and "ETA 1m 16s" in text
         assert "spent" in text and "A40" in text and "CPU 187%" in text
-        assert ts.check_action("eval", ()) is None and ts.check_action("cancel_run", ()) is True
+        assert ts.check_action("cancel_run", ()) is True
+        await pilot.press("e")  # no results yet: it says so rather than nothing
+        await wait_until(pilot, lambda: any("no evaluation yet" in str(n.message) for n in app._notifications),
+                         what="the notice")
+        assert type(app.screen).__name__ == "TrainingScreen"
         # a new event shows up at once (the watcher polls every 0.05 s here)
         write_events(run.dir, [ev("train", T0 + 40, step=13, total_steps=50, epoch=0.65, loss=1.5, lr=2e-4,
                                   tokens=11700, tokens_per_s=451.0)], mode="a")

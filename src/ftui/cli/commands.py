@@ -104,7 +104,8 @@ def memory_fit(facts: BackendFacts, *, preset: str | None, model: str | None, ov
     known = {f.name for f in dataclasses.fields(LocalSettings)}
     mine = [o.strip().removeprefix(f"{facts.name}.") for o in overrides
             if o.split("=", 1)[0].strip().removeprefix(f"{facts.name}.") in known]
-    hp = apply_overrides({facts.name: settings}, [*mine, *([f"model={model}"] if model else [])],
+    given = model if model and model != "none" else None  # --model none: tokens not counted
+    hp = apply_overrides({facts.name: settings}, [*mine, *([f"model={given}"] if given else [])],
                          facts.name)[facts.name]
     shape = model_shape(hp.model)
     if shape is None:

@@ -87,6 +87,9 @@ class BackendFacts:
     """A line saying whether it can start here (credentials set or not; never the secret)."""
     data_check_options: Mapping[str, Any] = field(default_factory=dict)
     """How ``ftui data check --backend NAME`` differs: ``tokenizer`` "none" skips counting."""
+    preflight: Callable[["RunSpec"], None] | None = None
+    """Checks made before a run exists (raise ``FtuiError`` with the reason): what would
+    otherwise fail in the runner seconds or minutes later."""
     methods: Mapping[str, str] = field(default_factory=dict)
     """Its training methods (name -> one line), chosen by its ``method`` setting, one run each
     in ``ftui study --methods``; empty: it trains one way."""
@@ -189,13 +192,27 @@ def _openai_readiness() -> str:
             "OPENAI_API_KEY is not set: openai cannot start (export it, restart ftui)")
 
 
+def _local_preflight(spec: "RunSpec") -> None:
+    """The local backend: a model that can load here, and a CUDA GPU for 4/8-bit training."""
+    from ftui.core.errors import ConfigError, OfflineError
+    from ftui.core.machine import detect, model_problem
+
+    problem = model_problem(spec.model)
+    if problem:
+        raise OfflineError(problem)
+    hp = spec.hyperparameters
+    if hp.quantization != "none" and not detect().cuda:
+        raise ConfigError(f"quantization={hp.quantization} needs a CUDA GPU (bitsandbytes) and this machine "
+                          "has none: use --set quantization=none")
+
+
 def settings_sections(names: Sequence[str] | None = None) -> dict[str, type]:
     """Backend name -> settings class, for presets and ``--set`` sections."""
     return {n: backend(n).settings for n in (names or backend_names())}
 
 
 register(BackendFacts("local", "LoRA on this machine", LocalSettings, "ftui.backends.local",
-                      processes=_local_processes, methods=METHODS))
+                      processes=_local_processes, preflight=_local_preflight, methods=METHODS))
 register(BackendFacts("openai", "OpenAI", OpenAISettings, "ftui.backends.openai",
                       remote=True, epochs_key="n_epochs", whole_epochs=True, max_steps_key=None,
                       spend_check=_openai_spend_check, readiness=_openai_readiness,

@@ -365,6 +365,29 @@ def _hub_cache_configs(model: str) -> list[Path]:
     return found
 
 
+def model_problem(model: str) -> str | None:
+    """Why ``model`` cannot be loaded here, found without loading it; None when it may load.
+
+    The embedded model, a local folder with a config.json and a hub id in the hub cache load
+    offline; any other hub id needs the hub (asked with a quick connection only).
+    """
+    from ftui.core.data import hub_reachable
+
+    if model == EMBEDDED:
+        return None
+    folder = Path(model).expanduser()
+    if folder.exists():
+        return None if (folder / "config.json").is_file() else (
+            f"model folder '{model}' has no config.json: give the folder a transformers model was saved to")
+    if _hub_cache_configs(model):
+        return None
+    if not os.environ.get("HF_HUB_OFFLINE") and hub_reachable():
+        return None  # the hub decides when the runner asks
+    return (f"cannot load model '{model}': it is not a local folder, not in the hub cache, and the hub "
+            f"cannot be reached from here; use a local folder, a downloaded hub id, or {EMBEDDED} "
+            "(the embedded model)")
+
+
 def model_shape(model: str) -> ModelShape | None:
     """The model's shape from its config.json (local folder, hub cache) or the embedded table."""
     if model == EMBEDDED:  # known; its converted copy under $FTUI_HOME/models has the same shape

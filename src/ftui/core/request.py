@@ -164,6 +164,8 @@ def resolve_request(req: RunRequest) -> Resolved:
     spec = RunSpec(preset=req.preset, task=task, task_options=options, prompt=template,
                    data=_data_info(loaded, source), split=settings["split"], backend=req.backend,
                    model=backend_settings.model, hyperparameters=backend_settings, eval=settings["eval"])
+    if facts.preflight is not None:
+        facts.preflight(spec)  # what would fail in the runner, refused before the run exists
     return Resolved(spec=spec, splits=splits, settings=settings, template=template, label=label)
 
 

@@ -362,12 +362,21 @@ SHARED_COLUMNS = ("backend", "model", "train $", "eval $/1k")
 """Text columns that move to a line above the table when every row that has a value has the same one."""
 
 
+METRIC_HEADS = {"execution_strict": "exec_strict", "function_accuracy": "function_acc",
+                "field_agreement": "field_agree", "schema_valid": "schema_ok"}
+"""Shorter text-table headings of long metric names (the others are cut at 12 characters)."""
+
+
+def _head(metric: str) -> str:
+    return METRIC_HEADS.get(metric, metric[:12])
+
+
 def render_text(data: Mapping[str, Any]) -> str:
     """The table for a terminal. A study of methods keeps to 80 columns where it can: columns
     whose value every row shares go to a line above it, fine-tuned rows are named by method, and
     a second table says what each training took."""
     keys = list(data["metric_keys"])
-    head = ["backend", "model", "variant", *[k[:10] for k in keys], "train", "train $", "eval $/1k", ""]
+    head = ["backend", "model", "variant", *[_head(k) for k in keys], "train", "train $", "eval $/1k", ""]
     body = []
     for r in data["rows"]:
         marks = ",".join(m for m, on in (("best", r.get("most_accurate")), ("cheapest", r.get("cheapest"))) if on)
@@ -388,7 +397,7 @@ def _training_text(data: Mapping[str, Any]) -> list[str]:
     primary = data["primary_metric"]
     rates = _learning_rates_differ(rows)
     head = ["backend", "model", "method", "trainable", "peak mem", "tok/s", "train", "saved",
-            *(["lr"] if rates else []), primary[:10]]
+            *(["lr"] if rates else []), _head(primary)]
     body = [[r["backend"] or "", _short(r["model"] or "", 20), r["method"], params(r), size(r["peak_mem_bytes"]),
              rate(r["tokens_per_s"]), _duration(r["training_s"]), size(r["saved_bytes"]),
              *([learning_rate(r["learning_rate"])] if rates else []),

@@ -127,6 +127,8 @@ class Runner:
         from ftui.backends.evaluate import evaluate_run
 
         backend = load_backend(self.run.spec.backend)
+        if not eval_only and not resume:
+            self._warn_leakage()
         if not eval_only and not self.run.finetuned_ready():
             trained = backend.train(self.run, TrainJob(events=self.events, should_stop=self.should_stop,
                                                        set_state=self.set_state, resume=resume))
@@ -143,6 +145,19 @@ class Runner:
                 self.set_state("cancelled", "stopped during evaluation", ended=time.time())
                 return 0
         return self._end()
+
+    def _warn_leakage(self) -> None:
+        """Say so when held-out rows repeat training rows (the data has duplicates): their
+        scores measure memory. ``ftui data check`` lists them by line."""
+        trained = {ex.key() for ex in self.run.examples("train")}
+        for name in ("test", "val"):
+            held = self.run.examples(name)
+            leaked = sum(ex.key() in trained for ex in held)
+            if leaked:
+                self.events.write("log", level="warning", message=(
+                    f"{leaked} of the {len(held)} {name} rows also appear in the training split (the data "
+                    f"has duplicate rows): {'their scores measure memory, not skill' if name == 'test' else 'validation loss on them is optimistic'}; "
+                    "ftui data check lists them"))
 
     def _todo(self, variants: Sequence[str] | None) -> list[str]:
         return list(variants) if variants else [

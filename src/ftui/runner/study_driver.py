@@ -77,12 +77,11 @@ def start_study(*, preset: str | None, data: Path | None, task: str | None, back
     for name, model in parse_models(models, backends):
         req = RunRequest(preset=preset, data=data, task=task, backend=name, model=model,
                          overrides=overrides_for(name, overrides), hub=hub, fields=tuple(fields))
-        resolved = resolve_request(req)  # every bad setting fails here, before anything starts
-        if methods and backend_facts(name).methods:
+        if methods and backend_facts(name).methods:  # every bad setting fails here, before anything starts
             for i, method in enumerate(methods):
-                planned.append((*_with_method(req, method, resolved.label), i == 0))
+                planned.append((*_with_method(req, method), i == 0))
         else:
-            planned.append((req, resolved, True))
+            planned.append((req, resolve_request(req), True))
     for _, resolved, _ in planned:
         spend_gate(resolved, confirm=confirm, out=err)
     _note_learning_rates([resolved for _, resolved, _ in planned], err)
@@ -116,7 +115,7 @@ def _check_methods(methods: Sequence[str], backends: Sequence[str], overrides: S
             raise ConfigError("--methods and --set method=... both choose the method: give one of them")
 
 
-def _with_method(req: "RunRequest", method: str, label: str) -> tuple["RunRequest", "Resolved"]:
+def _with_method(req: "RunRequest", method: str) -> tuple["RunRequest", "Resolved"]:
     """The request with ``method=METHOD`` set as ``--set`` would set it (a method that does not go
     with the other settings is refused here, with the reason), labelled by the method."""
     from ftui.core.request import resolve_request
@@ -127,7 +126,7 @@ def _with_method(req: "RunRequest", method: str, label: str) -> tuple["RunReques
         resolved = resolve_request(with_method)
     except ConfigError as exc:  # the rest resolved without it: the method is what does not fit
         raise ConfigError(f"--methods {method}: {str(exc).removeprefix(prefix)}") from None
-    return with_method, dataclasses.replace(resolved, label=f"{label}-{method}")
+    return with_method, dataclasses.replace(resolved, label=f"{resolved.label}-{method}")
 
 
 def _note_learning_rates(resolved: Sequence["Resolved"], err: TextIO) -> None:

@@ -65,7 +65,10 @@ class TextTask:
                 f"task 'text': valid_regex must be a string, not {type(valid_regex).__name__}"
             )
         self.valid_regex = valid_regex
-        """Pattern the whole cleaned output must match to count as valid (None: all valid)."""
+        """Pattern the whole cleaned output must match to count as valid (None: no validity rule,
+        so no ``valid`` rate is reported: every answer would count as valid)."""
+        if valid_regex is None:
+            self.metric_keys = ("exact", "normalized")
         try:
             self._pattern = re.compile(valid_regex) if valid_regex is not None else None
         except re.error as exc:
@@ -84,8 +87,9 @@ class TextTask:
         )
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
-        return {
+        rates = {
             "valid": rate([s.valid for s in scores]),
             "exact": rate([s.exact for s in scores]),
             "normalized": rate([s.details.get("normalized") for s in scores]),
         }
+        return {k: rates[k] for k in self.metric_keys}

@@ -17,11 +17,16 @@ from ftui.core.runs import Run
 from ftui.tui.widgets.keys import key_footer
 
 FORMAT_CHOICES = [
-    ("all: summary.md, summary.json, predictions.csv, loss.png", "all"),
-    ("Markdown summary (summary.md + loss.png)", "md"),
-    ("JSON summary (summary.json)", "json"),
-    ("predictions of every variant (predictions.csv)", "csv"),
+    ("all four files", "all"),
+    ("Markdown summary", "md"),
+    ("JSON summary", "json"),
+    ("predictions (CSV)", "csv"),
 ]
+FORMAT_FILES = {"all": "summary.md, summary.json, predictions.csv and loss.png into a folder",
+                "md": "summary.md and loss.png", "json": "summary.json",
+                "csv": "predictions.csv, every variant's answers"}
+"""What each choice writes, said under the choice (the select itself stays narrow enough for
+80 columns)."""
 
 
 class ExportModal(ModalScreen["list[Path] | None"]):
@@ -46,7 +51,7 @@ class ExportModal(ModalScreen["list[Path] | None"]):
             with Horizontal(classes="row"):
                 yield Label("to", classes="label")
                 yield Input(str(self.default_path("all")), id="export-path", compact=True)
-            yield Static("a folder for 'all', else a file; enter or ctrl+s writes", classes="hint")
+            yield Static(self._hint("all"), classes="hint", id="export-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export", variant="primary", id="export-go", compact=True)
                 yield Button("Close", id="export-close", compact=True)
@@ -56,8 +61,13 @@ class ExportModal(ModalScreen["list[Path] | None"]):
     def on_mount(self) -> None:
         self.query_one("#export-format", Select).focus()
 
+    @staticmethod
+    def _hint(fmt: str) -> str:
+        return f"writes {FORMAT_FILES[fmt]}; enter or ctrl+s writes"
+
     @on(Select.Changed, "#export-format")
     def _format_changed(self, event: Select.Changed) -> None:
+        self.query_one("#export-hint", Static).update(self._hint(str(event.value)))
         path = self.query_one("#export-path", Input)
         defaults = {str(self.default_path(f)) for _, f in FORMAT_CHOICES}
         if path.value in defaults or not path.value.strip():

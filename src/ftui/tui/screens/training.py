@@ -260,7 +260,7 @@ class TrainingScreen(Screen):
     # -- keys ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "eval":
-            return True if self.has_eval else None
+            return True  # before any result, pressing it says when there will be one
         if action == "cancel_run":
             return True if self.status.get("state") not in ENDED_STATES and self.stop_requested_at is None else None
         return True
