@@ -41,9 +41,9 @@ def test_export_writes_markdown_json_csv_and_plot(tmp_path):
     names = sorted(p.name for p in written)
     assert names == ["loss.png", "predictions.csv", "summary.json", "summary.md"]
     md = (tmp_path / "share" / "summary.md").read_text()
-    assert "| variant | n | valid | exact | normalized |" in md
-    assert "| base | 4 | 100.0% | 25.0% | 25.0% |" in md
-    assert "| finetuned | 4 | 100.0% (+0.0) | 75.0% (+50.0) | 75.0% (+50.0) |" in md
+    assert "| variant | n | exact | normalized |" in md  # text without valid_regex: no validity rule
+    assert "| base | 4 | 25.0% | 25.0% |" in md
+    assert "| finetuned | 4 | 75.0% (+50.0) | 75.0% (+50.0) |" in md
     assert "$0.0123" in md and "1m 15s" in md and "![training and validation loss](loss.png)" in md
     assert (tmp_path / "share" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "share" / "summary.json").read_text())
