@@ -51,6 +51,7 @@ def test_backend_screen(snap_compare, size):
         await wait_until(pilot, lambda: app.screen.choice is not None)
         await pilot.press("n")
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        await wait_until(pilot, lambda: "~36.8K tokens" in _text(app) and "no measurement yet" in _text(app))
         still(app)
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
@@ -66,6 +67,24 @@ def test_backend_screen_prefix_tuning(snap_compare):
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
         app.screen.query_one("#f-method").value = "prefix"
         await wait_until(pilot, lambda: "trainable (prefix tuning)" in _text(app))
+        await wait_until(pilot, lambda: "~36.8K tokens" in _text(app) and "no measurement yet" in _text(app))
+        still(app)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_backend_openai_tab_without_a_key(snap_compare, monkeypatch):
+    """The wind-down at the top, then the form; the missing key said once, above the estimate."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: app.screen.preflight is not None, timeout=30, what="the estimate")
         still(app)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

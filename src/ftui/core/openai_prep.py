@@ -22,6 +22,13 @@ from ftui.core.prompts import conversation, render_messages
 if TYPE_CHECKING:
     from ftui.core.request import Resolved, RunRequest
 
+WIND_DOWN = (
+    "OpenAI has closed self-serve fine-tuning to new users and is winding it down: most organisations "
+    "cannot start new jobs during 2026, and nobody can after 2027-01-06."
+)
+"""The service's state, as the README says it: the runner's refusal (HTTP 403) and the TUI's
+OpenAI tab quote it."""
+
 PRICES_AS_OF = "2026-06"
 """Date of the tables below, as OpenAI published them. Prices move; check openai.com/api/pricing."""
 
@@ -291,8 +298,9 @@ class Preflight:
             "problems": list(self.problems), "warnings": list(self.warnings),
         }
 
-    def lines(self) -> list[str]:
-        """A short human summary (CLI and TUI)."""
+    def lines(self, *, key: bool = True) -> list[str]:
+        """A short human summary (CLI and TUI); ``key``: with the line saying whether the API key
+        is set (the TUI says it once, above the estimate)."""
         epochs = f"{self.n_epochs} (auto: OpenAI's heuristic for {self.n_train} examples)" if self.epochs_auto \
             else str(self.n_epochs)
         price = f"${self.price_per_1m:g} per 1M training tokens" if self.price_per_1m is not None \
@@ -314,7 +322,9 @@ class Preflight:
         if self.total_usd is not None:
             out.append(f"total (estimate)  ${self.total_usd:.2f}; budget ${self.budget_usd:g}"
                        + (" -- ABOVE BUDGET" if self.over_budget else ""))
-        out.append(f"API key           {'present in the environment' if self.key_present else 'not set (OPENAI_API_KEY)'}")
+        if key:
+            out.append("API key           " + ("present in the environment" if self.key_present else
+                                                "not set (OPENAI_API_KEY): the run cannot start without it"))
         out += [f"warning: {w}" for w in self.warnings]
         out += [f"problem: {p}" for p in self.problems]
         return out
@@ -349,8 +359,6 @@ def preflight_examples(train: Sequence[Example], val: Sequence[Example], test: S
         warnings.append(f"no training price for {model!r} in ftui's table ({PRICES_AS_OF}); cost unknown")
     train_usd = tokens * n_epochs * price / 1e6 if price is not None else None
     eval_usd = _eval_estimate(train, test, template, model, eval_settings)
-    if not key_present():
-        warnings.append("OPENAI_API_KEY is not set: the run cannot start without it")
     return Preflight(model=model, n_train=len(train), n_val=len(val), n_test=len(test), train_tokens=tokens,
                      n_epochs=n_epochs, epochs_auto=auto, train_usd=train_usd, eval_usd=eval_usd,
                      budget_usd=settings.budget_usd, key_present=key_present(), price_per_1m=price,

@@ -32,3 +32,14 @@ class RunnerLogRead(Message):
     def __init__(self, lines: list[str]) -> None:
         super().__init__()
         self.lines = lines
+
+
+class TokensCounted(Message):
+    """The token statistics of the data with ``key`` (``DatasetChoice.key``) are in the app's
+    token cache now; a Backend screen opened before they came plans with them."""
+
+    bubble = False
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key

@@ -18,11 +18,6 @@ from ftui.core.openai_prep import key_present
 
 T = TypeVar("T")
 
-WIND_DOWN = (
-    "OpenAI is winding down self-serve fine-tuning: most organisations cannot start new jobs "
-    "during 2026, and nobody can after 2027-01-06."
-)
-
 
 class ServiceError(FtuiError):
     """The API refused or failed a request; the message says what and why, without secrets."""

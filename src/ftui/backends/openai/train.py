@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ftui.backends.openai.client import (
-    WIND_DOWN,
     ServiceError,
     StopRequested,
     TrainingNotAvailable,
@@ -37,7 +36,7 @@ from ftui.backends.openai.client import (
 from ftui.core.config import OpenAISettings
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter, read_events
-from ftui.core.openai_prep import PRICES_AS_OF, chat_record, preflight_examples, training_price
+from ftui.core.openai_prep import PRICES_AS_OF, WIND_DOWN, chat_record, preflight_examples, training_price
 from ftui.core.runs import Run, write_json_atomic
 from ftui.core.runspec import RunSpec
 

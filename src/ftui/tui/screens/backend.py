@@ -1,5 +1,6 @@
-"""Backend screen: local settings (method, LoRA...) with hardware and memory fit, or OpenAI with its
-cost; start.
+"""Backend screen: local settings (method, LoRA...) with the plan (steps, tokens, time), the memory
+fit and the hardware, or OpenAI (the service's wind-down first) with its cost; start. The plan's and
+the memory fit's words are in ``local_plan``.
 
 The one place outside ``ftui/backends`` that names backends: it holds a settings form for each
 shipped backend (the two tabs). Everything else comes from the registry (``core.backends``); a
@@ -22,14 +23,17 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Header, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import METHOD_FIELDS, METHOD_LABELS, METHODS, QUANTIZABLE_METHODS, LocalSettings
+from ftui.core.config import METHOD_FIELDS, METHODS, QUANTIZABLE_METHODS, LocalSettings
 from ftui.core.errors import ConfigError, FtuiError
-from ftui.core.machine import Machine, estimate_fit, model_shape
-from ftui.core.openai_prep import KEY_MISSING, spend_check
-from ftui.core.runs import Run
+from ftui.core.machine import Machine
+from ftui.core.openai_prep import WIND_DOWN, spend_check
+from ftui.core.plan import MeasuredSpeed, TokenCounts, measured_speeds
+from ftui.core.runs import Run, list_runs
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
+from ftui.tui.messages import TokensCounted
+from ftui.tui.screens.local_plan import FIT_FIELDS, PLAN_SETTINGS, fit_view, plan_view
 from ftui.tui.screens.modals import ConfirmModal
 
 # Grids of (setting, label, columns spanned) in form order; "extra" is free-form key=value
@@ -60,7 +64,11 @@ METHOD_ONLY = {name for fields in METHOD_FIELDS.values() for name in fields}
 def applies(name: str, method: str) -> bool:
     """Whether ``method`` reads the setting ``name``."""
     return name not in METHOD_ONLY or name in METHOD_FIELDS[method]
+
+
 PREFLIGHT_DELAY_S = 0.5
+MAX_STEPS_HINT = "-1: as the epochs need"
+"""The max steps field's placeholder: left empty (or -1) it trains as many steps as the epochs need."""
 
 
 def shown(value: Any) -> str:
@@ -70,11 +78,6 @@ def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return "" if value is None else str(value)
-
-
-def millions(n: int) -> str:
-    """A parameter count in millions: two decimals below ten million (adapters), none above."""
-    return f"{n / 1e6:.2f}M" if n < 10_000_000 else f"{n / 1e6:,.0f}M"
 
 
 def quantization_refusal(method: str) -> str:
@@ -125,6 +128,8 @@ class BackendScreen(Screen):
         self._preflight_timer: Timer | None = None
         self.starting = False
         self.prices, self.prices_as_of = openai_prices()
+        self.speeds: list[MeasuredSpeed] | None = None
+        """Training speeds earlier local runs measured on this machine (None until read)."""
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -135,7 +140,8 @@ class BackendScreen(Screen):
                                    ", ".join(f"{k} {v:,}" for k, v in split.items())), id="backend-head")
         with TabbedContent(id="backend-tabs", initial="local"):
             with TabPane("Local", id="local"):
-                with VerticalScroll(id="local-scroll"):
+                # Not a stop of its own in the Tab order: the fields are, and focusing one scrolls to it.
+                with VerticalScroll(id="local-scroll", can_focus=False):
                     for grid_id, fields in LOCAL_GRIDS.items():
                         with Grid(id=grid_id, classes="form"):
                             for name, label, span in fields:
@@ -143,10 +149,13 @@ class BackendScreen(Screen):
                                 yield self._field(name, span)
                         if grid_id == "method-form":
                             yield Static(id="method-help", classes="hint")
+                    yield Static(id="plan-text")
                     yield Static(id="fit-text", classes="pane")
                     yield Static(id="machine-text", classes="pane")
             with TabPane("OpenAI", id="openai"):
-                with VerticalScroll(id="openai-scroll"):
+                with VerticalScroll(id="openai-scroll", can_focus=False):
+                    yield Static(f"{WIND_DOWN} The Local tab (ctrl+t) trains it on this machine.",
+                                 id="wind-down")
                     with Grid(id="openai-form", classes="form"):
                         yield Label("base model", classes="label")
                         yield self._openai_models()
@@ -172,6 +181,13 @@ class BackendScreen(Screen):
         if name == "extra":
             return Input("", id="f-extra", compact=True, classes=classes,
                          placeholder="key=value … e.g. grad_accum=2 eval.limit=8 price_per_hour=0.5")
+        if name == "max_steps":  # empty reads as -1, which the placeholder explains (#18)
+            value = shown(local.max_steps)
+            field = Input("" if value == "-1" else value, id="f-max_steps", compact=True, classes=classes,
+                          placeholder=MAX_STEPS_HINT)
+            field.tooltip = ("-1 (or empty): as many steps as the epochs need; a number stops there, "
+                             "going round the data again when the epochs need fewer")
+            return field
         return Input(shown(getattr(local, name)), id=f"f-{name}", compact=True, classes=classes)
 
     def _openai_models(self) -> Select:
@@ -188,11 +204,12 @@ class BackendScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
-        self.query_one("#f-model", Input).focus()
+        self.query_one("#f-method", Select).focus()  # the first field: Tab goes down the form to Start
         self.query_one("#machine-text", Static).update(Text("detecting hardware…", style="dim"))
         self._update_method()
         self._update_key()
         self._detect()
+        self._read_speeds()
 
     # -- hardware and memory fit ---------------------------------------------------------
     @work(thread=True, exclusive=True, group="detect", exit_on_error=False)
@@ -208,6 +225,7 @@ class BackendScreen(Screen):
     def _machine_detected(self, machine: Machine) -> None:
         self.machine = machine
         first, *rest = machine.lines()
+        rest[-2:] = [" · ".join(rest[-2:])]  # CPU and bf16 on one line: 80x24 shows form, plan and verdict
         lines = [Text.assemble(("this machine  ", "bold"), first)] + [Text("  " + line) for line in rest]
         if not machine.cuda:
             lines.append(Text("  quantization (QLoRA 4-bit/8-bit) needs a CUDA GPU", style="dim"))
@@ -226,6 +244,7 @@ class BackendScreen(Screen):
             self.query_one(f"#label-{name}").display = self.query_one(f"#f-{name}").display = applies(name, method)
         self._update_quantization()
         self._update_fit()
+        self._update_plan()
 
     def _update_quantization(self) -> None:
         select = self.query_one("#f-quantization", Select)
@@ -245,47 +264,58 @@ class BackendScreen(Screen):
             select.tooltip = None
 
     def _value(self, name: str) -> str:
-        widget = self.query_one(f"#f-{name}")
-        return str(widget.value).strip()
+        value = str(self.query_one(f"#f-{name}").value).strip()
+        return "-1" if name == "max_steps" and not value else value
 
     def _update_fit(self) -> None:
-        out = self.query_one("#fit-text", Static)
-        model = self._value("model")
-        shape = model_shape(model)
-        if shape is None:
-            out.update(Text.assemble(("memory fit  ", "bold"),
-                                     (f"unknown: no config.json for '{model}' here yet", "dim")))
-            return
-        method, defaults = self.method, self.choice.backends["local"]
-        numbers: dict[str, int] = {}
-        missing = []
-        for name in ("batch_size", "max_length", "lora_r", "num_virtual_tokens"):
-            if not applies(name, method):
-                numbers[name] = getattr(defaults, name)  # not read by this method; any valid value
-                continue
-            try:
-                numbers[name] = int(self._value(name))
-            except ValueError:
-                missing.append(LABELS[name])
-        if missing:
-            out.update(Text.assemble(("memory fit  ", "bold"), (f"fill in {', '.join(missing)}", "dim")))
-            return
-        m = self.machine
-        precision = self._value("precision")
-        if precision == "auto":
-            precision = "bf16" if m and (m.cuda or m.cpu_bf16) else "fp32"
-        available = None
-        if m is not None:
-            available = m.gpus[0].mem_total if m.cuda else m.ram_available
-        est = estimate_fit(shape, method=method, device=m.device if m else "cpu", precision=precision,
-                           quantization=self._value("quantization"),
-                           target_modules=[t.strip() for t in self._value("target_modules").split(",") if t.strip()],
-                           available=available, **numbers)
-        head = Text.assemble(("memory fit  ", "bold"), f"{millions(shape.params)} parameters, "
-                             f"{millions(est.trainable_params)} trainable ({METHOD_LABELS[method]}), {precision}")
-        style = {True: "green", False: "bold red", None: ""}[est.fits]
-        lines = [head] + [Text("  " + line, style=style if i == 1 else "") for i, line in enumerate(est.lines())]
-        out.update(Group(*lines))
+        method = self.method
+        self.query_one("#fit-text", Static).update(fit_view(
+            {name: self._value(name) for name in FIT_FIELDS if applies(name, method)}, method=method,
+            defaults=self.choice.backends["local"], machine=self.machine, tokens=self.tokens(), labels=LABELS))
+
+    # -- the plan: steps, tokens and time ------------------------------------------------
+    def tokens(self) -> TokenCounts | None:
+        """The data's token counts, once the Dataset screen's count has come back."""
+        return TokenCounts.from_report(self.app.token_cache.get(self.choice.key))
+
+    def _extra(self) -> dict[str, str]:
+        """The free-form field's ``key=value`` items by setting (``local.`` written or not)."""
+        items = (item.partition("=") for item in self._value("extra").split())
+        return {key.removeprefix("local."): value for key, sep, value in items if sep}
+
+    def _plan_setting(self, name: str, extra: dict[str, str]) -> str:
+        """A setting the plan reads: the free-form field's (read last, so it wins), the form's,
+        or the preset's."""
+        if name in extra:
+            return extra[name]
+        if name in LABELS:
+            return self._value(name)
+        return shown(getattr(self.choice.backends["local"], name))
+
+    def _update_plan(self) -> None:
+        extra = self._extra()
+        self.query_one("#plan-text", Static).update(plan_view(
+            {name: self._plan_setting(name, extra) for name in PLAN_SETTINGS},
+            examples=(self.choice.report.split or {}).get("train", 0), tokens=self.tokens(),
+            counted=self.choice.key in self.app.token_cache, speeds=self.speeds, model=self._value("model"),
+            method=self.method, gpus=len(self.machine.gpus) if self.machine else 0))
+
+    @work(thread=True, exclusive=True, group="speeds", exit_on_error=False)
+    def _read_speeds(self) -> None:
+        try:
+            speeds = measured_speeds(list_runs())
+        except (OSError, ValueError):  # an unreadable runs folder: no measurement, said so
+            speeds = []
+        self.app.call_from_thread(self._speeds_read, speeds)
+
+    def _speeds_read(self, speeds: list[MeasuredSpeed]) -> None:
+        self.speeds = speeds
+        self._update_plan()
+
+    def on_tokens_counted(self, message: TokensCounted) -> None:
+        if message.key == self.choice.key:
+            self._update_fit()
+            self._update_plan()
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -295,6 +325,7 @@ class BackendScreen(Screen):
             self._update_method()
         elif control_id.startswith("f-"):
             self._update_fit()
+            self._update_plan()
         elif control_id.startswith("oa-"):
             self._schedule_preflight()
 
@@ -310,6 +341,7 @@ class BackendScreen(Screen):
 
     @on(TabbedContent.TabActivated, "#backend-tabs")
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._update_key()
         if self.backend == "openai" and self.preflight is None:
             self._schedule_preflight(0.05)
         self.query_one("#start-error", Static).update("")
@@ -357,7 +389,7 @@ class BackendScreen(Screen):
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
-        for line in result.lines():
+        for line in result.lines(key=False):  # the key's line is above the estimate, once
             style = "bold red" if line.startswith("problem") else "yellow" if line.startswith("warning") else \
                 "bold yellow" if "ABOVE BUDGET" in line else ""
             labelled = re.match(r"^(\S.{0,20}?)\s{2,}(.*)$", line)  # "label     value" lines
@@ -373,7 +405,7 @@ class BackendScreen(Screen):
         tabs = self.query_one("#backend-tabs", TabbedContent)
         target = "openai" if tabs.active == "local" else "local"
         # Focus first: a focused field in the other pane would pull its tab back to the front.
-        self.query_one("#oa-model" if target == "openai" else "#f-model").focus()
+        self.query_one("#oa-model" if target == "openai" else "#f-method").focus()
         tabs.active = target
 
     def action_back(self) -> None:
@@ -404,10 +436,12 @@ class BackendScreen(Screen):
             self._prepare_and_launch("local", self.local_overrides())
             return
         overrides = self.openai_overrides()
+        if not openai_key_present():  # the key's line above says what to do: no toast repeating it
+            self._update_key()
+            message = Text("not started: no API key (see above)", style="bold red")
+            self.query_one("#start-error", Static).update(message)
+            return
         if self.preflight is None:
-            if not openai_key_present():
-                self._error(KEY_MISSING)
-                return
             question = (f"No cost estimate ({self.preflight_error or 'still estimating'}). "
                         "Start the OpenAI fine-tuning job anyway?")
             self.app.push_screen(ConfirmModal(question, yes="Start"),

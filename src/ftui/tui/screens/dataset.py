@@ -24,6 +24,7 @@ from ftui.core.prompts import conversation
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.choice import DataPick, DatasetChoice, load_choice
+from ftui.tui.messages import TokensCounted
 from ftui.tui.screens.modals import FilePickerModal
 from ftui.tui.services import TokenCountError
 from ftui.tui.widgets.render import render_conversation
@@ -288,6 +289,9 @@ class DatasetScreen(Screen):
             self.app.token_cache[choice.key] = str(result)
         if self.choice is choice:
             self._render_report()
+        for screen in self.app.screen_stack:  # the Backend screen, when it opened before the count came
+            if screen is not self:
+                screen.post_message(TokensCounted(choice.key))
 
     # -- the report ----------------------------------------------------------------------
     def _render_report(self) -> None:

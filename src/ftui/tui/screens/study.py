@@ -29,6 +29,7 @@ from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui.widgets.run_table import RunTable
+from ftui.tui.widgets.tick import TickBox
 
 REFRESH_S = 3.0
 """How often the Study screen re-reads its runs while one of them is still working."""
@@ -80,14 +81,14 @@ class StartStudyModal(ModalScreen["str | None"]):
             with Horizontal(classes="row"):
                 yield Label("backends", classes="label")
                 for name in backend_names():
-                    yield Checkbox(name, name == default_backend(), id=f"study-{name}", compact=True)
+                    yield TickBox(name, name == default_backend(), id=f"study-{name}", compact=True)
             yield Static(key, classes="hint", id="study-key")
             if training_methods():
                 own = preset_method(self.preset if self.preset in names else names[0])
                 with Horizontal(classes="row"):
                     yield Label("methods", classes="label")
                     for name, why in training_methods().items():
-                        box = Checkbox(name, name == own, id=f"study-method-{name}", compact=True)
+                        box = TickBox(name, name == own, id=f"study-method-{name}", compact=True)
                         box.tooltip = why
                         yield box
             with Horizontal(classes="row"):
