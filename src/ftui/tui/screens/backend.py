@@ -20,13 +20,14 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Header, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
 
 from ftui.core.config import METHOD_FIELDS, METHOD_LABELS, METHODS, QUANTIZABLE_METHODS, LocalSettings
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.machine import Machine, estimate_fit, model_shape
 from ftui.core.openai_prep import KEY_MISSING, spend_check
 from ftui.core.runs import Run
+from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
@@ -129,7 +130,7 @@ class BackendScreen(Screen):
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         c = self.choice
-        yield Header()
+        yield FlowHeader("backend")
         split = c.report.split or {}
         yield Static(Text.assemble(("data ", "dim"), (c.name, "bold"), f" · task {c.task} · ",
                                    ", ".join(f"{k} {v:,}" for k, v in split.items())), id="backend-head")
@@ -187,7 +188,6 @@ class BackendScreen(Screen):
         return Select(options, value=default, allow_blank=False, id="oa-model", compact=True, classes="span3")
 
     def on_mount(self) -> None:
-        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
         self.query_one("#f-model", Input).focus()
         self.query_one("#machine-text", Static).update(Text("detecting hardware…", style="dim"))
         self._update_method()
