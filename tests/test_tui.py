@@ -93,6 +93,25 @@ def write_events(run_dir: Path, events: list[dict[str, Any]], mode: str = "w") -
             f.write(json.dumps(e) + "\n")
 
 
+def write_variant(run_dir: Path, variant: str, *, ts: float, contexts: dict[int, str] | None = None) -> dict[str, Any]:
+    """A variant's eval records and metrics.json, as the runner writes them; returns its ``eval``
+    event. ``contexts``: another table context for some examples (by index)."""
+    records = []
+    for i, ((q, ctx, ref), (out, valid, exact, execution)) in enumerate(zip(EXAMPLES, OUTPUTS[variant])):
+        ctx = (contexts or {}).get(i, ctx)
+        records.append({"index": i, "input": f"Tables:\n{ctx}\n\nQuestion: {q}", "reference": ref,
+                        "output": out, "valid": valid, "exact": exact, "execution": execution,
+                        "error": None if valid else "no such table or not a query", "latency_s": 0.1,
+                        "fields": {"question": q, "context": ctx}, "details": {}})
+    metrics = {k: sum(r[k] for r in records) / len(records) for k in ("valid", "exact", "execution")}
+    out_dir = run_dir / "eval" / variant
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_json_atomic(out_dir / "metrics.json", {"variant": variant, "n": len(records), "metrics": metrics,
+                                                  "duration_s": 12.0})
+    return ev("eval", ts, variant=variant, n=len(records), metrics=metrics)
+
+
 def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50, total: int = 50,
              created: float = T0, evaluated: bool = True, backend: str = "local",
              model: str = "smollm2-135m", alive: bool = True) -> Run:
@@ -108,20 +127,7 @@ def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50,
     events = train_events(steps, total, t0=created)
     ended = created + 2 + steps * 2.0 + 30
     if evaluated:
-        for v, outs in OUTPUTS.items():
-            records = []
-            for i, ((q, ctx, ref), (out, valid, exact, execution)) in enumerate(zip(EXAMPLES, outs)):
-                records.append({"index": i, "input": f"Tables:\n{ctx}\n\nQuestion: {q}", "reference": ref,
-                                "output": out, "valid": valid, "exact": exact, "execution": execution,
-                                "error": None if valid else "no such table or not a query", "latency_s": 0.1,
-                                "fields": {"question": q, "context": ctx}, "details": {}})
-            metrics = {k: sum(r[k] for r in records) / len(records) for k in ("valid", "exact", "execution")}
-            out_dir = run_dir / "eval" / v
-            out_dir.mkdir(parents=True)
-            (out_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-            write_json_atomic(out_dir / "metrics.json", {"variant": v, "n": len(records), "metrics": metrics,
-                                                          "duration_s": 12.0})
-            events.append(ev("eval", ended - 10, variant=v, n=len(records), metrics=metrics))
+        events += [write_variant(run_dir, v, ts=ended - 10) for v in OUTPUTS]
     if state in ("succeeded", "failed", "cancelled"):
         events.append(ev("status", ended, state=state, message="done"))
     write_events(run_dir, events)
@@ -197,6 +203,18 @@ async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "condi
 def screen_text(app) -> str:
     """What the terminal shows now, as plain text (what a person would read)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips()).replace("\u00a0", " ")
+
+
+def region_text(app, widget) -> str:
+    """What the terminal shows inside ``widget``'s region (a pane, without its neighbours)."""
+    r = widget.region
+    return "\n".join(line[r.x:r.right] for line in screen_text(app).splitlines()[r.y:r.bottom])
+
+
+def highlighted_step(app) -> str:
+    """The header's text in reverse video: the breadcrumb's current step."""
+    strips = app.screen._compositor.render_strips()  # none before a new screen's first layout
+    return "".join(s.text for s in strips[0] if s.style is not None and s.style.reverse).strip() if strips else ""
 
 
 # -- pure parts -------------------------------------------------------------------------
@@ -305,6 +323,37 @@ async def test_dataset_screen_shows_report_token_stats_split_and_chat_turns():
 
         train, val, test = load_preset("sql").split.sizes(3000)
         await wait_until(pilot, lambda: f"train {train:,}, val {val:,}, test {test:,}" in screen_text(app))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (140, 44)])
+async def test_dataset_examples_wrap_the_reference_instead_of_cutting_it(size):
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None, what="demo data")
+        await pilot.press("t", "down", "down")  # line 17: its reference is wider than the pane
+        await wait_until(pilot, lambda: "line 17:" in screen_text(app))
+        view = app.screen.query_one("#example-scroll")
+        view.scroll_end(animate=False)  # the assistant turn is last
+        await wait_until(pilot, lambda: view.scroll_y == view.max_scroll_y, what="the end of the example")
+        shown = " ".join(region_text(app, view).split())
+        assert 'SELECT COUNT(position) FROM table_name_28 WHERE school_club_team = "wisconsin" AND no > 32' in shown
+
+
+async def test_the_breadcrumb_highlights_the_current_step(ftui_home):
+    training = make_run(ftui_home, RUN_A, state="running", steps=10, evaluated=False)
+    evaluated = make_run(ftui_home, RUN_B, created=T0 + 1000)
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.screen.choice is not None, what="demo data")
+        header = screen_text(app).splitlines()[0]
+        assert "ftui —  1 dataset  › 2 backend › 3 training › 4 evaluation" in header
+        assert highlighted_step(app) == "1 dataset"
+        await pilot.press("n")
+        await wait_until(pilot, lambda: highlighted_step(app) == "2 backend", what="backend")
+        app.show_training(training)
+        await wait_until(pilot, lambda: highlighted_step(app) == "3 training", what="training")
+        app.open_run(evaluated)
+        await wait_until(pilot, lambda: highlighted_step(app) == "4 evaluation", what="evaluation")
 
 
 async def test_a_bad_file_shows_the_core_error_and_cannot_go_on(tmp_path):
@@ -614,6 +663,85 @@ async def test_eval_screen_pages_filters_searches_and_switches_variant(ftui_home
         assert "Example 5 of 5" in screen_text(app)
 
 
+async def test_eval_screen_fills_in_variants_as_they_finish_and_says_which_is_generating(ftui_home):
+    run = make_run(ftui_home, RUN_A, state="evaluating", evaluated=False)
+    ended = T0 + 2 + 50 * 2.0
+    write_events(run.dir, [
+        ev("status", ended + 1, state="evaluating", message="evaluating base, kshot, finetuned"),
+        write_variant(run.dir, "base", ts=ended + 60),
+        ev("eval_progress", ended + 70, variant="kshot", done=2, total=5, examples_per_s=0.2, eta_s=15.0),
+    ], mode="a")
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert type(app.screen).__name__ == "TrainingScreen"
+        await wait_until(pilot, lambda: app.screen.has_eval, what="the base variant's result")
+        await pilot.press("e")  # opened while the evaluation goes on
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="eval screen")
+        es = app.screen
+        await wait_until(pilot, lambda: es.data is not None and es.data.variants == ["base"]
+                         and "generating kshot 2/5" in screen_text(app), what="base, and kshot generating")
+        assert "0.2 examples/s" in screen_text(app) and "ETA 15s" in screen_text(app)
+        await pilot.press("v")  # one variant: it says so
+        assert any("only base is evaluated so far" in n.message for n in app._notifications)
+        await pilot.press("right", "right", "right")
+        assert "Example 4 of 5" in screen_text(app)
+        # k-shot finishes: it joins the table and the example, nothing pressed, the example kept
+        write_events(run.dir, [
+            write_variant(run.dir, "kshot", ts=ended + 90),
+            ev("eval_progress", ended + 95, variant="finetuned", done=1, total=5, examples_per_s=0.25, eta_s=16.0),
+        ], mode="a")
+        await wait_until(pilot, lambda: es.data.variants == ["base", "kshot"]
+                         and "generating finetuned 1/5" in screen_text(app), what="kshot")
+        text = screen_text(app)
+        assert "Example 4 of 5" in text and "60.0% +40.0" in text  # kshot exact 60%, base 20%
+        # the fine-tuned model finishes and the run succeeds: it is the one on show, first
+        write_events(run.dir, [write_variant(run.dir, "finetuned", ts=ended + 120),
+                               ev("status", ended + 121, state="succeeded", message="done")], mode="a")
+        st = json.loads(run.status_path.read_text())
+        write_json_atomic(run.status_path, {**st, "state": "succeeded", "message": "done", "ended": ended + 121})
+        await wait_until(pilot, lambda: len(es.data.variants) == 3 and es.status.get("state") == "succeeded"
+                         and "{+2015+}" in screen_text(app), what="finetuned")
+        text = screen_text(app)
+        assert es.variant == "finetuned" and "Example 4 of 5" in text and "80.0% +60.0" in text
+        assert "generating" not in text
+        assert text.index("finetuned  ✓ valid") < text.index("base  ✓ valid") < text.index("kshot  ✓ valid")
+        await pilot.press("v")  # three now: v moves on
+        assert es.variant == "base"
+
+
+LONG_CONTEXT = (  # a Spider-sized schema: seven lines at 80 columns
+    "CREATE TABLE stadium (stadium_id INTEGER, location VARCHAR, name VARCHAR, capacity INTEGER, "
+    "highest INTEGER, lowest INTEGER, average INTEGER); CREATE TABLE singer (singer_id INTEGER, name VARCHAR, "
+    "country VARCHAR, song_name VARCHAR, song_release_year VARCHAR, age INTEGER, is_male VARCHAR); "
+    "CREATE TABLE concert (concert_id INTEGER, concert_name VARCHAR, theme VARCHAR, stadium_id INTEGER, "
+    "year INTEGER); CREATE TABLE singer_in_concert (concert_id INTEGER, singer_id INTEGER)")
+
+
+async def test_eval_screen_at_80x24_shows_the_fine_tuned_output_without_scrolling_and_names_the_scroll_keys(ftui_home):
+    run = make_run(ftui_home, RUN_A)
+    for v in OUTPUTS:
+        write_variant(run.dir, v, ts=T0, contexts={3: LONG_CONTEXT})
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        es = app.screen
+        await wait_until(pilot, lambda: es.data is not None and "Example 1 of 5" in screen_text(app))
+        await pilot.press("right", "right", "right")  # #3: the long schema, the fine-tuned answer wrong
+        await wait_until(pilot, lambda: "Example 4 of 5" in screen_text(app))
+        text = screen_text(app)
+        assert "singer_in_concert" in text  # the whole input is there
+        assert "finetuned  ✓ valid" in text and "{+2015+}" in text  # and the fine-tuned output and diff
+        assert "↑↓ scroll" in text.splitlines()[-1]
+        view = es.query_one("#example-view")
+        assert view.max_scroll_y > 0 and view.scroll_y == 0
+        await pilot.press("down", "down", "up")
+        await wait_until(pilot, lambda: view.scroll_y == 1, what="scrolled one line")
+        await pilot.press("v")  # base goes on top, the view back at its top
+        await wait_until(pilot, lambda: es.variant == "base" and view.scroll_y == 0)
+        text = screen_text(app)
+        assert text.index("reference ─") < text.index("base  ✓ valid")
+        assert "finetuned  ✓ valid" not in text or text.index("base  ✓ valid") < text.index("finetuned  ✓ valid")
+
+
 async def test_export_modal_writes_the_chosen_format(ftui_home, tmp_path):
     run = make_run(ftui_home, RUN_A)
     app = FtuiApp(attach=run, services=fake_services())
@@ -669,6 +797,25 @@ async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home):
         await wait_until(pilot, lambda: app.screen is rs)
         await pilot.press("enter")  # open: an evaluated run opens on its eval screen
         await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
+
+
+async def test_runs_table_home_and_end_go_to_the_first_and_the_last_run(ftui_home):
+    for i, rid in enumerate((RUN_A, RUN_B, RUN_C)):
+        make_run(ftui_home, rid, created=T0 + 1000 * i)
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.runs) == 3)
+        rs = app.screen
+        table = rs.query_one("#runs")
+        await pilot.press("end")
+        assert table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
+        await pilot.press("space", "space")  # marking moves down
+        assert rs.marked == {RUN_C, RUN_B} and table.cursor_row == 2
+        await pilot.press("home")
+        assert table.cursor_row == 0
 
 
 # -- the whole flow with a real detached runner -----------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from textual.widgets import Input
 
 from ftui.tui.app import FtuiApp
-from test_tui import (RUN_A, RUN_B, STUDY, T0, fake_services, gpu_machine, make_run, make_study,  # noqa: F401
-                      study_runs, utc, wait_until)  # utc: autouse
+from test_tui import (RUN_A, RUN_B, STUDY, T0, ev, fake_services, gpu_machine, make_run, make_study,  # noqa: F401
+                      study_runs, utc, wait_until, write_events, write_variant)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
 
@@ -39,6 +39,21 @@ def test_dataset_examples_tab(snap_compare):
         await wait_until(pilot, lambda: app.screen.choice is not None)
         await pilot.press("t", "down", "down")
         await wait_until(pilot, lambda: "line 17:" in _text(app))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_dataset_example_reference_wraps(snap_compare):
+    """Dataset -> Examples at 80x24, scrolled to the end: the reference (the assistant turn) wraps."""
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: app.screen.choice is not None)
+        await pilot.press("t", "down", "down")
+        await wait_until(pilot, lambda: "line 17:" in _text(app))
+        view = app.screen.query_one("#example-scroll")
+        view.scroll_end(animate=False)
+        await wait_until(pilot, lambda: view.scroll_y == view.max_scroll_y > 0)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
@@ -114,6 +129,27 @@ def test_eval_screen(snap_compare, size, ftui_home):
         await pilot.press("right", "right", "right")  # the example the fine-tuned model gets wrong
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
+
+
+def test_eval_screen_while_evaluating(snap_compare, ftui_home):
+    """Opened while k-shot generates: base alone, and the line under the header says what comes."""
+    run = make_run(ftui_home, RUN_A, state="evaluating", evaluated=False)
+    ended = T0 + 2 + 50 * 2.0
+    write_events(run.dir, [
+        ev("status", ended + 1, state="evaluating", message="evaluating base, kshot, finetuned"),
+        write_variant(run.dir, "base", ts=ended + 60),
+        ev("eval_progress", ended + 70, variant="kshot", done=2, total=5, examples_per_s=0.2, eta_s=15.0),
+    ], mode="a")
+    app = FtuiApp(services=fake_services())
+
+    async def ready(pilot):
+        from ftui.tui.screens.eval import EvalScreen
+
+        app.push_screen(EvalScreen(run))
+        await wait_until(pilot, lambda: getattr(app.screen, "data", None) is not None
+                         and "generating kshot 2/5" in _text(app))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Header, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
 
 from ftui.core.config import METHOD_FIELDS, METHODS, QUANTIZABLE_METHODS, LocalSettings
 from ftui.core.errors import ConfigError, FtuiError
@@ -29,6 +29,7 @@ from ftui.core.machine import Machine
 from ftui.core.openai_prep import WIND_DOWN, spend_check
 from ftui.core.plan import MeasuredSpeed, TokenCounts, measured_speeds
 from ftui.core.runs import Run, list_runs
+from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
@@ -134,7 +135,7 @@ class BackendScreen(Screen):
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         c = self.choice
-        yield Header()
+        yield FlowHeader("backend")
         split = c.report.split or {}
         yield Static(Text.assemble(("data ", "dim"), (c.name, "bold"), f" · task {c.task} · ",
                                    ", ".join(f"{k} {v:,}" for k, v in split.items())), id="backend-head")
@@ -203,7 +204,6 @@ class BackendScreen(Screen):
         return Select(options, value=default, allow_blank=False, id="oa-model", compact=True, classes="span3")
 
     def on_mount(self) -> None:
-        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
         self.query_one("#f-method", Select).focus()  # the first field: Tab goes down the form to Start
         self.query_one("#machine-text", Static).update(Text("detecting hardware…", style="dim"))
         self._update_method()

@@ -14,13 +14,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Header, Label, OptionList, Static
+from textual.widgets import DataTable, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from ftui.core.errors import FtuiError
 from ftui.core.presets import load_preset, preset_names, sample_path
 from ftui.core.prompts import conversation
+from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.choice import DataPick, DatasetChoice, load_choice
@@ -69,7 +70,7 @@ class DatasetScreen(Screen):
         self._token_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield FlowHeader("dataset")
         with Horizontal(id="dataset-body"):
             with Vertical(id="sources"):
                 yield Label("Data", classes="heading")
@@ -95,7 +96,6 @@ class DatasetScreen(Screen):
         return opts
 
     def on_mount(self) -> None:
-        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
         options = self.query_one("#presets", OptionList)
         default = getattr(self.app, "default_preset", "demo")
         index = next((i for i, p in enumerate(self.presets) if p.name == default), 0)

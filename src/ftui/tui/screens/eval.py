@@ -1,24 +1,36 @@
-"""Eval screen: metrics per variant with deltas from base, then one held-out example at a time."""
+"""Eval screen: metrics per variant with deltas from base, then one held-out example at a time.
+
+The screen follows its run: while the run evaluates, the line under the header says which
+variant is generating, and each variant joins the table and the examples when its ``eval``
+event arrives (the runner writes the variant's metrics.json before the event).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
-from ftui.core.runs import Run
+from ftui.core.progress import RunProgress
+from ftui.core.runs import Run, is_active
 from ftui.core.scoring import VARIANTS, count_text, read_predictions
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
+from ftui.tui.messages import RunEventsReceived, RunStatusChanged
 from ftui.tui.screens.export import ExportModal
 from ftui.tui.screens.modals import PromptModal
-from ftui.tui.widgets.render import is_correct, is_scorable, render_example
+from ftui.tui.screens.training import state_text
+from ftui.tui.watcher import RunWatcher
+from ftui.tui.widgets.flow_header import FlowHeader
+from ftui.tui.widgets.render import Flow, is_correct, is_scorable, render_example
 
 FILTERS = {None: "all examples", "failures": "failures only", "invalid": "invalid only"}
 
@@ -37,22 +49,41 @@ class EvalData:
         self.indices = sorted(self.rows)
         self.task = run.spec.task
 
+    def default_variant(self) -> str:
+        """The variant shown until ``v`` picks one: the fine-tuned model once it is evaluated."""
+        return "finetuned" if "finetuned" in self.variants else (self.variants[-1] if self.variants else "")
+
+
+def generating_parts(progress: dict[str, Any] | None) -> list[Text]:
+    """``generating kshot 16/568 · 0.8 examples/s · ETA 11m 30s`` (from an ``eval_progress`` event)."""
+    if progress is None:
+        return [Text("evaluating", style="bold cyan")]
+    done, total = progress["done"], progress["total"]
+    parts = [Text(f"generating {progress['variant']} {done}/{total}", style="bold cyan")]
+    if progress.get("examples_per_s"):
+        parts.append(Text(fmt.rate(progress["examples_per_s"], "examples")))
+    if done < total and progress.get("eta_s") is not None:
+        parts.append(Text(f"ETA {fmt.duration(progress['eta_s'])}", style="bold"))
+    return parts
+
 
 class EvalScreen(Screen):
     """Step 4: how the base, k-shot and fine-tuned variants did on the held-out examples."""
 
     BINDINGS = [
-        Binding("right,l,n", "move(1)", "next", key_display="→", priority=True),
-        Binding("left,h,p", "move(-1)", "prev", key_display="←", priority=True),
+        # priority: the example view would take the arrows to scroll sideways and line by line
+        Binding("right,l,n", "move(1)", "example", key_display="←→", priority=True),
+        Binding("left,h,p", "move(-1)", "previous example", show=False, priority=True),
+        Binding("down,j", "scroll_example(1)", "scroll", key_display="↑↓", priority=True),
+        Binding("up,k", "scroll_example(-1)", "scroll up", show=False, priority=True),
         Binding("f", "filter('failures')", "fail"),
         Binding("i", "filter('invalid')", "invalid"),
         Binding("slash", "search", "find", key_display="/"),
-        Binding("g", "goto", "goto"),
+        Binding("g", "goto", "goto", show=False),  # the footer's room at 80 columns went to scrolling
         Binding("v", "switch_variant", "variant"),
         Binding("x", "export", "export"),
         Binding("home", "first", "first", show=False),
         Binding("end", "last", "last", show=False),
-        Binding("r", "reload", "reload", show=False),
         Binding("escape", "back", "back", show=False),
     ]
 
@@ -61,13 +92,18 @@ class EvalScreen(Screen):
         self.run = run
         self.data: EvalData | None = None
         self.variant = ""
+        self.variant_chosen = False
+        """``v`` was pressed: keep that variant when new ones arrive (else follow the default)."""
         self.filter: str | None = None
         self.search = ""
         self.matching: list[int] = []
         self.position = 0
+        self.status: dict[str, Any] = {}
+        self.progress = RunProgress()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield FlowHeader("evaluation")
+        yield Static(id="eval-head")
         yield DataTable(id="summary", cursor_type="none", show_cursor=False)
         yield Static(id="position")
         with VerticalScroll(id="example-view"):
@@ -75,24 +111,80 @@ class EvalScreen(Screen):
         yield key_footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"evaluation of {self.run.id}"
         self.query_one("#summary", DataTable).can_focus = False
         self.query_one("#example-view").focus()
         self.query_one("#position", Static).update(Text("loading eval records…", style="dim"))
+        self._render_head()
         self._load()
+        self._watch()
 
+    # -- loading and following the run (worker threads) ----------------------------------
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self) -> None:
+        worker = get_current_worker()
         data = EvalData(self.run)
-        self.app.call_from_thread(self._loaded, data)
+        if not worker.is_cancelled:  # a newer load (a variant that just finished) supersedes it
+            self.app.call_from_thread(self._loaded, data)
+
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    def _watch(self) -> None:
+        worker = get_current_worker()
+        watcher = RunWatcher(self.run)
+        poll_s = self.app.services.poll_s
+        while not worker.is_cancelled:
+            p = watcher.poll()
+            if p.events or p.reset:
+                self.post_message(RunEventsReceived(p.events, reset=p.reset))
+            if p.status is not None:
+                self.post_message(RunStatusChanged(p.status, missing=p.missing))
+            time.sleep(poll_s)
+
+    @on(RunEventsReceived)
+    def _events(self, message: RunEventsReceived) -> None:
+        if message.reset:
+            self.progress.reset()
+        self.progress.apply(message.events)
+        # A variant finished (its metrics.json is on disk), or a re-evaluation rewrote one. The
+        # first batch replays the file, so opening the screen reads the records twice: the read
+        # started in on_mount can have missed a variant that finished a moment before.
+        if message.reset or any(e["type"] == "eval" for e in message.events):
+            self._load()
+        self._render_head()
+
+    @on(RunStatusChanged)
+    def _status(self, message: RunStatusChanged) -> None:
+        self.status = message.status
+        self._render_head()
+        if self.data is not None and not self.data.indices:
+            self._render_example()  # the empty-screen message depends on whether the run works
 
     def _loaded(self, data: EvalData) -> None:
-        current = self.matching[self.position] if self.matching else None
+        current, shown_first = self._current(), self.variant
         self.data = data
-        if self.variant not in data.variants:
-            self.variant = "finetuned" if "finetuned" in data.variants else (data.variants[-1] if data.variants else "")
+        if not self.variant_chosen or self.variant not in data.variants:
+            self.variant = data.default_variant()
         self._render_summary()
-        self._refilter(keep=current)
+        # The example stays, scrolled where the reader left it, unless the variant on top changed
+        # (the fine-tuned one arrived).
+        self._refilter(keep=current, scroll_home=self.variant != shown_first)
+
+    def _active(self) -> bool:
+        return is_active(self.status.get("state", "succeeded"))
+
+    # -- the line under the header -------------------------------------------------------
+    def _render_head(self) -> None:
+        spec = self.run.spec
+        items = [Text.assemble(("run ", "dim"), (self.run.id, "bold")), Text(str(spec.preset or spec.task)),
+                 Text(f"{spec.backend} {spec.model}")]
+        state = self.status.get("state")
+        if state == "evaluating":
+            items += generating_parts(self.progress.eval_progress)
+        elif state is not None and state != "succeeded":
+            text = state_text(state)
+            if self.status.get("message"):
+                text.append(f" {fmt.short(self.status['message'], 40)}", style="dim")
+            items.append(text)
+        self.query_one("#eval-head", Static).update(Flow(items))
 
     # -- the summary table ---------------------------------------------------------------
     def _render_summary(self) -> None:
@@ -138,24 +230,27 @@ class EvalScreen(Screen):
                 return False
         return True
 
-    def _refilter(self, keep: int | None = None) -> None:
+    def _refilter(self, keep: int | None = None, *, scroll_home: bool = False) -> None:
+        """Recompute the matching examples; stay on ``keep`` where it still matches (and where
+        it is the same example, scrolled where it was unless ``scroll_home``)."""
         if self.data is None:
             return
         self.matching = [i for i in self.data.indices if self._matches(i)]
         if keep is not None and keep in self.matching:
             self.position = self.matching.index(keep)
         else:
-            self.position = 0
-        self._render_example()
+            self.position, scroll_home = 0, True
+        self._render_example(scroll_home=scroll_home)
 
-    def _render_example(self) -> None:
+    def _render_example(self, *, scroll_home: bool = True) -> None:
         data = self.data
         pos = self.query_one("#position", Static)
         body = self.query_one("#example-body", Static)
         if data is None:
             return
         if not data.indices:
-            pos.update(Text("no eval records yet: evaluation runs after training", style="yellow"))
+            pos.update(Text("no variant has finished yet: each appears here when it does" if self._active()
+                            else "no eval records yet: evaluation runs after training", style="yellow"))
             body.update("")
             return
         line = Text()
@@ -174,20 +269,25 @@ class EvalScreen(Screen):
                              "/ and enter to clear the search", style="dim"))
             return
         records = data.rows[self.matching[self.position]]
-        width = max(20, self.query_one("#example-view", VerticalScroll).scrollable_content_region.width)
+        view = self.query_one("#example-view", VerticalScroll)
+        width = max(20, view.scrollable_content_region.width)
         body.update(render_example(records, data.variants, self.variant, data.task,
                                    dark=self.app.current_theme.dark, width=width))
-        self.query_one("#example-view", VerticalScroll).scroll_home(animate=False)
+        if scroll_home:
+            view.scroll_home(animate=False)
 
     # -- keys ----------------------------------------------------------------------------
     def on_resize(self) -> None:
-        if self.data is not None:
-            self.call_after_refresh(self._render_example)  # section lines follow the width
+        if self.data is not None:  # section lines follow the width
+            self.call_after_refresh(lambda: self._render_example(scroll_home=False))
 
     def action_move(self, step: int) -> None:
         if self.matching:
             self.position = max(0, min(len(self.matching) - 1, self.position + step))
             self._render_example()
+
+    def action_scroll_example(self, lines: int) -> None:
+        self.query_one("#example-view", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_first(self) -> None:
         self.position = 0
@@ -205,12 +305,19 @@ class EvalScreen(Screen):
         self._refilter(keep=self._current())
 
     def action_switch_variant(self) -> None:
-        if not self.data or not self.data.variants:
+        vs = self.data.variants if self.data else []
+        if len(vs) < 2:
+            if self._active():
+                self.notify((f"only {vs[0]} is evaluated so far" if vs else "no variant is evaluated yet")
+                            + ": the others appear here as they finish", title="Variant")
+            else:
+                self.notify(f"this run evaluated only {vs[0]}" if vs else "this run has no evaluated variant",
+                            severity="warning", title="Variant")
             return
-        vs = self.data.variants
+        self.variant_chosen = True
         self.variant = vs[(vs.index(self.variant) + 1) % len(vs)] if self.variant in vs else vs[0]
         self._render_summary()
-        self._refilter(keep=self._current())
+        self._refilter(keep=self._current(), scroll_home=True)  # the chosen variant moves to the top
 
     def action_search(self) -> None:
         self.app.push_screen(PromptModal("Search inputs, references and outputs", value=self.search,
@@ -244,9 +351,6 @@ class EvalScreen(Screen):
 
     def action_export(self) -> None:
         self.app.push_screen(ExportModal(self.run))
-
-    def action_reload(self) -> None:
-        self._load()
 
     def action_back(self) -> None:
         self.app.go_back()

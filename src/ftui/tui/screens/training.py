@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Header, ProgressBar, RichLog, Static
+from textual.widgets import ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.backends import backend
 from ftui.core.machine import HwReading, trainable_text
 from ftui.core.runs import ENDED_STATES, Run
+from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
@@ -62,7 +63,7 @@ class TrainingScreen(Screen):
 
     def compose(self) -> ComposeResult:
         spec = self.run.spec
-        yield Header()
+        yield FlowHeader("training")
         yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", str(spec.preset or spec.task),
                                    " · ", spec.backend, " ", spec.model), id="run-head")
         with Horizontal(id="progress-row"):
@@ -79,7 +80,6 @@ class TrainingScreen(Screen):
         yield key_footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "1 dataset  ›  2 backend  ›  3 training  ›  4 evaluation"
         self._render_all()
         self._watch()
 

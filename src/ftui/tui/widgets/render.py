@@ -38,8 +38,10 @@ def code(text: str, lexer: str | None, *, dark: bool) -> Text:
 
 @lru_cache(maxsize=512)
 def _highlighted(text: str, lexer: str, dark: bool) -> Text:
-    # Paging back and forth re-renders the same answers: highlight each once.
-    syntax = Syntax(text, lexer, theme="ansi_dark" if dark else "ansi_light", background_color="default")
+    # Paging back and forth re-renders the same answers: highlight each once. word_wrap: a
+    # highlighted Text is otherwise no_wrap, and a long reference was cut at the pane's edge (#18).
+    syntax = Syntax(text, lexer, theme="ansi_dark" if dark else "ansi_light", background_color="default",
+                    word_wrap=True)
     out = syntax.highlight(text)
     out.rstrip()
     return out
@@ -125,6 +127,9 @@ def render_example(records: Mapping[str, Mapping[str, Any]], variants: Sequence[
                    task: str, *, dark: bool, width: int = 78) -> Text:
     """One held-out example: input, reference, each variant's output with badges and a diff.
 
+    The selected variant comes first, right under the reference: with three variants at 80x24
+    the one being looked at (the fine-tuned model, unless ``v`` chose another) is above the fold.
+
     One Text, not a Group of renderables: Textual lays it out without a Rich console pass,
     which keeps paging through examples fast.
     """
@@ -135,7 +140,7 @@ def render_example(records: Mapping[str, Mapping[str, Any]], variants: Sequence[
     parts: list[Text] = [rule(Text("input", style="dim"), width)]
     parts += _input_part(first, task, dark=dark)
     parts += [rule(Text("reference", style="dim"), width), code(first.get("reference", ""), lexer, dark=dark)]
-    for v in variants:
+    for v in ([selected] if selected in variants else []) + [v for v in variants if v != selected]:
         rec = records.get(v)
         title = Text.assemble((f"{v}", "bold reverse" if v == selected else "bold"), " ")
         if rec is None:

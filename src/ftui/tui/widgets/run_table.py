@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 Column = tuple[str, "str | None"]
@@ -18,6 +19,13 @@ class RunTable(DataTable):
     grows widens its column (``update_width``), which a plain ``update_cell`` does not. Other
     rows rebuild the table with the cursor kept on the same row key where it is still listed.
     """
+
+    BINDINGS = [
+        # a DataTable's own Home and End scroll sideways in row mode: here they go to the first
+        # and the last run, as ctrl+home and ctrl+end do
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
 
     def __init__(self, *, id: str | None = None, on_choose: Callable[[], None] | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
