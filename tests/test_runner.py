@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import pytest
 from ftui.core.events import read_events
 from ftui.core.runs import Run, resolve_run
 
-from conftest import run_cli, write_jsonl
+from conftest import ROOT, run_cli, write_jsonl
 
 
 def toy_data(tmp_path: Path, n: int = 48) -> Path:
@@ -124,3 +128,32 @@ def test_a_bad_setting_ends_as_failed_with_a_readable_message(tmp_path, tiny_mod
     errors = [e["message"] for e in read_events(run.events_path) if e["type"] == "error"]
     assert errors and "target_modules ['nope_proj']" in errors[0] and "Traceback" not in errors[0]
     assert json.loads(run_cli("show", run.id, "--json").stdout)["status"] == "failed"
+
+
+def test_runner_log_holds_no_library_noise(tmp_path, tiny_model):
+    """The first lines a user reads on `l`: no bitsandbytes CPU-kernel notice (made on a CPU with
+    AVX512-BF16, as the test machine's), no deprecation warnings between transformers and peft."""
+    run = start(tmp_path, tiny_model, "--max-steps", "2", "--set", "eval.limit=1")
+    assert wait_for(run) == "succeeded"
+    log = (run.dir / "runner.log").read_text()
+    assert "gemm_4bit" not in log and "FutureWarning" not in log, log
+
+
+def test_quiet_libraries_drops_the_known_notices_and_keeps_the_rest():
+    code = textwrap.dedent("""
+        import logging, warnings
+        from ftui.runner.quiet import quiet_libraries
+        quiet_libraries()
+        bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+        bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s.", "No module named 'kernels'")
+        bnb.warning("bitsandbytes: something real went wrong")
+        warnings.warn_explicit("old API", FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils")
+        warnings.warn_explicit("old peft API", FutureWarning, "peft_model.py", 1, module="peft.peft_model")
+        warnings.warn_explicit("ours to fix", FutureWarning, "train.py", 1, module="ftui.backends.local.train")
+        warnings.warn_explicit("a real problem", UserWarning, "trainer.py", 1, module="transformers.trainer")
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert res.returncode == 0, res.stderr
+    assert "gemm_4bit" not in res.stderr and "old API" not in res.stderr and "old peft API" not in res.stderr
+    assert "something real went wrong" in res.stderr and "ours to fix" in res.stderr and "a real problem" in res.stderr

@@ -234,6 +234,44 @@ def test_progress_folds_events_computes_eta_and_replays_a_resumed_log():
     assert len(thin([(i, float(i)) for i in range(5000)], 100)) == 100
 
 
+def test_progress_logs_a_step_line_every_ten_seconds_and_the_last_step():
+    """The event view moves during training: a step line every 10 s of the run (steps here
+    come every 2 s), the first and the last step always."""
+    p = RunProgress()
+    p.apply(train_events(20, 20))
+    steps = [text for _, level, text in p.log if level == "step"]
+    assert steps == [f"step {s}/20 · loss {round(2.0 * 0.97 ** s + 0.3, 5):.4f} · 450 tok/s" for s in (1, 6, 11, 16, 20)]
+    # a late viewer replays the same lines (they come from the events' times, not the clock)
+    again = RunProgress()
+    for e in train_events(20, 20):
+        again.apply([e])
+    assert list(again.log) == list(p.log)
+
+
+def test_status_lines_do_not_repeat_the_state():
+    from ftui.cli.follow import describe
+    from ftui.core.events import state_detail
+
+    assert state_detail("evaluating", "evaluating base, kshot") == "base, kshot"
+    assert state_detail("running", "training") == "training"
+    assert state_detail("starting", "starting") == "" and state_detail("failed", None) == ""
+    p = RunProgress()
+    p.apply([ev("status", T0, state="evaluating", message="evaluating base, kshot")])
+    assert p.log[-1][2] == "[evaluating] base, kshot"
+    assert describe(ev("status", T0, state="evaluating", message="evaluating base, kshot")) == "[evaluating] base, kshot"
+
+
+def test_the_smoothed_loss_is_an_exponential_moving_average():
+    from ftui.core.progress import ema
+
+    assert ema([]) == []
+    assert ema([(1, 1.0), (2, 0.0), (3, 0.0)]) == pytest.approx([(1, 1.0), (2, 0.9), (3, 0.81)])
+    # length-grouped batches: per-batch losses of two scales; the average keeps between them
+    jumpy = [(s, 3.0 if s % 2 else 1.0) for s in range(1, 101)]
+    tail = [v for _, v in ema(jumpy)[50:]]
+    assert 1.7 < min(tail) and max(tail) < 2.3
+
+
 def test_watcher_replays_a_rewritten_log_and_reports_a_missing_run(tmp_path):
     run = make_run(tmp_path, RUN_A, state="running", steps=10, total=50, evaluated=False)
     w = RunWatcher(run)
@@ -545,6 +583,19 @@ async def test_training_screen_follows_events_and_survives_a_lost_runner(ftui_ho
 
         assert "step 12/50" in text and "450 tok/s" in text and "ETA 1m 16s" in text
         assert "spent" in text and "A40" in text and "CPU 187%" in text
+        events = "\n".join(line.text for line in ts.query_one("#event-log").lines)
+        assert "step 1/50 · loss" in events and "step 6/50 · loss" in events and "step 11/50 · loss" in events
+        assert "step 2/50 " not in events  # not a line per step: one every 10 s of the run
+        # the chart: the raw training loss faint, its moving average over it, validation dots
+        from ftui.core.progress import ema
+
+        chart = ts.query_one("#chart")
+        await wait_until(pilot, lambda: not chart._dirty, what="the chart drawn")
+        drawn = chart.plotted()
+        assert [(d.label, d.kind) for d in drawn] == [("train (raw)", "faint"), ("train (EMA 0.9)", "line"),
+                                                      ("validation", "dots")]
+        assert drawn[0].points == ts.progress.train and drawn[1].points == ema(ts.progress.train)
+        assert "train (EMA 0.9)" in screen_text(app) and "loss (faint: train, raw)" in screen_text(app)
         assert ts.check_action("cancel_run", ()) is True
         await pilot.press("e")  # no results yet: it says so rather than nothing
         await wait_until(pilot, lambda: any("no evaluation yet" in str(n.message) for n in app._notifications),
@@ -587,11 +638,14 @@ async def test_training_screen_shows_the_evaluating_variants_progress_bar_and_et
         ev("eval_progress", ended + 2, variant="base", done=0, total=568, examples_per_s=None, eta_s=None),
         ev("eval_progress", ended + 48, variant="base", done=142, total=568, examples_per_s=3.1, eta_s=137.4),
     ], mode="a")
+    st = json.loads(run.status_path.read_text())
+    write_json_atomic(run.status_path, {**st, "message": "evaluating base, kshot"})  # as the runner says it
     app = FtuiApp(attach=run, services=fake_services())
     async with app.run_test(size=(80, 24)) as pilot:
         ts = app.screen
         assert type(ts).__name__ == "TrainingScreen"
         await wait_until(pilot, lambda: "eval base 142/568" in screen_text(app), what="the replayed progress")
+        assert "evaluating base, kshot" in screen_text(app) and "evaluating evaluating" not in screen_text(app)
         bar = ts.query_one("#progress")
         assert (bar.progress, bar.total) == (142, 568) and bar.has_class("eval")
         assert "3.1 examples/s" in screen_text(app) and "ETA 2m 17s" in screen_text(app)
@@ -767,7 +821,8 @@ async def test_export_modal_writes_the_chosen_format(ftui_home, tmp_path):
         await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
 
 
-async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home):
+async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `w` writes here
     make_run(ftui_home, RUN_A)
     make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
     app = FtuiApp(services=fake_services())
@@ -792,7 +847,8 @@ async def test_runs_screen_lists_runs_and_compares_two_side_by_side(ftui_home):
         assert row["valid base → ft"][0] == "40.0% → 100.0% (+60.0)"
         assert row["backend"] == ["openai", "local"]
         path = cs.action_write()
-        assert path is not None and "| exact base → ft | 20.0% → 80.0% (+60.0)" in path.read_text()
+        assert path is not None and path.parent == tmp_path
+        assert "| exact base → ft | 20.0% → 80.0% (+60.0)" in path.read_text()
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is rs)
         await pilot.press("enter")  # open: an evaluated run opens on its eval screen
@@ -816,6 +872,85 @@ async def test_runs_table_home_and_end_go_to_the_first_and_the_last_run(ftui_hom
         assert rs.marked == {RUN_C, RUN_B} and table.cursor_row == 2
         await pilot.press("home")
         assert table.cursor_row == 0
+
+
+def rewrite_spec(run: Run, **changes: Any) -> None:
+    """Rewrite a fixture run's run.json (a file run, other settings)."""
+    spec = json.loads((run.dir / "run.json").read_text())
+    write_json_atomic(run.dir / "run.json", {**spec, **changes})
+
+
+def write_heldout(run: Run, rows: list[tuple[str, str, str]]) -> None:
+    (run.dir / "data" / "test.jsonl").write_text("".join(
+        json.dumps({"input": q, "output": sql, "fields": {"question": q, "context": ctx}}) + "\n"
+        for q, ctx, sql in rows))
+
+
+async def test_compare_says_which_settings_differ_warns_of_other_data_and_writes_here(ftui_home, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = make_run(ftui_home, RUN_A)
+    rewrite_spec(demo, data={"source": "/opt/ftui/presets/demo/sample.jsonl", "sha256": "1a" * 32, "rows": 50, "used": 50})
+    write_heldout(demo, EXAMPLES)
+    mine = make_run(ftui_home, RUN_B, created=T0 + 1000, steps=30, total=30)
+    rewrite_spec(mine, preset=None, data={"source": "/home/me/sql/my_queries.jsonl", "sha256": "2b" * 32, "rows": 60,
+                                     "used": 60},
+            hyperparameters={"model": "smollm2-135m", "epochs": 3, "learning_rate": 1e-3})
+    write_heldout(mine, EXAMPLES[:4])
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2, what="the runs")
+        await pilot.press("space", "space", "m")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+        cs = app.screen
+        row = dict(cs.rows)
+        assert cs.titles == [RUN_B, RUN_A]
+        assert row["data"] == ["my_queries.jsonl", "demo"]  # the file's name, the preset's
+        # the settings that differ, and only those (lora_r, batch_size... are the same)
+        assert row["epochs"] == ["3", "1"] and row["learning_rate"] == ["0.001", "0.0002"]
+        labels = [label for label, _ in cs.rows]
+        assert labels[labels.index("data") + 1:labels.index("held-out n")] == ["epochs", "learning_rate"]
+        text = screen_text(app)
+        assert "⚠ different data and held-out sets: the rates do not compare directly" in text
+        # both runs' training losses on one chart, smoothed, labelled by run
+        chart = cs.query_one("#compare-chart")
+        assert [(d.label, len(d.points)) for d in chart.plotted()] == [(RUN_B, 30), (RUN_A, 50)]
+        await pilot.press("w")
+        await wait_until(pilot, lambda: list(tmp_path.glob("compare-*.md")), what="the Markdown file")
+        written = list(tmp_path.glob("compare-*.md"))
+        assert len(written) == 1, written
+        note = cs.query_one("#compare-note")
+        assert note.display and str(note.content) == f"wrote {written[0]}"
+        # a long path folds over lines: read the screen without its spaces and line ends
+        await wait_until(pilot, lambda: f"wrote{written[0]}" in "".join(screen_text(app).split()),
+                         what="the path on screen")
+        md = written[0].read_text()
+        assert md.startswith("> ⚠ different data and held-out sets")
+        assert "| learning_rate | 0.001 | 0.0002 |" in md and "| data | my_queries.jsonl | demo |" in md
+
+
+def test_compare_warns_only_of_what_differs(ftui_home):
+    from ftui.tui.screens.compare import compare
+
+    a, b = make_run(ftui_home, RUN_A), make_run(ftui_home, RUN_B, created=T0 + 1000)
+    for run in (a, b):
+        write_heldout(run, EXAMPLES)
+    same = compare([a, b])
+    assert same.warnings == [] and dict(same.rows)["settings"] == ["same", "same"]
+    # the same held-out examples, but one run trained on another file of the same name
+    rewrite_spec(a, preset=None, data={"source": "/a/train.jsonl", "sha256": "1a" * 32})
+    rewrite_spec(b, preset=None, data={"source": "/b/train.jsonl", "sha256": "2b" * 32})
+    other = compare([Run(a.dir), Run(b.dir)])
+    assert other.warnings == ["⚠ trained on different data; scored on the same held-out set"]
+    assert dict(other.rows)["data"] == ["train.jsonl (1a1a1a1a)", "train.jsonl (2b2b2b2b)"]
+    # fewer held-out examples scored in one (eval.limit)
+    metrics = json.loads((b.dir / "eval" / "base" / "metrics.json").read_text())
+    write_json_atomic(b.dir / "eval" / "base" / "metrics.json", {**metrics, "n": 2})
+    for v in ("kshot", "finetuned"):
+        (b.dir / "eval" / v / "metrics.json").unlink()
+    fewer = compare([Run(a.dir), Run(b.dir)])
+    assert fewer.warnings[-1] == "⚠ scored on different numbers of held-out examples (held-out n)"
 
 
 # -- the whole flow with a real detached runner -----------------------------------------

@@ -6,12 +6,14 @@ then open ``snapshot_report.html``.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from textual.widgets import Input
 
 from ftui.tui.app import FtuiApp
-from test_tui import (RUN_A, RUN_B, STUDY, T0, ev, fake_services, gpu_machine, make_run, make_study,  # noqa: F401
-                      study_runs, utc, wait_until, write_events, write_variant)  # utc: autouse
+from test_tui import (EXAMPLES, RUN_A, RUN_B, STUDY, T0, ev, fake_services, gpu_machine, make_run,  # noqa: F401
+                      make_study, study_runs, utc, wait_until, write_events, write_heldout, write_variant)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
 
@@ -168,8 +170,14 @@ def test_runs_screen(snap_compare, size, ftui_home):
 
 
 def test_compare_screen(snap_compare, ftui_home):
-    make_run(ftui_home, RUN_A)
-    make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    """Two runs' settings that differ, the warning of other held-out sets, both loss curves."""
+    local = make_run(ftui_home, RUN_A)
+    remote = make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    write_heldout(local, EXAMPLES)
+    write_heldout(remote, EXAMPLES[:4])
+    events = [json.loads(line) for line in remote.events_path.read_text().splitlines()]
+    write_events(remote.dir, [{**e, "loss": round(e["loss"] * 0.7, 5)} if e["type"] == "train" else e
+                              for e in events])  # a lower curve, apart from the other
     app = FtuiApp(services=fake_services())
 
     async def ready(pilot):
@@ -177,6 +185,8 @@ def test_compare_screen(snap_compare, ftui_home):
         await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
         await pilot.press("space", "space", "m")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "CompareScreen")
+        chart = app.screen.query_one("#compare-chart")
+        await wait_until(pilot, lambda: not chart._dirty, what="the loss curves")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
-from ftui.core.events import EventTail
+from ftui.core.events import EventTail, state_detail
 from ftui.core.runs import Run, is_active
 from ftui.tui.fmt import duration, rate  # a pure module: no Textual is loaded
 
@@ -25,7 +25,7 @@ def describe(event: dict[str, Any]) -> str | None:
         return f"validation at step {event['step']}: loss {event['loss']:.4f}" + (
             f", token accuracy {acc:.1%}" if acc is not None else "")
     if kind == "status":
-        return f"[{event['state']}] {event.get('message') or ''}".rstrip()
+        return f"[{event['state']}] {state_detail(event['state'], event.get('message'))}".rstrip()
     if kind == "checkpoint":
         return f"checkpoint saved: {event['path']}"
     if kind == "eval_progress":

@@ -24,6 +24,17 @@ LOST = "lost"
 MISSING = "missing"
 """Not written by anyone: what a viewer calls a run whose directory was removed while it watched."""
 
+
+def state_detail(state: str, message: str | None) -> str:
+    """A status message as shown after its state, without the state's word again. The runner's
+    messages read on their own (``ftui show`` prints one alone): "evaluating base, kshot" while
+    evaluating, which after the state would read "evaluating evaluating base, kshot"."""
+    text = (message or "").strip()
+    if text == state:
+        return ""
+    return text[len(state):].lstrip() if text.startswith(state + " ") else text
+
+
 _NUM = (int, float)
 _OPT_NUM = (int, float, type(None))
 _STR = (str,)

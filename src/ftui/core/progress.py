@@ -12,10 +12,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from ftui.core.events import state_detail
+
 ETA_WINDOW = 20
 """Train events the pace (seconds per step) is measured over."""
 MAX_POINTS = 400
 """A chart series is thinned to about this many points (the loss of every step stays on disk)."""
+STEP_LINE_S = 10.0
+"""Seconds of the run between two step lines in the log pane (the first and last step always get one)."""
+EMA_WEIGHT = 0.9
+"""How much of the smoothed loss carries over per step (length-grouped batches make the raw loss jump)."""
 
 
 @dataclass
@@ -42,6 +48,8 @@ class RunProgress:
     """(ts, level, text) lines for the log pane."""
     log_total: int = 0
     """Lines ever added to ``log`` (a viewer shows the ones it has not shown yet)."""
+    step_line_ts: float | None = None
+    """Run time of the last step line in ``log``."""
     _pace: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))
 
     def reset(self) -> None:
@@ -65,6 +73,11 @@ class RunProgress:
             self.train.append((step, float(ev["loss"])))
             self.last_train = dict(ev)
             self._pace.append((ts, step))
+            if (self.step_line_ts is None or ts - self.step_line_ts >= STEP_LINE_S
+                    or step == int(ev["total_steps"])):
+                self.step_line_ts = ts
+                self._log((ts, "step", f"step {step}/{ev['total_steps']} · loss {float(ev['loss']):.4f} · "
+                                       f"{float(ev['tokens_per_s']):,.0f} tok/s"))
         elif kind == "val":
             step = int(ev["step"])
             self.val = [p for p in self.val if p[0] < step] + [(step, float(ev["loss"]))]
@@ -80,7 +93,7 @@ class RunProgress:
             # (a stopped one, or the one before a re-evaluation) is not this stage's.
             self.eval_progress = None
             self.state, self.message = ev["state"], ev.get("message") or ""
-            self._log((ts, "status", f"[{self.state}] {self.message}".rstrip()))
+            self._log((ts, "status", f"[{self.state}] {state_detail(self.state, self.message)}".rstrip()))
         elif kind == "checkpoint":
             self.checkpoints += 1
             self._log((ts, "info", f"checkpoint {ev['path']}"))
@@ -133,6 +146,17 @@ class RunProgress:
         if pace is None or left < 0:
             return None
         return pace * left
+
+
+def ema(points: list[tuple[int, float]], weight: float = EMA_WEIGHT) -> list[tuple[int, float]]:
+    """The exponential moving average of a loss series, from its first value on:
+    ``s = weight * s + (1 - weight) * loss`` at each step."""
+    out: list[tuple[int, float]] = []
+    smoothed: float | None = None
+    for step, value in points:
+        smoothed = value if smoothed is None else weight * smoothed + (1 - weight) * value
+        out.append((step, smoothed))
+    return out
 
 
 def thin(points: list[tuple[int, float]], most: int = MAX_POINTS) -> list[tuple[int, float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Mapping
 
 from ftui.core.config import EvalSettings, PromptTemplate, SplitSpec, to_plain
@@ -90,6 +91,22 @@ class RunSpec:
             id=str(obj.get("id") or ""), ftui_version=str(obj.get("ftui_version") or ""),
             created=obj.get("created"), split_sizes=dict(obj.get("split_sizes") or {}),
         )
+
+    @property
+    def data_name(self) -> str:
+        """The run's data in a few words: the preset's name, else the file's or folder's name
+        (``hub:ID`` as it is), else the task's."""
+        source = self.data.source
+        if self.preset or not source:
+            return self.preset or self.task
+        return source if source.startswith("hub:") else PurePath(source).name or source
+
+    def used_settings(self) -> dict[str, Any]:
+        """The backend's settings this run reads, as plain values (lists for tuples), without
+        ``model`` (said on its own) and the ones its method leaves unread."""
+        hp = self.hyperparameters
+        unused = {"model", *getattr(hp, "unused", tuple)()}
+        return {k: v for k, v in (to_plain(hp) or {}).items() if k not in unused}
 
     def setting(self, name: str, default: Any = None) -> Any:
         """One of the backend's settings, or ``default`` when this backend has no such setting."""

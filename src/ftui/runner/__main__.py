@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ftui.core.runs import Run
+from ftui.runner.quiet import quiet_libraries
 from ftui.runner.runner import Runner
 
 
@@ -19,9 +20,7 @@ def main() -> int:
     p.add_argument("--limit", type=int)
     p.add_argument("--heldout", default="", help="evaluate on data/heldout-NAME.jsonl (ftui eval --data)")
     args = p.parse_args()
-    # Quiet libraries: progress bars would only fill runner.log.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    quiet_libraries()
     run = Run(Path(args.run_dir).resolve())
     if int(os.environ.get("RANK", "0")) != 0:  # one of several training processes (torchrun)
         from ftui.backends.base import load_backend

@@ -15,6 +15,7 @@ from textual.widgets import ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.backends import backend
+from ftui.core.events import state_detail
 from ftui.core.machine import HwReading, trainable_text
 from ftui.core.runs import ENDED_STATES, Run
 from ftui.tui.widgets.flow_header import FlowHeader
@@ -27,7 +28,7 @@ from ftui.tui.watcher import RunWatcher
 from ftui.tui.widgets.loss_chart import LossChart
 from ftui.tui.widgets.render import Flow
 
-LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": ""}
+LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": "", "step": "dim"}
 
 
 def state_text(state: str) -> Text:
@@ -64,7 +65,7 @@ class TrainingScreen(Screen):
     def compose(self) -> ComposeResult:
         spec = self.run.spec
         yield FlowHeader("training")
-        yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", str(spec.preset or spec.task),
+        yield Static(Text.assemble(("run ", "dim"), (self.run.id, "bold"), " · ", spec.data_name,
                                    " · ", spec.backend, " ", spec.model), id="run-head")
         with Horizontal(id="progress-row"):
             yield Static(id="state")
@@ -171,7 +172,7 @@ class TrainingScreen(Screen):
     def _render_state(self) -> None:
         state = self.status.get("state", "queued")
         text = state_text(state)
-        message = self.status.get("message") or ""
+        message = state_detail(state, self.status.get("message"))
         if state == "lost":
             message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)"
         if self.stop_requested_at is not None and state not in ENDED_STATES:
