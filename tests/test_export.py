@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 from ftui.core.events import EventWriter
 from ftui.core.examples import Example
@@ -44,11 +45,21 @@ def test_export_writes_markdown_json_csv_and_plot(tmp_path):
     assert "| variant | n | exact | normalized |" in md  # text without valid_regex: no validity rule
     assert "| base | 4 | 25.0% | 25.0% |" in md
     assert "| finetuned | 4 | 75.0% (+50.0) | 75.0% (+50.0) |" in md
-    assert "$0.0123" in md and "1m 15s" in md and "![training and validation loss](loss.png)" in md
+    assert "$0.0123" in md and "![training and validation loss](loss.png)" in md
+    # working time (the runner wrote its events within a second), then the clock from creation to the end
+    assert re.search(r"- time: training 0m 0\ds \(working time; 1m 15s from creation to the end, pauses included\)", md)
+    assert "Source: `mine.jsonl` (sha256 `abababababab`)" in md
+    assert "## Evaluation settings\n\n| setting | value |\n|---|---|\n| max_new_tokens | 128 |\n| k | 3 |\n" \
+           "| limit | 0 (all test examples) |\n| batch_size | 32 |\n" in md
     assert (tmp_path / "share" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((tmp_path / "share" / "summary.json").read_text())
     assert data["eval"]["finetuned"]["metrics"]["exact"] == 0.75
     assert data["training"]["final_loss"] == 0.6 and data["loss"]["val"] == [[5, 0.9]]
+    # data is one level: the source's facts beside the split (#18: it nested data.data)
+    assert data["data"]["source"] == "mine.jsonl" and data["data"]["sha256"] == "ab" * 32
+    assert data["data"]["split_sizes"] == {"train": 4, "val": 1, "test": 4} and "data" not in data["data"]
+    assert data["eval_settings"] == {"max_new_tokens": 128, "k": 3, "limit": 0, "batch_size": 32}
+    assert data["time"]["duration_s"] == 75.0 and data["time"]["eval_s"] == 0.0 and data["time"]["train_s"] < 5
     rows = list(csv.DictReader(open(tmp_path / "share" / "predictions.csv", encoding="utf-8")))
     assert len(rows) == 8 and {r["variant"] for r in rows} == {"base", "finetuned"}
     assert rows[0]["output"] == "x" and rows[0]["exact"] == "False"

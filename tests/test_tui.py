@@ -114,8 +114,11 @@ def write_variant(run_dir: Path, variant: str, *, ts: float, contexts: dict[int,
 
 def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50, total: int = 50,
              created: float = T0, evaluated: bool = True, backend: str = "local",
-             model: str = "smollm2-135m", alive: bool = True) -> Run:
-    """A run directory written by hand: run.json, status.json, events, eval records."""
+             model: str = "smollm2-135m", alive: bool = True, evaluating: bool = False) -> Run:
+    """A run directory written by hand: run.json, status.json, events, eval records.
+
+    ``evaluating``: an evaluated run also records its ``evaluating`` status, when training ends
+    (30 s before the run does), as the runner does."""
     run_dir = root / "runs" / rid
     (run_dir / "data").mkdir(parents=True)
     spec = {"id": rid, "ftui_version": "0.1.0", "created": created, "preset": "demo", "task": "sql",
@@ -126,6 +129,9 @@ def make_run(root: Path, rid: str, *, state: str = "succeeded", steps: int = 50,
     write_json_atomic(run_dir / "run.json", spec)
     events = train_events(steps, total, t0=created)
     ended = created + 2 + steps * 2.0 + 30
+    if evaluated and evaluating:
+        events.append(ev("status", created + 2 + steps * 2.0, state="evaluating",
+                         message="evaluating base, kshot, finetuned"))
     if evaluated:
         events += [write_variant(run_dir, v, ts=ended - 10) for v in OUTPUTS]
     if state in ("succeeded", "failed", "cancelled"):
@@ -1088,6 +1094,87 @@ async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_trai
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
         assert resumed == [RUN_A] and app.screen.run.id == stopped.id
         assert app.watched == {RUN_A, RUN_B}  # both named on quit if still running
+
+
+def failed_twice(root: Path, rid: str, *, created: float) -> Run:
+    """A run that failed while loading after 14 s and, tried again 15 minutes later, after 6 s."""
+    run = make_run(root, rid, created=created, state="failed", steps=0, evaluated=False)
+    write_events(run.dir, [ev("status", created, state="starting", message="loading"),
+                           ev("status", created + 14, state="failed", message="OSError: no such model"),
+                           ev("status", created + 914, state="starting", message="resuming"),
+                           ev("status", created + 920, state="failed", message="OSError: no such model")])
+    return run
+
+
+async def test_runs_screen_fits_80_columns_shows_working_time_and_the_keys_that_apply(ftui_home):
+    """#18: whole columns (the others left out until the terminal is wider), time = working time
+    (training+evaluation, pauses left out), attach and back in the footer, resume or cancel where
+    they apply."""
+    make_run(ftui_home, RUN_A, evaluating=True)  # trained 1m 42s, evaluated 30 s
+    failed_twice(ftui_home, RUN_B, created=T0 + 1000)
+    app = FtuiApp(services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and len(app.screen.runs) == 2
+                         and "in a wider terminal" in screen_text(app), what="the fitted table")
+        table = app.screen.query_one("#runs")
+        lines = screen_text(app).splitlines()
+        assert lines[1].split() == ["run", "status", "valid", "accuracy", "time"]
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing cut at the edge
+        assert lines[2].split()[:3] == [RUN_B, "failed", "—"] and lines[2].split()[-1] == "20s"
+        assert lines[3].split()[:2] == [RUN_A, "succeeded"] and lines[3].split()[-1] == "1m42s+30s"
+        note = " ".join(screen_text(app).split())
+        assert "cost, backend, model, data: in a wider terminal" in note and "time = training+evaluation" in note
+        footer = lines[-1]
+        assert "a Attach" in footer and "esc Back" in footer and footer.rstrip().endswith("q Quit")
+        assert "u Resume" in footer and "c Cancel" not in footer  # the failed run is selected
+        await pilot.press("down")  # a succeeded run: nothing to resume or cancel
+        await wait_until(pilot, lambda: "u Resume" not in screen_text(app).splitlines()[-1], what="the footer")
+        footer = screen_text(app).splitlines()[-1]
+        assert "c Cancel" not in footer and "a Attach" in footer and "esc Back" in footer
+        await pilot.resize_terminal(140, 44)
+        await wait_until(pilot, lambda: "in a wider terminal" not in screen_text(app), what="the refitted table")
+        assert screen_text(app).splitlines()[1].split() == ["run", "status", "valid", "accuracy", "cost", "time",
+                                                            "backend", "model", "data"]
+
+
+def failed_run(root: Path) -> Run:
+    """A run that failed with a long reason, and a runner.log whose lines are longer than 80 columns."""
+    run = make_run(root, RUN_C, state="running", steps=3, total=50, evaluated=False)
+    write_events(run.dir, [ev("error", T0 + 9, message=FAILURE + " (traceback in runner.log)"),
+                           ev("status", T0 + 9, state="failed", message=FAILURE)], mode="a")
+    st = json.loads(run.status_path.read_text())
+    write_json_atomic(run.status_path, {**st, "state": "failed", "message": FAILURE, "ended": T0 + 9})
+    (run.dir / "runner.log").write_text("\n".join(RUNNER_LOG) + "\n")
+    return run
+
+
+FAILURE = ("OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in "
+           "the cached files. Check your internet connection or see how to run the library in offline mode.")
+RUNNER_LOG = [
+    "Traceback (most recent call last):",
+    '  File "/home/me/.venv/lib/python3.12/site-packages/transformers/utils/hub.py", line 479, in cached_files '
+    "raise OSError from the hub download that ends here",
+    FAILURE,
+]
+
+
+async def test_a_failed_runs_reason_and_its_runner_log_wrap_whole_at_80_columns(ftui_home):
+    run = failed_run(ftui_home)
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(80, 24)) as pilot:
+        ts = app.screen
+        await wait_until(pilot, lambda: ts.status.get("state") == "failed" and ts.progress.errors, what="failed")
+        app.clear_notifications()  # the toast says it too; the header must, on its own
+        await pilot.pause()
+        assert FAILURE + " (traceback in runner.log)" in " ".join(screen_text(app).split())
+        assert ts.query_one("#reason").size.height >= 3
+        await pilot.press("l")
+        await wait_until(pilot, lambda: "ends here" in screen_text(app), what="the runner.log, wrapped")
+        log = ts.query_one("#runner-log")
+        lines = [strip.text.rstrip() for strip in log.lines]
+        assert max(map(len, lines)) <= log.scrollable_content_region.width and len(lines) > len(RUNNER_LOG)
+        assert " ".join(" ".join(lines).split()) == " ".join(" ".join(RUNNER_LOG).split())  # every word, none cut
 
 
 # -- studies ------------------------------------------------------------------------------

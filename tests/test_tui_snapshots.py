@@ -12,8 +12,9 @@ import pytest
 from textual.widgets import Input
 
 from ftui.tui.app import FtuiApp
-from test_tui import (EXAMPLES, RUN_A, RUN_B, STUDY, T0, ev, fake_services, gpu_machine, make_run,  # noqa: F401
-                      make_study, study_runs, utc, wait_until, write_events, write_heldout, write_variant)  # utc: autouse
+from test_tui import (EXAMPLES, RUN_A, RUN_B, STUDY, T0, ev, failed_run, fake_services, gpu_machine,  # noqa: F401
+                      make_run, make_study, study_runs, utc, wait_until, write_events, write_heldout,
+                      write_variant)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
 
@@ -121,6 +122,21 @@ def test_training_screen(snap_compare, size, ftui_home):
     assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
 
 
+def test_training_screen_of_a_failed_run(snap_compare, ftui_home):
+    """The reason wraps whole under the state; the event log wraps its lines at 80 columns."""
+    app = FtuiApp(attach=failed_run(ftui_home), services=fake_services())
+
+    async def ready(pilot):
+        ts = app.screen
+        await wait_until(pilot, lambda: ts.status.get("state") == "failed" and ts.progress.errors)
+        chart = ts.query_one("#chart")
+        await wait_until(pilot, lambda: len(chart._train) == 3 and not chart._dirty, what="the chart")
+        app.clear_notifications()  # the toast would cover the log
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_eval_screen(snap_compare, size, ftui_home):
     run = make_run(ftui_home, RUN_A)
@@ -156,7 +172,7 @@ def test_eval_screen_while_evaluating(snap_compare, ftui_home):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_runs_screen(snap_compare, size, ftui_home):
-    make_run(ftui_home, RUN_A)
+    make_run(ftui_home, RUN_A, evaluating=True)  # time: training+evaluation
     make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
     make_run(ftui_home, "20261118-120000-demo-cccc", created=T0 + 5000, state="failed", steps=3, evaluated=False)
     app = FtuiApp(services=fake_services())

@@ -471,6 +471,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
             if v is not None:
                 print(f"{'peak memory':<12} {v / 2**30:.2f} GiB")
             continue
+        if k == "duration_s":
+            print(f"{'time':<12} {_time_text(info)}")
+            continue
+        if k in ("train_s", "eval_s"):
+            continue  # on the time line
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec
@@ -487,6 +492,20 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
         print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
+
+
+def _time_text(info: dict) -> str:
+    """``training 4m 12s, evaluation 1m 30s (38m 02s from created to ended, pauses included)``."""
+    from ftui.tui.fmt import duration  # a pure module: no Textual is loaded
+
+    if info["train_s"] is None:
+        work = "no runner has worked on it yet"
+    else:
+        work = f"training {duration(info['train_s'])}" + (
+            f", evaluation {duration(info['eval_s'])}" if info["eval_s"] else "")
+    if info["duration_s"] is None:
+        return work
+    return f"{work} ({duration(info['duration_s'])} from created to ended, pauses included)"
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

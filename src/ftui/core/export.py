@@ -37,9 +37,13 @@ def summary_data(run: Run) -> dict[str, Any]:
         "task": spec.task,
         "backend": spec.backend,
         "model": spec.model,
-        "data": {"data": to_plain(spec.data), "split": to_plain(spec.split), "split_sizes": dict(spec.split_sizes)},
+        # where the rows came from (run.json's data: source, sha256, format, fields, rows, used),
+        # how they were split and the split's sizes
+        "data": {**to_plain(spec.data), "split": to_plain(spec.split), "split_sizes": dict(spec.split_sizes)},
         "hyperparameters": to_plain(spec.hyperparameters) or {},
-        "time": {"created": info["created"], "ended": info["ended"], "duration_s": info["duration_s"]},
+        "eval_settings": to_plain(spec.eval),
+        # duration_s: created to ended on the clock; train_s, eval_s: working time (Run.summary)
+        "time": {k: info[k] for k in ("created", "ended", "duration_s", "train_s", "eval_s")},
         "training": {
             "steps": last_train["step"] if last_train else None,
             "tokens": last_train["tokens"] if last_train else None,
@@ -70,11 +74,12 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
         ("backend", data["backend"]), ("model", data["model"]), ("ftui", data["ftui_version"]),
     ]
     lines += [f"| {k} | {_cell(v)} |" for k, v in rows]
-    sizes = (data["data"] or {}).get("split_sizes") or {}
-    source = (data["data"] or {}).get("data") or {}
+    source = data["data"]
+    sizes = source.get("split_sizes") or {}
     lines += ["", "## Data", ""]
-    if source:
-        lines.append(f"Source: `{source.get('source', '?')}` (sha256 `{str(source.get('sha256', ''))[:12]}`)")
+    if source.get("source"):
+        sha = f" (sha256 `{source['sha256'][:12]}`)" if source.get("sha256") else ""
+        lines.append(f"Source: `{source['source']}`{sha}")
     if sizes:
         lines.append("Split: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     hp = data["hyperparameters"]
@@ -83,6 +88,9 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
         lines += [f"| {k} | {_cell(v)} |" for k, v in hp.items()]
     lines += ["", "## Evaluation", ""]
     lines += _metrics_table(data["eval"]) or ["No evaluation recorded yet."]
+    lines += ["", "## Evaluation settings", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {_cell(v)}{' (all test examples)' if k == 'limit' and v == 0 else ''} |"
+              for k, v in data["eval_settings"].items()]
     tr, cost, t = data["training"], data["cost"], data["time"]
     lines += ["", "## Training, cost and time", ""]
     lines.append(f"- steps: {_cell(tr['steps'])}, trained tokens: {_cell(tr['tokens'])}, "
@@ -99,7 +107,7 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
         lines.append(f"- cost: ${cost['usd']:.4f} ({cost.get('basis', '')})")
     else:
         lines.append("- cost: not recorded")
-    lines.append(f"- duration: {_duration(t['duration_s'])}")
+    lines.append(f"- time: {_work_time(t)}")
     if plot:
         lines += ["", f"![training and validation loss]({plot})"]
     return "\n".join(lines) + "\n"
@@ -139,6 +147,18 @@ def _cell(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return ", ".join(map(str, v))
     return str(v).replace("|", "\\|")
+
+
+def _work_time(t: dict[str, Any]) -> str:
+    """Working time by stage, then the time on the clock from creation to the end."""
+    if t.get("train_s") is None:
+        work = "—"
+    else:
+        evaluation = f", evaluation {_duration(t['eval_s'])}" if t.get("eval_s") else ""
+        work = f"training {_duration(t['train_s'])}{evaluation}"
+    if t.get("duration_s") is None:
+        return work
+    return f"{work} (working time; {_duration(t['duration_s'])} from creation to the end, pauses included)"
 
 
 def _duration(seconds: float | None) -> str:

@@ -4,6 +4,10 @@ Pure: no Textual, no threads.
 ``RunProgress.apply`` folds a batch of events (the EventTail's output) into the latest state,
 so a viewer that attaches late replays the file from the start and ends where a viewer that
 watched all along would be.
+
+A run may be worked on by several runner sessions (a resume, a re-evaluation), each opened by
+a ``starting`` status and closed by a terminal one (or by its last event, when its runner
+died). Time between sessions is idle: neither the pace of training nor ``work_time`` counts it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ftui.core.events import state_detail
+from ftui.core.events import TERMINAL_STATES, state_detail
 
 ETA_WINDOW = 20
-"""Train events the pace (seconds per step) is measured over."""
+"""Intervals between train events (of one runner session each) the pace is measured over."""
 MAX_POINTS = 400
 """A chart series is thinned to about this many points (the loss of every step stays on disk)."""
 STEP_LINE_S = 10.0
@@ -51,6 +55,9 @@ class RunProgress:
     step_line_ts: float | None = None
     """Run time of the last step line in ``log``."""
     _pace: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))
+    """(seconds, steps) between consecutive train events of one session: never across a pause."""
+    _last_step_at: tuple[float, int] | None = None
+    """(ts, step) of this session's last train event; None at the start of a session."""
 
     def reset(self) -> None:
         """Forget everything (the file was rewritten by a resume; it is replayed again)."""
@@ -69,10 +76,12 @@ class RunProgress:
             if self.train and step <= self.train[-1][0]:
                 # a resumed run re-does steps: keep the series increasing
                 self.train = [p for p in self.train if p[0] < step]
-                self._pace.clear()
+                self._last_step_at = None
             self.train.append((step, float(ev["loss"])))
             self.last_train = dict(ev)
-            self._pace.append((ts, step))
+            if self._last_step_at is not None and step > self._last_step_at[1] and ts >= self._last_step_at[0]:
+                self._pace.append((ts - self._last_step_at[0], step - self._last_step_at[1]))
+            self._last_step_at = (ts, step)
             if (self.step_line_ts is None or ts - self.step_line_ts >= STEP_LINE_S
                     or step == int(ev["total_steps"])):
                 self.step_line_ts = ts
@@ -92,6 +101,8 @@ class RunProgress:
             # Every status change starts or ends a stage: progress from an earlier evaluation
             # (a stopped one, or the one before a re-evaluation) is not this stage's.
             self.eval_progress = None
+            if ev["state"] == "starting":  # a new runner session: the pause before it is no step's time
+                self._last_step_at = None
             self.state, self.message = ev["state"], ev.get("message") or ""
             self._log((ts, "status", f"[{self.state}] {state_detail(self.state, self.message)}".rstrip()))
         elif kind == "checkpoint":
@@ -133,14 +144,15 @@ class RunProgress:
         return self.step / self.total_steps if self.total_steps else 0.0
 
     def seconds_per_step(self) -> float | None:
-        """Recent pace, from the timestamps of the last train events."""
-        if len(self._pace) < 2:
-            return None
-        (t0, s0), (t1, s1) = self._pace[0], self._pace[-1]
-        return (t1 - t0) / (s1 - s0) if s1 > s0 and t1 > t0 else None
+        """Recent pace, from the gaps between the last train events of the same runner session.
+        Right after a resume it is the previous session's pace until this one has two steps."""
+        seconds = sum(dt for dt, _ in self._pace)
+        steps = sum(ds for _, ds in self._pace)
+        return seconds / steps if steps and seconds > 0 else None
 
     def eta_s(self) -> float | None:
-        """Seconds of training left at the recent pace (None before two steps or after the last)."""
+        """Seconds of training left at the recent pace (None before two steps of one session, or
+        after the last step)."""
         pace = self.seconds_per_step()
         left = self.total_steps - self.step
         if pace is None or left < 0:
@@ -157,6 +169,54 @@ def ema(points: list[tuple[int, float]], weight: float = EMA_WEIGHT) -> list[tup
         smoothed = value if smoothed is None else weight * smoothed + (1 - weight) * value
         out.append((step, smoothed))
     return out
+
+
+@dataclass(frozen=True)
+class WorkTime:
+    """Seconds a run's runners spent working on it, pauses between sessions left out."""
+
+    train_s: float
+    """Outside evaluation: starting (loading the model), training, saving; for an OpenAI run
+    also the job's wait at OpenAI."""
+    eval_s: float
+    """In the ``evaluating`` state: generating and scoring held-out examples."""
+
+
+def work_time(events: Iterable[Mapping[str, Any]], *, until: float | None = None) -> WorkTime | None:
+    """What the runner sessions in ``events`` took, by stage; None when no runner ever wrote.
+
+    A session runs from its ``starting`` status (or its first event, in a log without one) to a
+    terminal status; one whose runner died ends at its last event. ``until``: when the runner of a
+    working run was last known to work (its heartbeat), so its open session counts to then.
+    """
+    train = evaluating = 0.0
+    since: float | None = None  # start of the open session's current stretch; None between sessions
+    in_eval = False
+    last: float | None = None
+    for ev in events:
+        ts = float(ev["ts"])
+        starting = ev["type"] == "status" and ev["state"] == "starting"
+        if since is not None and starting:  # the previous runner died without a last word
+            train, evaluating = _add(train, evaluating, in_eval, (last or since) - since)
+            since = None
+        if since is None:
+            since, in_eval = ts, False
+        if ev["type"] == "status":
+            train, evaluating = _add(train, evaluating, in_eval, ts - since)
+            since, in_eval = ts, ev["state"] == "evaluating"
+            if ev["state"] in TERMINAL_STATES:
+                since = None
+        last = ts
+    if last is None:
+        return None
+    if since is not None:
+        train, evaluating = _add(train, evaluating, in_eval, max(last, until or last) - since)
+    return WorkTime(train_s=train, eval_s=evaluating)
+
+
+def _add(train: float, evaluating: float, in_eval: bool, seconds: float) -> tuple[float, float]:
+    seconds = max(0.0, seconds)  # a clock set back must not take time away
+    return (train, evaluating + seconds) if in_eval else (train + seconds, evaluating)
 
 
 def thin(points: list[tuple[int, float]], most: int = MAX_POINTS) -> list[tuple[int, float]]:

@@ -21,7 +21,7 @@ from ftui.core.errors import FtuiError, RunNotFoundError
 from ftui.core.events import LOST, MISSING, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
 from ftui.core.paths import runs_dir
-from ftui.core.progress import RunProgress
+from ftui.core.progress import RunProgress, work_time
 from ftui.core.runspec import RunSpec
 
 HEARTBEAT_STALE_S = 60.0
@@ -171,13 +171,17 @@ class Run:
         """
         spec = self.spec
         st = self.status()
+        events = read_events(self.events_path) if events is None else events
         progress = RunProgress()
-        progress.apply(read_events(self.events_path) if events is None else events)
+        progress.apply(events)
         train, cost = progress.last_train or {}, progress.cost or {}
         started = spec.created
         ended = st.get("ended")
         state = st.get("state", "queued")
         evaluating = progress.eval_progress if state == "evaluating" else None
+        # a working run's open session counts to its runner's last heartbeat
+        heartbeat = st.get("heartbeat") if is_active(state) else None
+        worked = work_time(events, until=heartbeat if isinstance(heartbeat, (int, float)) else None)
         hw = progress.hw or {}
         return {
             "id": self.id,
@@ -195,7 +199,12 @@ class Run:
             "peak_mem_bytes": hw.get("peak_mem_bytes"),
             "created": started,
             "ended": ended,
+            # From created to ended on the clock, pauses between runner sessions included.
             "duration_s": round(ended - started, 1) if ended and started else None,
+            # Working time (core.progress.work_time): evaluation, and everything else (starting,
+            # training, saving); null before a runner wrote. Pauses between sessions left out.
+            "train_s": None if worked is None else round(worked.train_s, 1),
+            "eval_s": None if worked is None else round(worked.eval_s, 1),
             "step": train.get("step"),
             "total_steps": train.get("total_steps"),
             "tokens": train.get("tokens"),

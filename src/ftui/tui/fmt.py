@@ -30,6 +30,19 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+def span(seconds: float | None) -> str:
+    """``duration`` without spaces (``4m12s``, ``1h05m``), for a table column."""
+    return duration(seconds).replace(" ", "")
+
+
+def work_time(train_s: float | None, eval_s: float | None) -> str:
+    """A run's working time (``Run.summary``): ``4m12s+1m30s``, training then evaluation, or the
+    training alone when it never evaluated; ``—`` before a runner wrote."""
+    if train_s is None:
+        return "—"
+    return span(train_s) + (f"+{span(eval_s)}" if eval_s else "")
+
+
 def rate(per_s: float, unit: str) -> str:
     """``3.1 examples/s``; two significant digits below 1 (a slow CPU eval is not ``0.0``)."""
     return f"{per_s:.1f} {unit}/s" if per_s >= 1 else f"{per_s:.2g} {unit}/s"

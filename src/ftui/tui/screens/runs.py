@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
 from ftui.core.errors import FtuiError
@@ -25,6 +25,9 @@ REFRESH_S = 2.0
 COLUMNS = tuple((name, name or "mark") for name in ("", "run", "status", "valid", "accuracy", "cost", "time",
                                                       "backend", "model", "data"))
 """(label, key): headline figures first, so they are on screen at 80 columns; the run id says when it started."""
+OPTIONAL = ("time", "cost", "backend", "data", "model")
+"""Columns shown only while they fit, most wanted first: at 80 columns the table shows the run,
+its status, rates and time whole, and leaves the rest out rather than cut one at the edge."""
 
 
 class SummaryCache:
@@ -78,19 +81,21 @@ def headline(info: dict[str, Any]) -> tuple[Text, Text]:
 class RunsScreen(Screen):
     """History of runs; open, attach, resume, cancel; mark two or more and compare; studies."""
 
+    # The footer fits 80 columns: resume and cancel show only for a run they apply to (never
+    # both), back only where there is a screen to go back to; S and D are named in the note.
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
-        Binding("a", "attach", "Attach", show=False),  # enter opens a working run there too; room at 80 columns
+        Binding("a", "attach", "Attach"),
         Binding("u", "resume", "Resume"),
         Binding("c", "cancel_run", "Cancel"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
-        Binding("S", "study", "Study"),
+        Binding("S", "study", "Study", show=False),
         Binding("T", "studies", "Studies"),
-        Binding("N", "new_run", "New run"),
+        Binding("N", "new_run", "New"),
         Binding("delete", "delete_runs", "Delete", show=False),  # also D; asks first
         Binding("D", "delete_runs", "Delete", show=False),
-        Binding("escape", "back", "Back", show=False),
+        Binding("escape", "back", "Back"),
     ]
 
     def __init__(self) -> None:
@@ -109,7 +114,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "runs"
         table = self.query_one("#runs", RunTable)
-        table.show(COLUMNS, [])
+        table.show(COLUMNS, [], optional=OPTIONAL)
         table.focus()
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
@@ -139,13 +144,27 @@ class RunsScreen(Screen):
 
     def _show(self, runs: list[Run], infos: dict[str, dict[str, Any]]) -> None:
         self.runs, self.infos = runs, infos
-        self.query_one("#runs", RunTable).show(COLUMNS, [(r.id, self._cells(r.id)) for r in runs])
+        self.query_one("#runs", RunTable).show(COLUMNS, [(r.id, self._cells(r.id)) for r in runs], optional=OPTIONAL)
+        self._note()
+        self.refresh_bindings()  # resume and cancel follow the selected run's state
+
+    @on(RunTable.ColumnsRefitted, "#runs")
+    def _note(self) -> None:
         note = self.query_one("#runs-note", Static)
-        if not runs:
+        if not self.runs:
             note.update("No runs yet: N starts one (dataset → backend → training), or `ftui train --preset demo`.")
-        else:
-            note.update(Text(f"{len(runs)} run{'s' if len(runs) != 1 else ''} · {len(self.marked)} marked (space) · fine-tuned rates, change "
-                             "from base in brackets; accuracy = execution match (SQL) or exact match", style="dim"))
+            return
+        n, left_out = len(self.runs), self.query_one("#runs", RunTable).left_out
+        note.update(Text(" · ".join([
+            f"{n} run{'s' if n != 1 else ''}", f"{len(self.marked)} marked (space)",
+            "fine-tuned rates, change from base in brackets; accuracy = execution match (SQL) or exact match",
+            "time = training+evaluation, pauses left out",
+            *([f"{', '.join(left_out)}: in a wider terminal"] if left_out else []),
+            "S starts a study, D deletes"]), style="dim"))
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _highlighted(self) -> None:
+        self.refresh_bindings()
 
     def _cells(self, rid: str) -> list[Any]:
         i = self.infos[rid]
@@ -154,13 +173,29 @@ class RunsScreen(Screen):
             "●" if rid in self.marked else " ",
             rid, state_text(i["status"]), valid, acc,
             fmt.money(i["cost_usd"], digits=4) if i["cost_usd"] is not None else "—",
-            fmt.duration(i["duration_s"]), str(i["backend"] or ""), fmt.short(str(i["model"] or ""), 24),
+            fmt.work_time(i["train_s"], i["eval_s"]), str(i["backend"] or ""), fmt.short(str(i["model"] or ""), 24),
             str(i["preset"] or i["task"] or ""),
         ]
 
     def selected(self) -> Run | None:
+        if not self.runs:
+            return None
         key = self.query_one("#runs", RunTable).selected_key()
         return next((r for r in self.runs if r.id == key), None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("resume", "cancel_run", "attach"):
+            run = self.selected()
+            state = self.infos.get(run.id, {}).get("status") if run is not None else None
+            if state is None:
+                return False
+            if action == "cancel_run":
+                return is_active(state)
+            if action == "resume":  # stopped, failed or lost: a runner can take it up again
+                return not is_active(state) and state != "succeeded"
+        if action == "back":
+            return len(self.app.screen_stack) > 1
+        return True
 
     # -- keys ----------------------------------------------------------------------------
     def action_open(self) -> None:

@@ -70,14 +70,16 @@ class TrainingScreen(Screen):
         with Horizontal(id="progress-row"):
             yield Static(id="state")
             yield ProgressBar(total=1, show_eta=False, id="progress")
+        yield Static(id="reason", classes="hidden")  # why a run failed or was lost, wrapped whole
         yield Static(id="stats")
         with Horizontal(id="train-body"):
             yield LossChart(id="chart")
             with Vertical(id="side"):
                 yield Static(id="cost-pane", classes="pane")
                 yield Static(id="hw-pane", classes="pane")
-        yield RichLog(id="event-log", max_lines=500, wrap=True, markup=False)
-        yield RichLog(id="runner-log", max_lines=500, wrap=False, markup=False, classes="hidden")
+        # min_width 1: lines wrap at the log's width (RichLog's default, 78, cuts them at 80 columns)
+        yield RichLog(id="event-log", max_lines=500, wrap=True, markup=False, min_width=1)
+        yield RichLog(id="runner-log", max_lines=500, wrap=True, markup=False, min_width=1, classes="hidden")
         yield key_footer()
 
     def on_mount(self) -> None:
@@ -137,8 +139,7 @@ class TrainingScreen(Screen):
         if state == "succeeded":
             self.notify("finished: press e for the evaluation" if self.has_eval else "finished", title="Run")
         elif state == "failed":
-            why = self.progress.errors[-1] if self.progress.errors else self.status.get("message", "")
-            self.notify(f"failed: {why}", severity="error", title="Run", timeout=10)
+            self.notify(f"failed: {self._failure()}", severity="error", title="Run", timeout=10)
         elif state == "lost":
             self.notify("the runner is gone (no heartbeat): resume it from the Runs screen (u)",
                         severity="warning", title="Run", timeout=10)
@@ -169,17 +170,27 @@ class TrainingScreen(Screen):
                                     (text, LEVEL_STYLE.get(level, ""))))
         self.log_shown = p.log_total
 
+    def _failure(self) -> str:
+        """Why the run failed: its last error event (it may name runner.log), else status.json's."""
+        return self.progress.errors[-1] if self.progress.errors else self.status.get("message", "")
+
     def _render_state(self) -> None:
         state = self.status.get("state", "queued")
         text = state_text(state)
         message = state_detail(state, self.status.get("message"))
-        if state == "lost":
-            message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)"
+        reason = ""
+        if state == "failed":
+            reason, message = self._failure(), ""
+        elif state == "lost":
+            reason, message = f"runner gone while {self.status.get('last_state', '?')}; resume from Runs (u)", ""
         if self.stop_requested_at is not None and state not in ENDED_STATES:
             message = "stopping after the current step…"
         if message:
             text.append(f" {fmt.short(message, 40)}", style="dim")
         self.query_one("#state", Static).update(text)
+        why = self.query_one("#reason", Static)
+        why.update(Text(reason))  # not markup: an error message may hold brackets
+        why.set_class(not reason, "hidden")
 
     def _eval_progress(self) -> dict | None:
         """The variant now generating, while the run is evaluating (its last reported state)."""
