@@ -520,12 +520,18 @@ async def test_backend_method_select_changes_fields_estimate_and_the_run():
         assert "LoRA r" not in text and "LoRA modules" not in text and not be.query_one("#f-lora_r").display
         quant = be.query_one("#f-quantization")  # not applicable: none only, config's reason on it
         assert quant.value == "none" and quant.disabled and "does not train on a quantized base" in str(quant.tooltip)
+        # the preset's LoRA rate, untouched, became full fine-tuning's own (as --set method=full)
+        assert be.query_one("#f-learning_rate").value == "5e-05"
         be.query_one("#f-method").value = "prefix"
         await wait_until(pilot, lambda: "virtual tokens 20" in screen_text(app), what="the prefix field")
+        assert be.query_one("#f-learning_rate").value == "0.01"
         assert "0.23M trainable (prefix tuning)" in screen_text(app)  # 20 tokens x 30 layers x 2 x 192
         be.query_one("#f-num_virtual_tokens").value = "10"
         await wait_until(pilot, lambda: "0.12M trainable (prefix tuning)" in screen_text(app), what="10 tokens")
+        be.query_one("#f-learning_rate").value = "2e-4"  # a rate of one's own stays when the method changes
         be.query_one("#f-method").value = "full"
+        await wait_until(pilot, lambda: "135M trainable (full fine-tuning)" in screen_text(app), what="full again")
+        assert be.query_one("#f-learning_rate").value == "2e-4"
         be.query_one("#f-extra").value = "quantization=4bit"  # past the select: config refuses it
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "quantized base" in str(be.query_one("#start-error").render()), what="error")
@@ -534,7 +540,7 @@ async def test_backend_method_select_changes_fields_estimate_and_the_run():
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30)
         hp = launched[0].spec.hyperparameters
-        assert hp.method == "full" and hp.lora_r == be.choice.backends["local"].lora_r
+        assert hp.method == "full" and hp.lora_r == be.choice.backends["local"].lora_r and hp.learning_rate == 2e-4
 
 
 async def test_backend_openai_tab_shows_price_key_presence_never_the_key_and_asks_above_budget(monkeypatch):
@@ -1279,7 +1285,7 @@ async def test_study_screen_of_methods_names_rows_by_method_and_shows_what_train
 
     study = create_study(preset="sql", label="sql", runs=method_runs())
     app = FtuiApp(services=fake_services())
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(120, 30)) as pilot:
         app.show_study(study.id)
         await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen" and app.screen.data is not None)
         table = app.screen.query_one("#study-table")
@@ -1294,6 +1300,14 @@ async def test_study_screen_of_methods_names_rows_by_method_and_shows_what_train
         assert cells["full"][labels.index("saved")] == "257 MiB" and cells["base"][labels.index("saved")] == ""
         text = screen_text(app)
         assert "smollm2-135m  lora" in text and "-sql-ia3-" in text  # the run lines say which is which
+        assert "saved" not in table.left_out  # (the cost columns, $0 on a CPU, may be left out)
+        # at 80 columns nothing scrolls sideways: what does not fit is named in the note
+        await pilot.resize_terminal(80, 24)
+        await wait_until(pilot, lambda: table.left_out, what="columns left out")
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= table.size.width
+        left_out = table.left_out
+        assert left_out and "exact" in left_out and f"{', '.join(left_out)}: in a wider terminal" in \
+            " ".join(screen_text(app).split())
 
 
 async def test_studies_list_opens_a_study_its_table_writes_and_opens_runs(ftui_home):

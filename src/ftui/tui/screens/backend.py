@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import METHOD_FIELDS, METHODS, QUANTIZABLE_METHODS, LocalSettings
+from ftui.core.config import METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, LocalSettings
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.machine import Machine
 from ftui.core.openai_prep import WIND_DOWN, spend_check
@@ -236,9 +236,29 @@ class BackendScreen(Screen):
     def method(self) -> str:
         return self._value("method")
 
+    def _default_rate(self, method: str) -> float:
+        """The learning rate ``method`` starts at: the preset's for its own method (and lora,
+        dora), else the method's own (``config.METHOD_LEARNING_RATES``), as ``--set method=`` does."""
+        preset = self.choice.backends["local"]
+        if method == preset.method or method not in METHOD_LEARNING_RATES:
+            return preset.learning_rate
+        return METHOD_LEARNING_RATES[method]
+
     def _update_method(self) -> None:
-        """The chosen method's explanation, its fields, its quantization choices, its estimate."""
+        """The chosen method's explanation, its fields, its quantization choices, its estimate;
+        a learning rate left at the last method's default moves to this method's."""
         method = self.method
+        rate = self.query_one("#f-learning_rate", Input)
+        shown = getattr(self, "_method_shown", None)
+        if shown is not None and shown != method:
+            try:
+                untouched = float(rate.value) == self._default_rate(shown)
+            except ValueError:
+                untouched = False
+            if untouched:
+                with rate.prevent(Input.Changed):
+                    rate.value = f"{self._default_rate(method):g}"
+        self._method_shown = method
         self.query_one("#method-help", Static).update(METHODS[method])
         for name in METHOD_ONLY:
             self.query_one(f"#label-{name}").display = self.query_one(f"#f-{name}").display = applies(name, method)

@@ -306,10 +306,18 @@ class StudyScreen(Screen):
             lines.append(Text.assemble(state, f" {i['backend'] or '':<6} {model} "
                                        f"{step:>7}  ", (rid, "dim"), no_wrap=True, overflow="ellipsis"))
         self.query_one("#study-runs", Static).update(Text("\n", no_wrap=True).join(lines))
-        if self.written is None:
-            self.query_one("#study-note", Static).update(
-                f"most accurate by {data['primary_metric']}; cheapest by training cost + evaluating 1,000 "
-                "examples. w writes table.md, .json, .csv; o opens a run")
+        self.primary = data["primary_metric"]
+        self._note()
+
+    @on(RunTable.ColumnsRefitted, "#study-table")
+    def _note(self, event: RunTable.ColumnsRefitted | None = None) -> None:
+        if self.written is not None or not getattr(self, "primary", None):
+            return
+        left_out = self.query_one("#study-table", RunTable).left_out
+        self.query_one("#study-note", Static).update(
+            f"most accurate by {self.primary}; cheapest by training cost + evaluating 1,000 examples. "
+            + (f"{', '.join(left_out)}: in a wider terminal. " if left_out else "")
+            + "w writes table.md, .json, .csv; o opens a run")
 
     def _fill_table(self, data: Mapping[str, Any], infos: Mapping[str, Mapping[str, Any]]) -> None:
         primary = data["primary_metric"]
@@ -346,7 +354,14 @@ class StudyScreen(Screen):
             drop = {i for i, name in enumerate(columns[:2]) if len({str(cells[i]) for _, cells in rows}) == 1}
             columns = [c for i, c in enumerate(columns) if i not in drop]
             rows = [(key, [c for i, c in enumerate(cells) if i not in drop]) for key, cells in rows]
-        self.query_one("#study-table", RunTable).show([(name, None) for name in columns], rows)
+        # The table never scrolls sideways: at 80 columns the less wanted ones are left out (the
+        # note names them), most wanted first in ``optional``.
+        metric_labels = [fmt.METRIC_LABELS.get(k, k) for k in keys]
+        footprint_first = ["train", "trainable", "peak mem", "tok/s", "saved"]  # a study of methods is about these
+        optional = ([*footprint_first, *metric_labels[1:]] if methods else ["train", *metric_labels[1:]]) \
+            + ["eval $/1k", "train $"]
+        self.query_one("#study-table", RunTable).show([(name, name or "marks") for name in columns], rows,
+                                                      optional=[c for c in optional if c in columns])
 
     def selected(self) -> Run | None:
         key = self.query_one("#study-table", RunTable).selected_key()
