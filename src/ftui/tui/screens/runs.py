@@ -255,7 +255,7 @@ class RunsScreen(Screen):
             if ok:
                 self._delete(chosen)
 
-        self.app.push_screen(ConfirmModal(f"Delete {what} with its checkpoints, adapter and results? "
+        self.app.push_screen(ConfirmModal(f"Delete {what} with {'their' if len(chosen) > 1 else 'its'} checkpoints, trained weights and results? "
                                           "This cannot be undone.", yes="Delete", no="Keep"), confirmed)
 
     @work(thread=True, exclusive=True, group="delete", exit_on_error=False)
