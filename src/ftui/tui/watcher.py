@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ftui.core.events import MISSING, EventTail
 from ftui.core.runs import Run
@@ -81,3 +81,23 @@ class RunWatcher:
         *lines, self._log_partial = (self._log_partial + chunk).split(b"\n")
         # progress bars rewrite one line with \r: keep what the last rewrite left
         return [raw.decode("utf-8", "replace").rsplit("\r", 1)[-1] for raw in lines]
+
+
+def follow(run: Run, post: Callable[[Any], Any], *, poll_s: float, cancelled: Callable[[], bool],
+           runner_log: bool = False) -> None:
+    """Poll ``run`` until ``cancelled()``, posting what changed as messages (a screen's worker
+    thread runs this): new events, the status, and runner.log lines when ``runner_log``."""
+    import time
+
+    from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
+
+    watcher = RunWatcher(run)
+    while not cancelled():
+        p = watcher.poll()
+        if p.events or p.reset:
+            post(RunEventsReceived(p.events, reset=p.reset))
+        if p.status is not None:
+            post(RunStatusChanged(p.status, missing=p.missing))
+        if runner_log and p.log_lines:
+            post(RunnerLogRead(p.log_lines))
+        time.sleep(poll_s)

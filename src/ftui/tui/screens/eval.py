@@ -7,7 +7,6 @@ event arrives (the runner writes the variant's metrics.json before the event).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
@@ -28,7 +27,7 @@ from ftui.tui.messages import RunEventsReceived, RunStatusChanged
 from ftui.tui.screens.export import ExportModal
 from ftui.tui.screens.modals import PromptModal
 from ftui.tui.screens.training import state_text
-from ftui.tui.watcher import RunWatcher
+from ftui.tui.watcher import follow
 from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.render import Flow, is_correct, is_scorable, render_example
 
@@ -129,15 +128,7 @@ class EvalScreen(Screen):
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def _watch(self) -> None:
         worker = get_current_worker()
-        watcher = RunWatcher(self.run)
-        poll_s = self.app.services.poll_s
-        while not worker.is_cancelled:
-            p = watcher.poll()
-            if p.events or p.reset:
-                self.post_message(RunEventsReceived(p.events, reset=p.reset))
-            if p.status is not None:
-                self.post_message(RunStatusChanged(p.status, missing=p.missing))
-            time.sleep(poll_s)
+        follow(self.run, self.post_message, poll_s=self.app.services.poll_s, cancelled=lambda: worker.is_cancelled)
 
     @on(RunEventsReceived)
     def _events(self, message: RunEventsReceived) -> None:

@@ -24,7 +24,7 @@ from ftui.tui import fmt
 from ftui.tui.messages import RunEventsReceived, RunnerLogRead, RunStatusChanged
 from ftui.core.progress import RunProgress
 from ftui.tui.screens.modals import ConfirmModal
-from ftui.tui.watcher import RunWatcher
+from ftui.tui.watcher import follow
 from ftui.tui.widgets.loss_chart import LossChart
 from ftui.tui.widgets.render import Flow
 
@@ -90,17 +90,8 @@ class TrainingScreen(Screen):
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def _watch(self) -> None:
         worker = get_current_worker()
-        watcher = RunWatcher(self.run)
-        poll_s = self.app.services.poll_s
-        while not worker.is_cancelled:
-            p = watcher.poll()
-            if p.events or p.reset:
-                self.post_message(RunEventsReceived(p.events, reset=p.reset))
-            if p.status is not None:
-                self.post_message(RunStatusChanged(p.status, missing=p.missing))
-            if p.log_lines:
-                self.post_message(RunnerLogRead(p.log_lines))
-            time.sleep(poll_s)
+        follow(self.run, self.post_message, poll_s=self.app.services.poll_s, cancelled=lambda: worker.is_cancelled,
+               runner_log=True)
 
     @on(RunEventsReceived)
     def _events(self, message: RunEventsReceived) -> None:
