@@ -53,6 +53,9 @@ def test_hangup_leaves_the_run_training_and_attach_shows_it_whole(tmp_path, tiny
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TERM": "xterm-256color"}
     pid, fd = pty.fork()
     if pid == 0:  # the child: ftui on a terminal, as over SSH
+        # A login session's default: hangup ends the process. (A test run under nohup ignores
+        # SIGHUP, and an ignored signal stays ignored across exec.)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, "-m", "ftui", "attach", run.id], env)
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     screen = read_some(fd, 90.0, until=b"Cancel run")  # a loaded machine takes its time to start it

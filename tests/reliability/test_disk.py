@@ -93,7 +93,7 @@ def test_full_disk_fails_clearly_keeps_checkpoints_and_resumes(tmp_path, tiny_mo
             pass
     wait_until(lambda: ended(run), what="the run to end")
     st = run.status()
-    assert st["state"] == "failed", st
+    assert st["state"] == "failed", (st, (run.dir / "runner.log").read_text()[-3000:])
     assert "the disk is full" in st["message"] and f"ftui resume {run.id}" in st["message"], st["message"]
     assert "Traceback" not in st["message"]
     for folder in published(run):
@@ -118,7 +118,7 @@ def test_a_file_size_limit_fails_the_run_clearly(tmp_path, tiny_model):
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
     wait_until(lambda: ended(run), what="the run to end")
     st = run.status()
-    assert st["state"] == "failed", st
+    assert st["state"] == "failed", (st, (run.dir / "runner.log").read_text()[-3000:])
     assert "file-size limit" in st["message"] and "ftui resume" in st["message"], st["message"]
     for folder in published(run):
         assert_whole(folder)
@@ -141,7 +141,7 @@ def test_read_only_checkpoints_folder_fails_the_run_clearly(tmp_path, tiny_model
     try:
         wait_until(lambda: ended(run), what="the run to end")
         st = run.status()
-        assert st["state"] == "failed", st
+        assert st["state"] == "failed", (st, (run.dir / "runner.log").read_text()[-3000:])
         assert ("read-only" in st["message"] or "permission denied" in st["message"]), st["message"]
         assert "ftui resume" in st["message"]
         for ckpt in published(run):

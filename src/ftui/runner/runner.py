@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -74,12 +75,12 @@ class Runner:
             self._fail(str(exc), str(exc))
             code = 1
         except OSError as exc:  # a full disk, a read-only folder, a file-size limit
-            traceback.print_exc()
+            _print_traceback()
             message = disk_message(exc, self.run)
             self._fail(message, message)
             code = 1
         except Exception as exc:  # noqa: BLE001 - the runner records every failure
-            traceback.print_exc()
+            _print_traceback()
             disk = _disk_error(exc, self.run.dir)
             if disk is not None:  # torch and safetensors wrap a failed write in their own errors
                 message = disk_message(disk, self.run)
@@ -214,3 +215,13 @@ def disk_message(exc: OSError, run: Run) -> str:
     kept = f"checkpoints/{last.name} is intact; " if last is not None else ""
     return (f"cannot write{where or ' to the run folder'}: {reason} ({exc.strerror}). {kept}"
             f"fix it, then `ftui resume {run.id}` continues.")
+
+
+def _print_traceback() -> None:
+    """The traceback into runner.log, if the disk lets it: on a full disk even that write fails,
+    and the failure must still be recorded after it."""
+    try:
+        traceback.print_exc()
+        sys.stderr.flush()
+    except OSError:
+        pass
