@@ -729,14 +729,21 @@ async def test_eval_screen_pages_filters_searches_and_switches_variant(ftui_home
         assert "Example 5 of 5" in screen_text(app)
 
 
-async def test_eval_screen_fills_in_variants_as_they_finish_and_says_which_is_generating(ftui_home):
-    run = make_run(ftui_home, RUN_A, state="evaluating", evaluated=False)
+def evaluating_run(home: Path) -> Run:
+    """A run whose base is evaluated while k-shot generates (2 of 5)."""
+    run = make_run(home, RUN_A, state="evaluating", evaluated=False)
     ended = T0 + 2 + 50 * 2.0
     write_events(run.dir, [
         ev("status", ended + 1, state="evaluating", message="evaluating base, kshot, finetuned"),
         write_variant(run.dir, "base", ts=ended + 60),
         ev("eval_progress", ended + 70, variant="kshot", done=2, total=5, examples_per_s=0.2, eta_s=15.0),
     ], mode="a")
+    return run
+
+
+async def test_eval_screen_fills_in_variants_as_they_finish_and_says_which_is_generating(ftui_home):
+    run = evaluating_run(ftui_home)
+    ended = T0 + 2 + 50 * 2.0
     app = FtuiApp(attach=run, services=fake_services())
     async with app.run_test(size=(80, 24)) as pilot:
         assert type(app.screen).__name__ == "TrainingScreen"

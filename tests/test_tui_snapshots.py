@@ -14,7 +14,7 @@ from textual.widgets import Input
 from ftui.tui.app import FtuiApp
 from test_tui import (EXAMPLES, RUN_A, RUN_B, STUDY, T0, ev, failed_run, fake_services, gpu_machine,  # noqa: F401
                       make_run, make_study, study_runs, utc, wait_until, write_events, write_heldout,
-                      write_variant)  # utc: autouse
+                      write_variant, evaluating_run)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
 
@@ -151,13 +151,7 @@ def test_eval_screen(snap_compare, size, ftui_home):
 
 def test_eval_screen_while_evaluating(snap_compare, ftui_home):
     """Opened while k-shot generates: base alone, and the line under the header says what comes."""
-    run = make_run(ftui_home, RUN_A, state="evaluating", evaluated=False)
-    ended = T0 + 2 + 50 * 2.0
-    write_events(run.dir, [
-        ev("status", ended + 1, state="evaluating", message="evaluating base, kshot, finetuned"),
-        write_variant(run.dir, "base", ts=ended + 60),
-        ev("eval_progress", ended + 70, variant="kshot", done=2, total=5, examples_per_s=0.2, eta_s=15.0),
-    ], mode="a")
+    run = evaluating_run(ftui_home)
     app = FtuiApp(services=fake_services())
 
     async def ready(pilot):
