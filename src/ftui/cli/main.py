@@ -149,7 +149,10 @@ def _settings_epilog() -> str:
 
     sections = {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
     lines = ["settings (--set KEY=VALUE; unknown keys and bad values are refused before a run exists;",
-             "max_steps=-1: the epochs decide; price_per_hour=None: the GPU's listed price, $0 on a CPU):"]
+             "max_steps=-1: the epochs decide; price_per_hour=None: the GPU's listed price, $0 on a CPU;",
+             "lr_scheduler: linear, cosine or constant after warmup_steps (< 1: a fraction of the steps);",
+             "early_stop_patience=N: stop when N validation passes (every eval_every steps) bring no lower",
+             "loss, 0: never; keep_best: the result is the lowest validation loss's weights, not the last):"]
     for name, cls in sections.items():
         keys = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls))
         lines += textwrap.wrap(f"{name}: {keys}", width=100, initial_indent="  ", subsequent_indent="    ")
@@ -450,6 +453,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from ftui.core.config import to_plain
+    from ftui.core.early_stopping import describe
     from ftui.core.machine import trainable_text
     from ftui.core.runs import resolve_run
 
@@ -476,6 +480,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
             continue
         if k in ("train_s", "eval_s"):
             continue  # on the time line
+        if k == "stopped_early_at":  # one line with kept_step and best_val_loss
+            note = describe(stopped_early_at=v, kept_step=info["kept_step"], best_loss=info["best_val_loss"],
+                            patience=getattr(run.spec.hyperparameters, "early_stop_patience", 0))
+            if note:
+                print(f"{'validation':<12} {note}")
+            continue
+        if k in ("kept_step", "best_val_loss"):
+            continue  # on the validation line
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec

@@ -44,9 +44,10 @@ def discard(folder: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def publish(checkpoints: Path, step: int, *, keep: int = KEEP_CHECKPOINTS) -> Path | None:
+def publish(checkpoints: Path, step: int, *, keep: int = KEEP_CHECKPOINTS, protect: int | None = None) -> Path | None:
     """Publish the Trainer's finished ``checkpoint-N`` as ``step-N`` (one rename) and delete all
-    but the newest ``keep``. Returns the published folder; None when there was nothing to publish."""
+    but the newest ``keep`` and ``step-{protect}`` (the best validation pass, whose weights the
+    run keeps). Returns the published folder; None when there was nothing to publish."""
     saved = checkpoints / f"checkpoint-{step}"
     if not saved.is_dir():
         return None
@@ -54,8 +55,9 @@ def publish(checkpoints: Path, step: int, *, keep: int = KEEP_CHECKPOINTS) -> Pa
     if target.exists():
         discard(target)
     saved.rename(target)
-    for _, old in published(checkpoints)[:-keep]:
-        discard(old)
+    for n, old in published(checkpoints)[:-keep]:
+        if n != protect:
+            discard(old)
     return target
 
 

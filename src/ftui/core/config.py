@@ -122,6 +122,13 @@ METHOD_LEARNING_RATES: dict[str, float] = {"ia3": 3e-3, "prefix": 1e-2, "full": 
 tuning's vectors want far higher rates than LoRA (3e-3 in the IA3 paper, Liu et al. 2022;
 1e-2 in peft's prefix-tuning examples), full fine-tuning a tenth or less. lora and dora keep
 the preset's rate."""
+LR_SCHEDULERS: dict[str, str] = {
+    "linear": "falls in a straight line to 0 at the last step",
+    "cosine": "falls along half a cosine to 0: stays high longer, then eases off",
+    "constant": "stays at the peak rate",
+}
+"""How the learning rate moves after its warmup (``warmup_steps``), with a one-line explanation
+each; transformers' scheduler of that name does it (``constant`` is its ``constant_with_warmup``)."""
 ADAPTER_METHODS = ("lora", "dora", "ia3", "prefix")
 """Methods whose result is a peft adapter (``adapter/``); ``full`` saves the model (``model/``)."""
 
@@ -142,6 +149,12 @@ class LocalSettings:
     """Stop after this many optimizer steps (-1: as many as the epochs need)."""
     learning_rate: float = 2e-4
     """Peak learning rate of the trained parameters (full fine-tuning wants ~10x lower)."""
+    lr_scheduler: str = "linear"
+    """How the rate moves after the warmup: ``linear`` or ``cosine`` decay to 0, or
+    ``constant`` (see ``LR_SCHEDULERS``)."""
+    warmup_steps: float = 0.05
+    """Steps over which the rate climbs from 0 to its peak: a fraction of the training steps
+    (< 1) or a count (>= 1)."""
     batch_size: int = 8
     """Examples per device per step."""
     grad_accum: int = 1
@@ -161,7 +174,13 @@ class LocalSettings:
     precision: str = "auto"
     """``auto`` (bf16 where the hardware runs it fast, else fp32), ``bf16`` or ``fp32``."""
     eval_every: int = 50
-    """Validation loss every N steps."""
+    """Validation loss every N steps (and after the last step); a checkpoint is saved at each."""
+    early_stop_patience: int = 0
+    """Stop training when the validation loss has not improved for this many validation passes
+    in a row (0: never stop early). Needs validation rows (``split.val``)."""
+    keep_best: bool = True
+    """With validation rows, save the weights of the validation pass with the lowest loss as the
+    result (``adapter/`` or ``model/``), not those of the last step."""
     price_per_hour: float | None = None
     """USD per hour of this machine; None: from the dated table by GPU name ($0 on CPU)."""
     num_processes: int = 0
@@ -202,6 +221,17 @@ class LocalSettings:
         _check(bool(self.target_modules), "local.target_modules", "is empty")
         _check(self.precision in ("auto", "bf16", "fp32"), "local.precision",
                f"must be auto, bf16 or fp32, got {self.precision!r}")
+        _check(self.lr_scheduler in LR_SCHEDULERS, "local.lr_scheduler",
+               f"must be one of {', '.join(LR_SCHEDULERS)} (each after warmup_steps of warmup), "
+               f"got {self.lr_scheduler!r}")
+        _check(isinstance(self.warmup_steps, (int, float)) and not isinstance(self.warmup_steps, bool)
+               and self.warmup_steps >= 0 and (self.warmup_steps < 1 or float(self.warmup_steps).is_integer()),
+               "local.warmup_steps",
+               f"must be a fraction of the steps (0 to < 1) or a whole number of steps, got {self.warmup_steps!r}")
+        _check(isinstance(self.early_stop_patience, int) and not isinstance(self.early_stop_patience, bool)
+               and self.early_stop_patience >= 0, "local.early_stop_patience",
+               f"must be a whole number of validation passes >= 0 (0: off), got {self.early_stop_patience!r}")
+        _check(isinstance(self.keep_best, bool), "local.keep_best", f"must be true or false, got {self.keep_best!r}")
 
 
     def unused(self) -> tuple[str, ...]:

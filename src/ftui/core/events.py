@@ -53,7 +53,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "tokens_per_s": (_NUM, True),
         "token_accuracy": (_OPT_NUM, False),
     },
-    "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False)},
+    # A local run's val events also carry the best pass so far and the passes since it that
+    # did not improve on it (core.early_stopping: early stopping, the weights a run keeps).
+    "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False),
+            "best_step": ((int,), False), "best_loss": (_OPT_NUM, False), "since_best": ((int,), False)},
     "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
     # Written and read back as core.machine.HwReading; each ``gpus`` entry is a core.machine.Gpu
     # (index, name, mem_total, mem_used, util, power_w). ``gpu_name`` prices the GPU hours.

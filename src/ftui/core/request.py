@@ -161,6 +161,11 @@ def resolve_request(req: RunRequest) -> Resolved:
     settings = apply_overrides(settings, [*flags, *req.overrides], req.backend)
     splits = make_splits(loaded, settings["split"])
     backend_settings = settings[req.backend]
+    patience = getattr(backend_settings, "early_stop_patience", 0)  # a setting of the local backend only
+    if patience and not splits["val"]:
+        raise ConfigError(f"early_stop_patience={patience} watches the validation loss, and this run has no "
+                          "validation rows: give some with --set split.val=N (or a fraction), or leave "
+                          "early_stop_patience=0")
     spec = RunSpec(preset=req.preset, task=task, task_options=options, prompt=template,
                    data=_data_info(loaded, source), split=settings["split"], backend=req.backend,
                    model=backend_settings.model, hyperparameters=backend_settings, eval=settings["eval"])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ftui import __version__
+from ftui.core.early_stopping import Outcome, outcome
 from ftui.core.errors import FtuiError, RunNotFoundError
 from ftui.core.events import LOST, MISSING, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
@@ -149,6 +150,14 @@ class Run:
             return self.model_path
         return None
 
+    def validation_outcome(self, progress: RunProgress) -> Outcome | None:
+        """What the run's validation passes decided (an early stop, the step whose weights it
+        kept), from its events folded into ``progress``; None without such passes."""
+        hp = self.spec.hyperparameters  # early stopping and keep_best are local settings
+        return outcome(progress.last_val, total_steps=progress.total_steps,
+                       patience=getattr(hp, "early_stop_patience", 0), keep_best=getattr(hp, "keep_best", False),
+                       trained=self.trained_weights() is not None)
+
     def finetuned_ready(self) -> bool:
         """Whether the fine-tuned variant can be evaluated: local trained weights or an ``ft:`` model."""
         return self.trained_weights() is not None or bool(self.job().get("fine_tuned_model"))
@@ -183,6 +192,7 @@ class Run:
         heartbeat = st.get("heartbeat") if is_active(state) else None
         worked = work_time(events, until=heartbeat if isinstance(heartbeat, (int, float)) else None)
         hw = progress.hw or {}
+        validation = self.validation_outcome(progress)
         return {
             "id": self.id,
             "dir": str(self.dir),
@@ -208,6 +218,11 @@ class Run:
             "step": train.get("step"),
             "total_steps": train.get("total_steps"),
             "tokens": train.get("tokens"),
+            # The step early stopping ended training at (null: it did not), and the step whose
+            # weights are the result when they are the best validation pass's (keep_best).
+            "stopped_early_at": validation and validation.stopped_early_at,
+            "kept_step": validation and validation.kept_step,
+            "best_val_loss": validation and validation.best_loss,
             "cost_usd": cost.get("usd"),
             "eval": {v: m.get("metrics", {}) for v, m in self.eval_metrics().items()},
             # The variant now generating, while the run is evaluating; null otherwise.

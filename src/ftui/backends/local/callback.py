@@ -11,6 +11,7 @@ from transformers import TrainerCallback
 
 from ftui.core.checkpoints import publish
 from ftui.core.cost import Price, spent_and_projected
+from ftui.core.early_stopping import BestValidation
 from ftui.core.events import EventWriter
 
 MIN_EVENT_INTERVAL_S = 0.25
@@ -21,15 +22,21 @@ SPEED_WINDOW = 10
 
 
 class EventsCallback(TrainerCallback):
-    """Writes ``train``, ``val``, ``hw``, ``cost`` and ``checkpoint`` events; honours stop requests.
+    """Writes ``train``, ``val``, ``hw``, ``cost`` and ``checkpoint`` events; honours stop requests;
+    stops early when the validation loss stops improving.
 
     Checkpoints are saved by the Trainer as ``checkpoint-N`` and renamed to the run
-    directory's ``checkpoints/step-N`` (the contract); the last two are kept.
+    directory's ``checkpoints/step-N`` (the contract); the last two are kept, and the one of the
+    best validation pass (its weights become the result, ``keep_best``).
     """
 
     def __init__(self, events: EventWriter, *, should_stop: Callable[[], bool], price: Price,
-                 sampler: Any, spent_before_s: float = 0.0, tokens_before: int = 0) -> None:
+                 sampler: Any, spent_before_s: float = 0.0, tokens_before: int = 0,
+                 best: BestValidation | None = None) -> None:
         self.events = events
+        self.best = best if best is not None else BestValidation()
+        """The validation passes counted so far (every rank counts the same, gathered, losses)."""
+        self.stopped_early_at: int | None = None
         self.should_stop = should_stop
         self.price = price
         self.sampler = sampler
@@ -50,6 +57,9 @@ class EventsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.window.append((0.0, int(state.num_input_tokens_seen or 0)))
+        # A resumed run: the Trainer restored the log history of its checkpoint, whose validation
+        # passes give the best so far and the passes since, as the stopped session counted them.
+        self.best.replay((int(h["step"]), float(h["eval_loss"])) for h in state.log_history if "eval_loss" in h)
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_began = time.monotonic()
@@ -80,13 +90,17 @@ class EventsCallback(TrainerCallback):
             tokens_per_s=round(speed, 1))))
         if now - self.last_hw >= HW_INTERVAL_S or final:
             self.last_hw = now
-            self.pending.append(("hw", self.sampler.sample()))
-            spent, projected = spent_and_projected(self.price, self.elapsed_s(), state.global_step, state.max_steps)
-            self.pending.append(("cost", dict(
-                usd=round(spent, 6), projected_usd=None if projected is None else round(projected, 6),
-                basis=self.price.basis)))
+            self._readings(state, state.max_steps)
         if final or now - self.last_flush >= MIN_EVENT_INTERVAL_S:
             self.flush()
+
+    def _readings(self, state: Any, total_steps: int) -> None:
+        """An ``hw`` and a ``cost`` event (the cost projected to ``total_steps``)."""
+        self.pending.append(("hw", self.sampler.sample()))
+        spent, projected = spent_and_projected(self.price, self.elapsed_s(), state.global_step, total_steps)
+        self.pending.append(("cost", dict(
+            usd=round(spent, 6), projected_usd=None if projected is None else round(projected, 6),
+            basis=self.price.basis)))
 
     def flush(self) -> None:
         for kind, fields in self.pending:
@@ -102,8 +116,18 @@ class EventsCallback(TrainerCallback):
         metrics = metrics or {}
         if "eval_loss" in metrics:
             acc = metrics.get("eval_token_accuracy")
+            self.best.add(state.global_step, float(metrics["eval_loss"]))
             self.events.write("val", step=state.global_step, loss=round(float(metrics["eval_loss"]), 5),
-                              token_accuracy=None if acc is None else round(float(acc), 5))
+                              token_accuracy=None if acc is None else round(float(acc), 5), **self.best.fields())
+            if self.best.exhausted and state.global_step < state.max_steps:
+                # The Trainer saves this step's checkpoint (saves follow validation), then ends.
+                self.stopped_early_at = state.global_step
+                control.should_training_stop = True
+                self.events.write("log", level="info", message=(
+                    f"stopped early at step {state.global_step} of {state.max_steps}: validation loss not "
+                    f"improved for {self.best.since} passes (best {self.best.loss:.4f} at step {self.best.step})"))
+                self._readings(state, state.global_step)  # the cost is final: no steps are left
+                self.flush()
 
     def on_save(self, args, state, control, **kwargs):
         self.flush()
@@ -115,7 +139,7 @@ class EventsCallback(TrainerCallback):
     def _publish(self, out: Path, state: Any) -> None:
         # The Trainer wrote checkpoint-N completely before this call; one rename publishes it,
         # so a step-N folder is never half-written, whenever the runner is killed.
-        target = publish(out, state.global_step)
+        target = publish(out, state.global_step, protect=self.best.step)
         if target is not None:
             self.events.write("checkpoint", step=state.global_step, path=f"checkpoints/{target.name}")
 

@@ -39,6 +39,8 @@ from ftui.core.runs import Run
 
 IGNORE = -100
 """Label of tokens that carry no loss (the prompt, padding)."""
+SCHEDULER_TYPES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+"""``LocalSettings.lr_scheduler`` -> transformers' ``lr_scheduler_type`` (each warms up first)."""
 
 
 @dataclass
@@ -262,6 +264,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
 
     from ftui.backends.local.callback import EventsCallback
     from ftui.backends.local.models import load_model, load_tokenizer
+    from ftui.core.early_stopping import BestValidation
 
     spec = run.spec
     hp: LocalSettings = spec.hyperparameters
@@ -309,12 +312,15 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps,
-        warmup_steps=0.05,  # a fraction: 5% of the steps
-        lr_scheduler_type="linear",
+        warmup_steps=hp.warmup_steps,  # < 1: a fraction of the steps
+        lr_scheduler_type=SCHEDULER_TYPES[hp.lr_scheduler],
         logging_steps=1,
         eval_strategy="steps" if has_val else "no",
         eval_steps=hp.eval_every,
         save_strategy="steps",
+        # Saves at the validation steps: each pass has its checkpoint, the best one's weights are
+        # kept (below; not the Trainer's load_best_model_at_end, which loses track of its
+        # checkpoint-N folders once they are published as step-N).
         save_steps=hp.eval_every,
         report_to="none",
         disable_tqdm=True,
@@ -330,7 +336,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         **_distributed_args(hp, model, device),
     )
     callback = EventsCallback(events, should_stop=should_stop, price=price, sampler=sampler,
-                              spent_before_s=spent_before_s)
+                              spent_before_s=spent_before_s, best=BestValidation(patience=hp.early_stop_patience))
     trainer = _trainer_class(transformers, model)(
         model=model, args=args, train_dataset=_Rows(encoded["train"]),
         eval_dataset=_Rows(encoded["val"]) if has_val else None,
@@ -349,6 +355,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         ) from None
     if callback.stopped:
         return False
+    _keep_best(trainer, run, callback, events, enabled=has_val and hp.keep_best)
     if trainer.is_world_process_zero():  # several processes hold the same weights; one writes them
         # full fine-tuning saves the whole model (model/), the others their adapter (adapter/).
         out = run.model_path if hp.method == "full" else run.adapter_path
@@ -358,6 +365,27 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
             model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     return True
+
+
+def _keep_best(trainer: Any, run: Run, callback: Any, events: EventWriter, *, enabled: bool) -> None:
+    """Load the weights of the best validation pass into the trained model, when it was not the
+    last step, so that they are the ones saved as the result."""
+    best, last = callback.best, trainer.state.global_step
+    if not enabled or best.step is None or best.step == last:
+        return
+    folder = run.checkpoints_path / f"step-{best.step}"
+    if not folder.is_dir():  # a run resumed from before its best checkpoint was kept from pruning
+        events.write("log", level="warning", message=(
+            f"the checkpoint of step {best.step}, the lowest validation loss, is gone: kept the last step {last}"))
+        return
+    # Every process holds the weights; under FSDP each its shard, so all of them load.
+    if trainer.is_world_process_zero() or getattr(trainer, "is_fsdp_enabled", False):
+        # The Trainer's own loader of a checkpoint's weights, the one a resume uses: it knows
+        # adapters, whole models, sharded files and FSDP states.
+        trainer._load_from_checkpoint(str(folder))
+    events.write("log", level="info", message=(
+        f"kept the weights of step {best.step} (validation loss {best.loss:.4f}, the lowest), "
+        f"not those of the last step {last}"))
 
 
 def with_method(model: Any, hp: LocalSettings) -> Any:

@@ -218,7 +218,18 @@ class TrainingScreen(Screen):
             parts.append((f"ETA {fmt.duration(p.eta_s())}", "bold"))
         elif state == "evaluating":
             parts.extend(self._eval_parts())
+        stopped = self._stopped_early()
+        if stopped:
+            parts.append((stopped, "yellow"))
         return Flow([Text(text, style=style) for text, style in parts])
+
+    def _stopped_early(self) -> str:
+        """``stopped early at step 40: …; kept step 20 (val 1.2340)`` once early stopping ended
+        training; empty otherwise."""
+        if self.progress.last_val is None or self.status.get("state") in ("starting", "running"):
+            return ""
+        outcome = self.run.validation_outcome(self.progress)
+        return outcome.text() if outcome is not None and outcome.stopped_early_at is not None else ""
 
     def _cost_text(self) -> Group:
         c = self.progress.cost
