@@ -36,7 +36,6 @@ class EventsCallback(TrainerCallback):
         self.events = events
         self.best = best if best is not None else BestValidation()
         """The validation passes counted so far (every rank counts the same, gathered, losses)."""
-        self.stopped_early_at: int | None = None
         self.should_stop = should_stop
         self.price = price
         self.sampler = sampler
@@ -121,7 +120,6 @@ class EventsCallback(TrainerCallback):
                               token_accuracy=None if acc is None else round(float(acc), 5), **self.best.fields())
             if self.best.exhausted and state.global_step < state.max_steps:
                 # The Trainer saves this step's checkpoint (saves follow validation), then ends.
-                self.stopped_early_at = state.global_step
                 control.should_training_stop = True
                 self.events.write("log", level="info", message=(
                     f"stopped early at step {state.global_step} of {state.max_steps}: validation loss not "
