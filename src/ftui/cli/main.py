@@ -333,7 +333,10 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     state = run.status()["state"]
     if not is_active(state):
         raise FtuiError(f"run {run.id} is {state}: nothing to cancel")
-    print(f"stopping run {run.id} after its current step...", file=sys.stderr)
+    if state == "queued":  # waiting for the machine's devices: it leaves the line, nothing loaded
+        print(f"taking run {run.id} out of the queue...", file=sys.stderr)
+    else:
+        print(f"stopping run {run.id} after its current step...", file=sys.stderr)
     state = request_stop(run)
     print(f"run {run.id}: {state}")
     return EXIT_OK if state == "cancelled" else EXIT_FAILED
@@ -444,6 +447,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     for r in sorted(rows, key=lambda r: (r["created"] or 0, r["id"]), reverse=True):  # newest first, as the Runs screen
         key = PRIMARY.get(r["task"] or "", "exact")
         results = ", ".join(f"{v} {key} {m.get(key, 0):.0%}" for v, m in r["eval"].items())
+        if r["queue"] is not None:  # waiting for the machine's devices: where it stands instead
+            results = queue_text(r["queue"], r["devices"])
         print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<8} {r['model'] or '':<24} {results}")
     return EXIT_OK
 
@@ -476,6 +481,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
             continue
         if k in ("train_s", "eval_s"):
             continue  # on the time line
+        if k == "status" and info["queue"] is not None:
+            print(f"{k:<12} {v}, {queue_text(info['queue'], info['devices'])}")
+            continue
+        if k in ("queue", "threads"):
+            continue  # on the status and devices lines
+        if k == "devices":
+            if v is not None:
+                threads = info["threads"]
+                print(f"{k:<12} {v}" + (f", {threads} compute thread{'s' if threads != 1 else ''}"
+                                        if threads else ""))
+            continue
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec
@@ -492,6 +508,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
         print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
+
+
+def queue_text(queue: dict, devices: str | None) -> str:
+    """``2nd in line behind RUN`` (``ftui runs``, ``ftui show``)."""
+    from ftui.core.devices import ordinal
+
+    where = f" for {devices}" if devices else ""
+    behind = queue.get("behind")
+    return f"{ordinal(int(queue.get('place') or 1))} in line" + (f" behind {behind}" if behind else "") + where
 
 
 def _time_text(info: dict) -> str:
