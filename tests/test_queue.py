@@ -114,7 +114,7 @@ def test_two_runs_take_turns_and_a_queued_run_can_be_cancelled(tmp_path, tiny_mo
     assert rows[second.id]["queue"] == {"place": 1, "behind": first.id, "holder": first.id}
     assert rows[third.id]["queue"] == {"place": 2, "behind": second.id, "holder": first.id}
     show = run_cli("show", third.id).stdout
-    assert f"queued, 2nd in line behind {second.id} for cpu" in show, show
+    assert f"queued, 2nd in line behind {second.id}, for cpu" in show, show
     listing = run_cli("runs").stdout
     assert f"1st in line behind {first.id}" in listing, listing
 

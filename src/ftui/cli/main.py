@@ -448,7 +448,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         key = PRIMARY.get(r["task"] or "", "exact")
         results = ", ".join(f"{v} {key} {m.get(key, 0):.0%}" for v, m in r["eval"].items())
         if r["queue"] is not None:  # waiting for the machine's devices: where it stands instead
-            results = queue_text(r["queue"], r["devices"])
+            results = r["message"]
         print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<8} {r['model'] or '':<24} {results}")
     return EXIT_OK
 
@@ -481,10 +481,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
             continue
         if k in ("train_s", "eval_s"):
             continue  # on the time line
-        if k == "status" and info["queue"] is not None:
-            print(f"{k:<12} {v}, {queue_text(info['queue'], info['devices'])}")
+        if k == "status" and info["queue"] is not None:  # "queued, 2nd in line behind RUN, for cpu"
+            print(f"{k:<12} {v}, {info['message']}")
             continue
-        if k in ("queue", "threads"):
+        if k == "message" and info["queue"] is not None or k in ("queue", "threads"):
             continue  # on the status and devices lines
         if k == "devices":
             if v is not None:
@@ -508,15 +508,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
         print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
-
-
-def queue_text(queue: dict, devices: str | None) -> str:
-    """``2nd in line behind RUN`` (``ftui runs``, ``ftui show``)."""
-    from ftui.core.devices import ordinal
-
-    where = f" for {devices}" if devices else ""
-    behind = queue.get("behind")
-    return f"{ordinal(int(queue.get('place') or 1))} in line" + (f" behind {behind}" if behind else "") + where
 
 
 def _time_text(info: dict) -> str:
