@@ -188,3 +188,23 @@ def test_devices_setting_is_checked_before_anything_starts(tmp_path, tiny_model)
         res = run_cli(*base, "--set", "devices=0")
         assert res.returncode == 2 and "this machine has no GPU" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_devices_and_thread_counts_follow_the_machine_and_the_setting():
+    from ftui.core.devices import device_env, entitled_threads, resolve_devices
+
+    # default: every visible GPU (CUDA_VISIBLE_DEVICES), else all of them, else the CPU
+    assert resolve_devices((), env={"CUDA_VISIBLE_DEVICES": "2,3"}, machine_gpus=4).gpus == ("2", "3")
+    assert resolve_devices((), env={}, machine_gpus=2).keys == ("gpu0", "gpu1")
+    cpu = resolve_devices((), env={}, machine_gpus=0)
+    assert cpu.keys == ("cpu",) and cpu.label == "cpu"
+    # the CPU alone gets every core; a GPU run its share of them, split between its processes
+    assert entitled_threads(cpu, cores=16) == 16
+    one = resolve_devices(("1",), env={"CUDA_VISIBLE_DEVICES": "0"}, machine_gpus=4)
+    assert one.label == "GPU 1" and entitled_threads(one, cores=16) == 4
+    assert entitled_threads(resolve_devices(("0", "1"), env={}, machine_gpus=4), cores=16, processes=2) == 4
+    assert device_env(one, threads=4) == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4", "CUDA_VISIBLE_DEVICES": "1"}
+    # devices=cpu on a GPU machine hides the GPUs; on a CPU machine there is nothing to hide
+    hidden = resolve_devices(("cpu",), env={}, machine_gpus=2)
+    assert device_env(hidden, threads=16)["CUDA_VISIBLE_DEVICES"] == ""
+    assert "CUDA_VISIBLE_DEVICES" not in device_env(cpu, threads=2)
