@@ -208,3 +208,14 @@ def test_devices_and_thread_counts_follow_the_machine_and_the_setting():
     hidden = resolve_devices(("cpu",), env={}, machine_gpus=2)
     assert device_env(hidden, threads=16)["CUDA_VISIBLE_DEVICES"] == ""
     assert "CUDA_VISIBLE_DEVICES" not in device_env(cpu, threads=2)
+
+
+def test_only_runs_that_compute_here_stand_in_line(tmp_path):
+    """An OpenAI run trains at OpenAI: it never waits for this machine's devices."""
+    from ftui.runner.launch import uses_local_devices
+
+    def made(backend: str) -> Run:
+        return create_run(label=backend, root=tmp_path, splits={}, spec={
+            "preset": "demo", "task": "sql", "backend": backend, "model": "m", "hyperparameters": {"model": "m"}})
+
+    assert uses_local_devices(made("local")) and not uses_local_devices(made("openai"))
