@@ -1109,6 +1109,33 @@ async def test_runs_screen_resumes_a_stopped_run_and_opens_a_running_one_on_trai
         assert app.watched == {RUN_A, RUN_B}  # both named on quit if still running
 
 
+async def test_a_queued_run_says_whom_it_waits_for_and_cancel_takes_it_out_of_the_queue(ftui_home):
+    """#17: a run waiting for this machine's devices shows its place in line on the Runs screen, and
+    its Training screen names the run it waits for instead of looking frozen."""
+    make_run(ftui_home, RUN_A, state="running", steps=5, total=50, evaluated=False)
+    queued = make_run(ftui_home, RUN_B, created=T0 + 1000, state="queued", steps=0, total=50, evaluated=False)
+    message = f"2nd in line behind {RUN_C}, for cpu"
+    write_events(queued.dir, [ev("status", T0 + 1000, state="queued", message=message)])
+    st = json.loads(queued.status_path.read_text())
+    st.update(message=message, devices="cpu", queue={"place": 2, "behind": RUN_C, "holder": RUN_A})
+    write_json_atomic(queued.status_path, st)
+    stops = []
+    app = FtuiApp(services=fake_services(stop=lambda run: stops.append(run.id) or "cancelled"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2)
+        assert "queued 2nd" in screen_text(app)
+        await pilot.press("enter")  # the queued run, newest first
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen")
+        await wait_until(pilot, lambda: f"waiting for {RUN_C} (cpu in use)" in screen_text(app), what="the wait")
+        assert "queued 2nd" in screen_text(app) and "waiting for the first training step" not in screen_text(app)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmModal")
+        assert "out of the queue" in screen_text(app)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: stops == [RUN_B], what="the stop request")
+
+
 def failed_twice(root: Path, rid: str, *, created: float) -> Run:
     """A run that failed while loading after 14 s and, tried again 15 minutes later, after 6 s."""
     run = make_run(root, rid, created=created, state="failed", steps=0, evaluated=False)

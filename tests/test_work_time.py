@@ -78,6 +78,24 @@ def test_working_time_counts_each_session_from_its_start_to_its_end():
     assert work_time([]) is None
 
 
+def test_time_waiting_in_the_queue_is_no_work():
+    """#17: a run queued behind another for ten minutes worked only from its start; one whose
+    runner died mid-training and was resumed into the queue counts to its last event only."""
+    queued = [ev("status", T0, state="queued", message="1st in line behind A, which is using cpu"),
+              ev("status", T0 + 300, state="queued", message="1st in line behind B, which is using cpu"),
+              ev("status", T0 + 600, state="starting", message="loading"), ev("status", T0 + 605, state="running"),
+              *steps(1, 10, 10, t0=T0 + 605, every=2.0), ev("status", T0 + 626, state="succeeded")]
+    assert work_time(queued).train_s == pytest.approx(26)
+    died = queued[:-1] + [ev("status", T0 + 9000, state="queued", message="1st in line behind C, which is using cpu"),
+                          ev("status", T0 + 9100, state="starting", message="resuming"),
+                          ev("status", T0 + 9103, state="cancelled")]
+    assert work_time(died).train_s == pytest.approx(25 + 3)
+    # and the pace after the wait is the steps' own
+    p = RunProgress()
+    p.apply(queued[:-1])
+    assert p.seconds_per_step() == pytest.approx(2.0)
+
+
 def test_a_run_that_failed_twice_worked_for_the_sum_of_its_tries(ftui_home):
     """14 s, then a retry 15 minutes later that fails after 6 s: 20 s of work, whatever the clock says."""
     run = create_run(label="twice", spec={"task": "text", "backend": "local", "model": "nosuchmodel"}, splits={})

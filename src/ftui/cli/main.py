@@ -336,7 +336,10 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     state = run.status()["state"]
     if not is_active(state):
         raise FtuiError(f"run {run.id} is {state}: nothing to cancel")
-    print(f"stopping run {run.id} after its current step...", file=sys.stderr)
+    if state == "queued":  # waiting for the machine's devices: it leaves the line, nothing loaded
+        print(f"taking run {run.id} out of the queue...", file=sys.stderr)
+    else:
+        print(f"stopping run {run.id} after its current step...", file=sys.stderr)
     state = request_stop(run)
     print(f"run {run.id}: {state}")
     return EXIT_OK if state == "cancelled" else EXIT_FAILED
@@ -447,6 +450,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     for r in sorted(rows, key=lambda r: (r["created"] or 0, r["id"]), reverse=True):  # newest first, as the Runs screen
         key = PRIMARY.get(r["task"] or "", "exact")
         results = ", ".join(f"{v} {key} {m.get(key, 0):.0%}" for v, m in r["eval"].items())
+        if r["queue"] is not None:  # waiting for the machine's devices: where it stands instead
+            results = r["message"]
         print(f"{r['id']:<36} {r['status']:<10} {r['backend'] or '':<8} {r['model'] or '':<24} {results}")
     return EXIT_OK
 
@@ -488,6 +493,17 @@ def _cmd_show(args: argparse.Namespace) -> int:
             continue
         if k in ("kept_step", "best_val_loss"):
             continue  # on the validation line
+        if k == "status" and info["queue"] is not None:  # "queued, 2nd in line behind RUN, for cpu"
+            print(f"{k:<12} {v}, {info['message']}")
+            continue
+        if k == "message" and info["queue"] is not None or k in ("queue", "threads"):
+            continue  # on the status and devices lines
+        if k == "devices":
+            if v is not None:
+                threads = info["threads"]
+                print(f"{k:<12} {v}" + (f", {threads} compute thread{'s' if threads != 1 else ''}"
+                                        if threads else ""))
+            continue
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec

@@ -167,16 +167,14 @@ def spend_gate(resolved: "Resolved", *, confirm: Callable[[str], bool], out: Any
 
 
 def _local_processes(spec: "RunSpec") -> int:
-    """``num_processes``, or one per visible GPU when it is 0 (one without GPUs); no torch."""
+    """``num_processes``, or one per GPU the run uses when it is 0 (its ``devices``, else every
+    visible one; one without GPUs); no torch."""
+    from ftui.core.devices import resolve_devices
+
     wanted = int(spec.setting("num_processes", 0) or 0)
     if wanted > 0:
         return wanted
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
-    from ftui.core.machine import query_gpus
-
-    return max(1, len(query_gpus()[0]))
+    return max(1, len(resolve_devices(spec.setting("devices", ()) or ()).gpus))
 
 
 def _openai_spend_check(resolved: "Resolved") -> SpendCheck:
@@ -204,6 +202,25 @@ def _local_preflight(spec: "RunSpec") -> None:
     if hp.quantization != "none" and not detect().cuda:
         raise ConfigError(f"quantization={hp.quantization} needs a CUDA GPU (bitsandbytes) and this machine "
                           "has none: use --set quantization=none")
+    _check_gpu_ids(hp.devices)
+
+
+def _check_gpu_ids(devices: Sequence[str]) -> None:
+    """``devices=0,1``: GPUs that nvidia-smi lists here."""
+    from ftui.core.machine import query_gpus
+
+    ids = [d for d in devices if d.isdigit()]
+    if not ids:
+        return
+    gpus, _, why = query_gpus()
+    if not gpus:
+        raise ConfigError(f"--set devices={','.join(devices)}: this machine has no GPU to train on ({why}); "
+                          "leave devices out (the CPU), or use devices=cpu")
+    known = {g.index for g in gpus}
+    missing = [d for d in ids if int(d) not in known]
+    if missing:
+        raise ConfigError(f"--set devices={','.join(devices)}: no GPU {missing[0]} here; nvidia-smi lists "
+                          f"{', '.join(str(g.index) for g in gpus)}")
 
 
 def settings_sections(names: Sequence[str] | None = None) -> dict[str, type]:

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ftui.core.devices import check_devices
 from ftui.core.errors import ConfigError
 from ftui.core.tasks import task_names  # the one task list: core.tasks' registry
 
@@ -193,8 +194,15 @@ class LocalSettings:
     """Machines taking part; the others run the command the README gives for a second node."""
     rdzv_endpoint: str = ""
     """``HOST:PORT`` of this (the first) machine, for the others to meet at (nnodes > 1)."""
+    devices: tuple[str, ...] = ()
+    """GPU ids to train on (``0``, ``1,2``; physical ids, as nvidia-smi lists them) or ``cpu``;
+    empty: every visible GPU (``CUDA_VISIBLE_DEVICES``, else all), the CPU without one. Runs on
+    the same devices take turns (``queued``); runs on disjoint sets go side by side."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "devices", tuple(str(d).strip() for d in self.devices))
+        problem = check_devices(self.devices)
+        _check(problem is None, "local.devices", problem or "")
         _check(isinstance(self.num_processes, int) and self.num_processes >= 0, "local.num_processes",
                f"must be a whole number >= 0, got {self.num_processes!r}")
         _check(self.distributed in ("ddp", "fsdp"), "local.distributed",

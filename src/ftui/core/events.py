@@ -63,7 +63,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     # A local training's hw events also carry ``method``, ``trainable_params`` and
     # ``total_params`` (parameters of the model being trained) and ``peak_mem_bytes`` (the
     # training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS).
+    # ``threads``: the compute threads the process uses (set by the runner, core.devices).
     "hw": {
+        "threads": (_OPT_NUM, False),
         "method": (_OPT_STR, False),
         "trainable_params": (_OPT_NUM, False),
         "total_params": (_OPT_NUM, False),

@@ -224,6 +224,8 @@ class HwReading:
     rss_bytes: int | None = None
     """The runner's resident memory."""
     ram_total_bytes: int | None = None
+    threads: int | None = None
+    """Compute threads of the process (torch's), as the runner set them."""
     method: str | None = None
     """How the model trains (a local training's ``method``)."""
     trainable_params: int | None = None
@@ -276,7 +278,7 @@ def _count(n: float) -> str:
 
 
 _SCALARS = ("gpu_util", "gpu_mem_used", "gpu_mem_total", "gpu_power_w", "cpu_percent", "rss_bytes",
-            "ram_total_bytes", "method", "trainable_params", "total_params", "peak_mem_bytes")
+            "ram_total_bytes", "threads", "method", "trainable_params", "total_params", "peak_mem_bytes")
 
 
 def detect() -> Machine:

@@ -186,30 +186,34 @@ def work_time(events: Iterable[Mapping[str, Any]], *, until: float | None = None
     """What the runner sessions in ``events`` took, by stage; None when no runner ever wrote.
 
     A session runs from its ``starting`` status (or its first event, in a log without one) to a
-    terminal status; one whose runner died ends at its last event. ``until``: when the runner of a
+    terminal status; one whose runner died ends at its last event. Time ``queued`` (waiting for the
+    machine's devices) is no work and counts nowhere. ``until``: when the runner of a
     working run was last known to work (its heartbeat), so its open session counts to then.
     """
     train = evaluating = 0.0
     since: float | None = None  # start of the open session's current stretch; None between sessions
     in_eval = False
+    waiting = False  # the stretch is time in the machine-wide queue (``queued``): no work
     last: float | None = None
     for ev in events:
         ts = float(ev["ts"])
-        starting = ev["type"] == "status" and ev["state"] == "starting"
-        if since is not None and starting:  # the previous runner died without a last word
+        status = ev["state"] if ev["type"] == "status" else None
+        # A session begins (queued, or starting) while one is open: its runner died without a last word.
+        if since is not None and status in ("queued", "starting") and not waiting:
             train, evaluating = _add(train, evaluating, in_eval, (last or since) - since)
             since = None
         if since is None:
-            since, in_eval = ts, False
-        if ev["type"] == "status":
-            train, evaluating = _add(train, evaluating, in_eval, ts - since)
-            since, in_eval = ts, ev["state"] == "evaluating"
-            if ev["state"] in TERMINAL_STATES:
+            since, in_eval, waiting = ts, False, False
+        if status is not None:
+            if not waiting:
+                train, evaluating = _add(train, evaluating, in_eval, ts - since)
+            since, in_eval, waiting = ts, status == "evaluating", status == "queued"
+            if status in TERMINAL_STATES:
                 since = None
         last = ts
     if last is None:
         return None
-    if since is not None:
+    if since is not None and not waiting:
         train, evaluating = _add(train, evaluating, in_eval, max(last, until or last) - since)
     return WorkTime(train_s=train, eval_s=evaluating)
 

@@ -198,6 +198,13 @@ class Run:
             "dir": str(self.dir),
             "status": state,
             "message": st.get("message", ""),
+            # While it waits in the machine-wide queue: {"place" (1: next), "behind" (the run it
+            # waits for), "holder" (the run using its devices)}; null otherwise.
+            "queue": st.get("queue") if state == "queued" and isinstance(st.get("queue"), dict) else None,
+            # A local run's devices ("cpu", "GPU 0", "GPUs 1,2") and compute threads per process,
+            # once its runner chose them.
+            "devices": st.get("devices"),
+            "threads": hw.get("threads") or st.get("threads"),
             "preset": spec.preset,
             "task": spec.task,
             "backend": spec.backend,

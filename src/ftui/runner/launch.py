@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import ftui
 
 from ftui.core.backends import backend
+from ftui.core.devices import device_env, entitled_threads, resolve_devices
 from ftui.core.runs import Run, is_active
+from ftui.runner.devicequeue import TICKET_ENV, take_ticket
 
 STOP_GRACE_S = 60.0
 """How long a viewer (``ftui cancel``, the TUI) waits for the runner to finish its step before
@@ -54,10 +56,28 @@ def launch(run: Run, *, resume: bool = False, eval_only: bool = False,
     cmd += ["--heldout", heldout] if heldout else []
     previous = run.status()["state"]
     run.stop_path.unlink(missing_ok=True)
-    pid = start_detached(cmd, log=run.dir / "runner.log", cwd=run.dir)
+    env, ticket = {}, None
+    if uses_local_devices(run):
+        devices = resolve_devices(run.spec.setting("devices", ()) or ())
+        env = device_env(devices, threads=entitled_threads(devices, processes=1 if eval_only else processes(run)))
+        # In line now, in the order of launches; the runner inherits the held ticket.
+        ticket = take_ticket(run.id, devices.keys)
+        env[TICKET_ENV] = str(ticket.path)
+    try:
+        pid = start_detached(cmd, log=run.dir / "runner.log", cwd=run.dir, env=env,
+                             pass_fds=() if ticket is None or ticket.fd is None else (ticket.fd,))
+    finally:
+        if ticket is not None and ticket.fd is not None:
+            os.close(ticket.fd)  # the runner holds it now (or, if it did not start, nobody)
     # Record the pid at once, so a viewer can tell "starting" from "never started".
     run.write_status("queued", message="runner started", pid=pid, previous_state=previous)
     return pid
+
+
+def uses_local_devices(run: Run) -> bool:
+    """The run computes on this machine (it waits for its devices in the queue); a backend that
+    trains elsewhere (OpenAI) never waits."""
+    return not backend(run.spec.backend).remote
 
 
 def child_env() -> dict[str, str]:
@@ -67,12 +87,14 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
 
 
-def start_detached(cmd: Sequence[str], *, log: Path, cwd: Path) -> int:
+def start_detached(cmd: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str] | None = None,
+                   pass_fds: Sequence[int] = ()) -> int:
     """Start ``cmd`` in its own session (it outlives this terminal and this process), output
-    appended to ``log``; returns its pid."""
+    appended to ``log``; returns its pid. ``env``: added to this process's environment."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, cwd=cwd, env=child_env())
+                                start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds), cwd=cwd,
+                                env={**child_env(), **(env or {})})
     return proc.pid
 
 

@@ -17,12 +17,15 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from ftui.core.devices import Devices, device_env, entitled_threads, ordinal, resolve_devices
 from ftui.core.errors import FtuiError
 from ftui.core.events import EventWriter
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS
+from ftui.runner.devicequeue import TICKET_ENV, Held, Place, read_ticket, take_ticket, wait_turn
+from ftui.runner.launch import uses_local_devices
 
 HEARTBEAT_S = 5.0
 
@@ -39,6 +42,9 @@ class Runner:
         self.extra: dict[str, Any] = {}
         self.heldout = ""
         """An eval-only run on ``data/heldout-NAME.jsonl`` instead of the test split."""
+        self._devices: Devices | None = None
+        self._held: Held | None = None
+        """This run's devices in the machine-wide queue, held from before any model loads."""
 
     # -- status and stop ----------------------------------------------------------------
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
@@ -68,7 +74,13 @@ class Runner:
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         try:
+            if not self._take_devices():
+                self.set_state("cancelled", "cancelled while queued: no model was loaded", ended=time.time())
+                return 0
             self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
+            if not _test_hold(self.should_stop):
+                self.set_state("cancelled", "stopped before it started", ended=time.time())
+                return 0
             self.heldout = heldout
             code = self._work(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
         except FtuiError as exc:
@@ -92,7 +104,40 @@ class Runner:
         finally:
             self._done.set()
             self.events.close()
+            if self._held is not None:  # after the last state: the next run starts after this one ended
+                self._held.release()
         return code
+
+    # -- the machine-wide queue -------------------------------------------------------------
+    def _take_devices(self) -> bool:
+        """Wait in the queue until this run's devices are free and hold them (a run of a backend
+        that trains elsewhere goes at once); False when stopped while waiting. Sets the devices
+        and thread count for everything this process loads from here on."""
+        if not uses_local_devices(self.run):
+            return True
+        devices = resolve_devices(self.run.spec.setting("devices", ()) or ())
+        threads = entitled_threads(devices, processes=int(os.environ.get("WORLD_SIZE", "1")))
+        os.environ.update(device_env(devices, threads=threads))
+        self.extra.update(devices=devices.label, threads=threads)
+        given = os.environ.pop(TICKET_ENV, "")
+        ticket = read_ticket(Path(given)) if given else None
+        if ticket is None:  # started without a launcher (or its ticket is gone): join the line now
+            ticket = take_ticket(self.run.id, devices.keys)
+        self._devices = devices
+        self._held = wait_turn(ticket, should_stop=self.should_stop, on_wait=self._queued)
+        self.extra.pop("queue", None)
+        return self._held is not None
+
+    def _queued(self, place: Place) -> None:
+        label = self._devices.label if self._devices is not None else "its devices"
+        if place.place == 1 and place.behind:
+            text = f"1st in line behind {place.behind}, which is using {label}"
+        elif place.behind:
+            text = f"{ordinal(place.place)} in line behind {place.behind}, for {label}"
+        else:
+            text = f"1st in line for {label}"
+        self.set_state("queued", text,
+                       queue={"place": place.place, "behind": place.behind, "holder": place.holder})
 
     def _fail(self, event_message: str, status_message: str) -> None:
         """Record a failure as well as the disk allows: the error event, then ``failed`` in
@@ -169,6 +214,21 @@ class Runner:
         self.set_state(self.final_state, "done" if self.final_state == "succeeded" else
                        f"evaluated; training is {self.final_state}", ended=time.time())
         return 0
+
+
+TEST_HOLD_ENV = "FTUI_TEST_HOLD"
+"""A test hook: the path of a file; while it exists, a runner that holds its devices waits
+before it loads anything (so a test can see the runs behind it queue, deterministically)."""
+
+
+def _test_hold(should_stop: Callable[[], bool]) -> bool:
+    """Wait while the test hook's file exists; False when stopped meanwhile."""
+    path = os.environ.get(TEST_HOLD_ENV)
+    while path and os.path.exists(path):
+        if should_stop():
+            return False
+        time.sleep(0.1)
+    return True
 
 
 _DISK_WORDS = {"No space left": errno.ENOSPC, "StorageFull": errno.ENOSPC, "Read-only file system": errno.EROFS,

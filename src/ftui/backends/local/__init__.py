@@ -24,6 +24,7 @@ class LocalBackend:
         from ftui.core.cost import Price, hardware_price
 
         hp = run.spec.hyperparameters
+        threads = hardware.apply_threads()
         hw = hardware.detect()
         dtype = hardware.precision(hw, hp.precision)
         price = hardware_price(hw.gpu_name, hp.price_per_hour)
@@ -32,7 +33,8 @@ class LocalBackend:
             price = Price(price.per_hour * world, f"{price.basis} x {world} GPUs")
         events = job.events
         events.write("log", level="info", message=(
-            f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores, "
+            f"device {hw.device}{' (' + hw.gpu_name + ')' if hw.gpu_name else ''}, {hw.cpu_count} CPU cores "
+            f"({threads} compute thread{'s' if threads != 1 else ''}), "
             f"training precision {dtype}" + (f", {world} training processes (torchrun)" if world > 1 else "")))
         if job.resume:
             removed = clean_partial(run.checkpoints_path)
@@ -61,8 +63,10 @@ class LocalBackend:
         return Trained("succeeded")
 
     def answerer(self, run: Run, plan: EvalPlan, variants: Sequence[str]) -> Any:
+        from ftui.backends.local import hardware
         from ftui.backends.local.evaluate import answerer
 
+        hardware.apply_threads()
         return answerer(run, plan, variants)
 
     def train_worker(self, run: Run, *, resume: bool) -> int:
@@ -76,6 +80,7 @@ class LocalBackend:
 
         if run.trained_weights() is not None:
             return 0  # training is done; rank 0 evaluates
+        hardware.apply_threads()
         hw = hardware.detect()
         dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
         checkpoint = last_checkpoint(run.checkpoints_path) if resume else None

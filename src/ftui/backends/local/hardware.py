@@ -37,6 +37,20 @@ def detect() -> Hardware:
     return Hardware("cpu", None, 0, None, machine.cpu_bf16(), machine.cpu_count(), machine.ram_total())
 
 
+def apply_threads() -> int:
+    """Set torch's compute threads to what the runner chose for this process (``OMP_NUM_THREADS``:
+    the cores the run is entitled to, ``core.devices``) rather than torch's default of one per
+    core in every process; returns the count in use."""
+    import os
+
+    import torch  # heavy: the library whose threads these are
+
+    wanted = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+    if wanted > 0 and torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
+
 def precision(hw: Hardware, requested: str = "auto") -> str:
     """``bfloat16`` where the hardware runs it fast, else ``float32`` (or what was asked)."""
     if requested in ("bf16", "bfloat16"):
@@ -60,13 +74,14 @@ class Sampler:
     def reading(self) -> HwReading:
         import psutil
 
+        import torch  # loaded already by training
+
         fields: dict[str, Any] = {"cpu_percent": psutil.cpu_percent(None), "rss_bytes": self._proc.memory_info().rss,
-                                  "ram_total_bytes": psutil.virtual_memory().total}
+                                  "ram_total_bytes": psutil.virtual_memory().total,
+                                  "threads": torch.get_num_threads()}
         gpus = self._nvml.read() if self._nvml is not None else ()
         if gpus:
             return HwReading.of(gpus, **fields)
-        import torch  # loaded already by training
-
         if self._nvml is None and torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
             return HwReading(gpu_name=torch.cuda.get_device_name(), gpu_mem_used=total - free,

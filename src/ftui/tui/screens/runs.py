@@ -159,6 +159,8 @@ class RunsScreen(Screen):
             f"{n} run{'s' if n != 1 else ''}", f"{len(self.marked)} marked (space)",
             "fine-tuned rates, change from base in brackets; accuracy = execution match (SQL) or exact match",
             "time = training+evaluation, pauses left out",
+            *(["queued Nth: waiting in line for this machine's devices (a to see for which run)"]
+              if any(i["status"] == "queued" and i.get("queue") for i in self.infos.values()) else []),
             *([f"{', '.join(left_out)}: in a wider terminal"] if left_out else []),
             "S starts a study, D deletes"]), style="dim"))
 
@@ -171,7 +173,7 @@ class RunsScreen(Screen):
         valid, acc = headline(i)
         return [
             "●" if rid in self.marked else " ",
-            rid, state_text(i["status"]), valid, acc,
+            rid, state_text(i["status"], i.get("queue")), valid, acc,
             fmt.money(i["cost_usd"], digits=4) if i["cost_usd"] is not None else "—",
             fmt.work_time(i["train_s"], i["eval_s"]), str(i["backend"] or ""), fmt.short(str(i["model"] or ""), 24),
             str(i["preset"] or i["task"] or ""),
@@ -232,11 +234,18 @@ class RunsScreen(Screen):
             self.notify(f"run {run.id} is not running", severity="warning")
             return
 
+        queued = self.infos.get(run.id, {}).get("status") == "queued"
+
         def confirmed(ok: bool | None) -> None:
             if ok:
                 self.app.stop_run(run)
-                self.notify(f"asked {run.id} to stop after its current step", title="Run")
+                self.notify(f"took {run.id} out of the queue" if queued else
+                            f"asked {run.id} to stop after its current step", title="Run")
 
+        if queued:
+            self.app.push_screen(ConfirmModal(f"Take run {run.id} out of the queue? It ends cancelled; nothing was "
+                                              "loaded.", yes="Cancel the run", no="Keep waiting"), confirmed)
+            return
         self.app.push_screen(ConfirmModal(f"Stop run {run.id} after its current step? A checkpoint is saved.",
                                           yes="Stop the run", no="Keep running"), confirmed)
 

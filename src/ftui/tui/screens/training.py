@@ -15,6 +15,7 @@ from textual.widgets import ProgressBar, RichLog, Static
 from textual.worker import get_current_worker
 
 from ftui.core.backends import backend
+from ftui.core.devices import ordinal
 from ftui.core.events import state_detail
 from ftui.core.machine import HwReading, trainable_text
 from ftui.core.runs import ENDED_STATES, Run
@@ -31,11 +32,24 @@ from ftui.tui.widgets.render import Flow
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "status": "bold cyan", "info": "", "step": "dim"}
 
 
-def state_text(state: str) -> Text:
+def state_text(state: str, queue: dict | None = None) -> Text:
+    """The state, coloured; a run waiting in the machine-wide queue with its place in line."""
     style = {"running": "bold green", "evaluating": "bold cyan", "succeeded": "bold green",
              "failed": "bold red", "lost": "bold red", "missing": "bold red", "cancelled": "bold yellow",
              }.get(state, "bold")
-    return Text(state, style=style)
+    text = Text(state, style=style)
+    if state == "queued" and queue:
+        text.append(f" {ordinal(int(queue.get('place') or 1))}", style="dim")
+    return text
+
+
+def waiting_text(status: dict) -> str:
+    """What a queued run waits for, in words: ``waiting for RUN (cpu in use): ...``."""
+    queue, devices = status.get("queue") or {}, status.get("devices") or "its devices"
+    behind = queue.get("behind")
+    who = f"waiting for {behind} ({devices} in use)" if behind else f"waiting for {devices}"
+    return (f"{who}, {ordinal(int(queue.get('place') or 1))} in line: this run loads its model "
+            "when its turn comes")
 
 
 class TrainingScreen(Screen):
@@ -167,8 +181,9 @@ class TrainingScreen(Screen):
 
     def _render_state(self) -> None:
         state = self.status.get("state", "queued")
-        text = state_text(state)
-        message = state_detail(state, self.status.get("message"))
+        queue = self.status.get("queue") if state == "queued" else None
+        text = state_text(state, queue)
+        message = "" if queue else state_detail(state, self.status.get("message"))
         reason = ""
         if state == "failed":
             reason, message = self._failure(), ""
@@ -201,6 +216,8 @@ class TrainingScreen(Screen):
 
     def _stats_text(self) -> Text | Flow:
         p = self.progress
+        if self.status.get("state") == "queued" and self.status.get("queue"):
+            return Text(waiting_text(self.status), style="bold")
         if not p.last_train:
             if self.status.get("state") == "evaluating":  # an eval-only run of a trained model
                 return Flow([Text(text, style=style) for text, style in self._eval_parts()])
@@ -281,6 +298,12 @@ class TrainingScreen(Screen):
 
     def action_cancel_run(self) -> None:
         if self.status.get("state") in ENDED_STATES:
+            return
+        if self.status.get("state") == "queued":
+            question = (f"Take run {self.run.id} out of the queue?\n"
+                        "It ends cancelled before loading anything; resume (Runs screen, u) queues it again.")
+            self.app.push_screen(ConfirmModal(question, yes="Cancel the run", no="Keep waiting"),
+                                 self._cancel_confirmed)
             return
         question = (f"Stop run {self.run.id} after its current step?\n"
                     "A checkpoint is saved first; resume (Runs screen, u) continues it.")
