@@ -476,6 +476,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
             continue
         if k in ("train_s", "eval_s"):
             continue  # on the time line
+        if k == "report_to":
+            from ftui.core.trackers import destinations
+
+            where = destinations(run.dir, v)
+            lines = [f"{name}: {place}" for name, place in where.items()] or ["none"]
+            print(f"{'report to':<12} " + f"\n{'':<12} ".join(lines))
+            continue
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")
     spec = run.spec

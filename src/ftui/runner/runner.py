@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ftui.core.errors import FtuiError
-from ftui.core.events import EventWriter
+from ftui.core.events import TERMINAL_STATES, EventWriter
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS
+from ftui.runner.trackers import TrackerFeed, start_trackers
 
 HEARTBEAT_S = 5.0
 
@@ -39,14 +40,23 @@ class Runner:
         self.extra: dict[str, Any] = {}
         self.heldout = ""
         """An eval-only run on ``data/heldout-NAME.jsonl`` instead of the test split."""
+        self.trackers: TrackerFeed | None = None
+        """The experiment trackers (``report_to``), closed as the run ends."""
 
     # -- status and stop ----------------------------------------------------------------
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
+        if state in TERMINAL_STATES:
+            self._close_trackers(state)  # complete there before a viewer reads that the run ended
         with self._status_lock:
             self.state, self.message = state, message
             self.extra.update(extra)
             self.events.write("status", state=state, message=message or None)
             self.run.write_status(self.state, message=self.message, **self.extra)
+
+    def _close_trackers(self, state: str) -> None:
+        trackers, self.trackers = self.trackers, None
+        if trackers is not None:
+            trackers.close(state)
 
     def _write_status(self) -> None:
         with self._status_lock:
@@ -68,6 +78,7 @@ class Runner:
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
         try:
+            self.trackers = start_trackers(self.run, self.events)  # report_to: fed every event from here on
             self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
             self.heldout = heldout
             code = self._work(resume=resume, eval_only=eval_only, variants=variants, limit=limit)
@@ -90,6 +101,7 @@ class Runner:
                 self._fail(f"{message} (traceback in runner.log)", message)
             code = 1
         finally:
+            self._close_trackers(self.state)  # when the end could not be recorded as a state
             self._done.set()
             self.events.close()
         return code
