@@ -65,9 +65,10 @@ def check_trackers(names: Sequence[str]) -> None:
     packages = ", ".join(LIBRARIES[n][1] for n in missing)
     raise ConfigError(
         f"report_to: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed in this Python "
-        f"({sys.executable}), so the run cannot report to {'it' if len(missing) == 1 else 'them'}: install "
-        f"pip install 'ftui[{','.join(missing)}]' (the package{'s' if len(missing) > 1 else ''} {packages}), "
-        "or leave it out of report_to. Nothing was started.")
+        f"({sys.executable}), so the run cannot report to {'it' if len(missing) == 1 else 'them'}. Install "
+        f"{'it' if len(missing) == 1 else 'them'} with pip install 'ftui[{','.join(missing)}]' "
+        f"(the package{'s' if len(missing) > 1 else ''} {packages}), or leave "
+        f"{'it' if len(missing) == 1 else 'them'} out of report_to. Nothing was started.")
 
 
 def _wandb_without_key() -> bool:
