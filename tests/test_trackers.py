@@ -18,7 +18,7 @@ from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter, read_events
 from ftui.core.request import RunRequest, prepare_run, resolve_request
 from ftui.core.runs import Run
-from ftui.core.trackers import Point, destinations
+from ftui.core.trackers import Point, destinations, public_uri
 from ftui.runner.trackers import TensorBoardTracker, TrackerFeed
 
 from conftest import run_cli
@@ -249,6 +249,9 @@ def test_show_says_where_a_tracker_will_write_before_its_runner_started(ftui_hom
     run = prepare_run(RunRequest(preset="demo", overrides=["report_to=tensorboard,mlflow"]))
     assert destinations(run.dir, run.spec.report.report_to) == {
         "tensorboard": str(run.dir / "tensorboard"), "mlflow": "not started yet"}
+    # what trackers.json records of an MLflow server never holds its password
+    assert public_uri("https://me:s3cret@mlflow.example:5000/x") == "https://mlflow.example:5000/x"
+    assert public_uri("file:///home/me/mlruns") == "file:///home/me/mlruns"
 
 
 # -- an OpenAI run, through the same path --------------------------------------------------------

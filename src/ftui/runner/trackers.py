@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ftui.core.events import EventWriter
 from ftui.core.paths import ftui_home
 from ftui.core.runs import Run, write_json_atomic
-from ftui.core.trackers import STATE_FILE, Point, read_state, Series, public_uri, run_settings
+from ftui.core.trackers import STATE_FILE, Point, Series, public_uri, read_state, run_settings
 
 CLOSE_TIMEOUT_S = 120.0
 """How long the runner waits, at its end, for the trackers to write what is queued and close
@@ -36,7 +36,10 @@ _CLOSED_AS = {"succeeded": ("FINISHED", 0), "failed": ("FAILED", 1), "cancelled"
 
 
 class Tracker(Protocol):
-    """One library. ``remembered``: what ``state()`` returned in an earlier session of the run."""
+    """One library, made as ``cls(run, settings, through, remembered)``: ``settings`` the run's
+    flat settings (``core.trackers.run_settings``), ``through`` the last training step an earlier
+    session reported (0: none), ``remembered`` what ``state()`` returned then. Any method may
+    raise: the feed turns that tracker off."""
 
     def log(self, point: Point, ts: float) -> None: ...
 
@@ -51,7 +54,9 @@ class TensorBoardTracker:
     """Event files in ``RUN/tensorboard`` (``tensorboard --logdir RUN/tensorboard``)."""
 
     def __init__(self, run: Run, settings: Mapping[str, Any], through: int, remembered: Mapping[str, Any]) -> None:
-        try:  # tensorboardX needs protobuf only; torch's writer needs the tensorboard package
+        # tensorboardX writes the files with protobuf (it imports torch when installed, which the
+        # runner has anyway); torch's own writer needs the tensorboard package and grpcio.
+        try:
             from tensorboardX import SummaryWriter
         except ImportError:
             from torch.utils.tensorboard import SummaryWriter
@@ -204,6 +209,14 @@ class TrackerFeed:
 
     # -- the thread ------------------------------------------------------------------------
     def _work(self) -> None:
+        try:
+            self._feed()
+        except Exception as exc:  # noqa: BLE001 - a bug here must not end the run either
+            for name in list(self.trackers):
+                self._off(name, exc, "stopped")
+            self.events.remove_listener(self._queue.put)
+
+    def _feed(self) -> None:
         saved = read_state(self.run.dir)
         settings = run_settings(self.run.spec)
         for name in self.names:
