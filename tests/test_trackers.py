@@ -108,7 +108,7 @@ def tracked(tiny_model, tmp_path_factory):
     res = run_cli("train", "--data", str(toy_data(tmp_path_factory.mktemp("toy"))), "--task", "text",
                   "--model", str(tiny_model), "--max-steps", "6", "--json", "--set", "batch_size=4",
                   "--set", "eval_every=3", "--set", "split.test=4", "--set", "split.val=4",
-                  "--set", "eval.max_new_tokens=4", "--set", "eval.k=1", "--set", ALL, env=env)
+                  "--set", "eval.max_new_tokens=4", "--set", "eval.k=1", "--set", "eval.limit=2", "--set", ALL, env=env)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     run = Run(Path(info["dir"]))
