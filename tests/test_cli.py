@@ -104,6 +104,7 @@ def test_show_prints_the_data_and_the_settings_of_a_file_run(ftui_home):
     assert "preset" not in out  # a file run has none
     assert f"data         {folder} (19 examples; split train 12, val 3, test 4)" in out
     assert "lora_r=4" in out and "target_modules=q_proj,k_proj,v_proj,o_proj" in out
+    assert "report to    none" in out  # no experiment tracker unless asked
 
 
 def test_rm_removes_finished_runs_and_studies_and_refuses_a_working_run(ftui_home):

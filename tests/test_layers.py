@@ -10,7 +10,7 @@ CORE_MODULES = [
     "ftui.core.prompts", "ftui.core.events", "ftui.core.runs", "ftui.core.scoring",
     "ftui.core.export", "ftui.core.machine", "ftui.core.backends", "ftui.core.openai_prep", "ftui.core.study",
     "ftui.core.evalplan", "ftui.core.progress", "ftui.core.runspec", "ftui.core.request",
-    "ftui.core.checkpoints", "ftui.core.tasks", "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
+    "ftui.core.checkpoints", "ftui.core.trackers", "ftui.core.tasks", "ftui.core.tasks.sql", "ftui.core.tasks.funcrep",
     "ftui.core.tasks.jsontask", "ftui.core.tasks.text",
 ]
 
@@ -32,7 +32,7 @@ def test_core_does_not_load_textual_or_ml_libraries():
 def test_tui_does_not_load_torch_or_openai():
     mods = loaded_after("import ftui.tui.app")
     assert "textual" in mods
-    for heavy in ("torch", "transformers", "peft", "openai"):
+    for heavy in ("torch", "transformers", "peft", "openai", "tensorboardX", "mlflow", "wandb"):
         assert heavy not in mods, f"importing the TUI loaded {heavy}"
 
 
@@ -51,7 +51,7 @@ def test_backends_and_runner_load_ml_libraries_only_when_they_work():
     cheap to import: torch and the openai SDK load inside the functions that train or answer."""
     mods = loaded_after("import ftui.backends.base, ftui.backends.evaluate, ftui.backends.local, "
                         "ftui.backends.openai, ftui.runner.runner, ftui.runner.launch")
-    for heavy in ("torch", "transformers", "peft", "openai", "textual"):
+    for heavy in ("torch", "transformers", "peft", "openai", "textual", "tensorboardX", "mlflow", "wandb"):
         assert heavy not in mods, f"importing the backends' packages loaded {heavy}"
 
 

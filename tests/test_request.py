@@ -19,7 +19,7 @@ def test_prepare_run_freezes_preset_settings_and_overrides():
                                                                     "eval.k=1", "split.test=10"]))
     spec = json.loads((run.dir / "run.json").read_text())  # the documented contract, on disk
     assert list(spec) == ["id", "ftui_version", "created", "preset", "task", "task_options", "prompt", "data",
-                          "split", "backend", "model", "hyperparameters", "eval", "split_sizes"]
+                          "split", "backend", "model", "hyperparameters", "eval", "report", "split_sizes"]
     assert spec["task"] == "sql" and spec["backend"] == "local" and spec["model"] == "smollm2-135m"
     hp = spec["hyperparameters"]
     assert hp["epochs"] == 2 and hp["lora_r"] == 4 and hp["target_modules"] == ["q_proj", "v_proj"]

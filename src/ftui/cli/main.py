@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "whole numbers)")
     t.add_argument("--max-steps", type=int, help="stop after N optimizer steps (default: the epochs decide)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="any setting below, repeatable; eval.KEY and split.KEY say which section")
+                   help="any setting below, repeatable; eval.KEY, split.KEY and report.KEY say which section")
     t.add_argument("--detach", action="store_true", help="return at once; the run goes on")
     t.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
     t.add_argument("--json", action="store_true")
@@ -145,20 +145,22 @@ def _settings_epilog() -> str:
     import textwrap
 
     from ftui.core.backends import settings_sections
-    from ftui.core.config import EvalSettings, SplitSpec
+    from ftui.core.config import EvalSettings, ReportSettings, SplitSpec
 
-    sections = {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
+    sections = {**settings_sections(), "eval": EvalSettings, "split": SplitSpec, "report": ReportSettings}
     lines = ["settings (--set KEY=VALUE; unknown keys and bad values are refused before a run exists;",
              "max_steps=-1: the epochs decide; price_per_hour=None: the GPU's listed price, $0 on a CPU;",
              "lr_scheduler: linear, cosine or constant after warmup_steps (< 1: a fraction of the steps);",
              "early_stop_patience=N: stop when N validation passes (every eval_every steps) bring no lower",
-             "loss, 0: never; keep_best: the result is the lowest validation loss's weights, not the last):"]
+             "loss, 0: never; keep_best: the result is the lowest validation loss's weights, not the last;",
+             "report_to: experiment trackers, any of tensorboard,mlflow,wandb, for either backend):"]
     for name, cls in sections.items():
         keys = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls))
         lines += textwrap.wrap(f"{name}: {keys}", width=100, initial_indent="  ", subsequent_indent="    ")
     lines += ["", "examples:", "  ftui train --preset demo",
               "  ftui train --preset spider --data ./spider-intersect/ --epochs 2 --set lora_r=16 --detach",
-              "  ftui train --data mine.jsonl --task json --set max_steps=200 --set eval.limit=50"]
+              "  ftui train --data mine.jsonl --task json --set max_steps=200 --set eval.limit=50",
+              "  ftui train --preset demo --set report_to=tensorboard,mlflow"]
     return "\n".join(lines)
 
 
@@ -503,6 +505,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 threads = info["threads"]
                 print(f"{k:<12} {v}" + (f", {threads} compute thread{'s' if threads != 1 else ''}"
                                         if threads else ""))
+            continue
+        if k == "report_to":
+            from ftui.core.trackers import destinations
+
+            where = destinations(run.dir, v)
+            lines = [f"{name}: {place}" for name, place in where.items()] or ["none"]
+            print(f"{'report to':<12} " + f"\n{'':<12} ".join(lines))
             continue
         if k not in ("eval", "eval_progress", "total_params"):
             print(f"{k:<12} {'' if v is None else v}")

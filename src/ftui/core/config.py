@@ -318,6 +318,32 @@ class EvalSettings:
         _check(self.batch_size >= 1, "eval.batch_size", f"must be >= 1, got {self.batch_size}")
 
 
+TRACKERS: dict[str, str] = {
+    "tensorboard": "TensorBoard event files in the run's tensorboard/ folder",
+    "mlflow": "MLflow: $MLFLOW_TRACKING_URI, else a file store in $FTUI_HOME/mlruns",
+    "wandb": "Weights & Biases: project $WANDB_PROJECT (else ftui); WANDB_MODE=offline works without network",
+}
+"""The experiment trackers a run can report to (``report_to``), each with where it writes."""
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Experiment trackers the run's series go to besides ``events.jsonl`` (both backends)."""
+
+    report_to: tuple[str, ...] = ()
+    """Any of ``tensorboard``, ``mlflow``, ``wandb`` (``--set report_to=tensorboard,mlflow``);
+    empty (or ``none``): no tracker. Fed from the run's events by the runner (``runner.trackers``)."""
+
+    def __post_init__(self) -> None:
+        names = (self.report_to,) if isinstance(self.report_to, str) else tuple(self.report_to)
+        names = tuple(n.strip().lower() for n in names for n in str(n).split(",") if n.strip())
+        names = () if names == ("none",) else tuple(dict.fromkeys(names))  # ordered, no repeats
+        unknown = [n for n in names if n not in TRACKERS]
+        _check(not unknown, "report.report_to",
+               f"unknown tracker(s) {', '.join(map(repr, unknown))}; choose from {', '.join(TRACKERS)} (or none)")
+        object.__setattr__(self, "report_to", names)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named recipe: data, task, prompt, per-backend defaults and eval settings."""

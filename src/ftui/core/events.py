@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 SCHEMA_VERSION = 1
 
@@ -136,6 +136,7 @@ class EventWriter:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._file = self._open()
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def _open(self):
         file = open(self.path, "a", encoding="utf-8")
@@ -153,12 +154,28 @@ class EventWriter:
             self._file.close()
             self._file = self._open()
 
+    def add_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Hand each event to ``listener`` once it is in the file (the runner's trackers), in the
+        file's order. It must return at once (queue the event); one that raises is dropped."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     def write(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = make_event(kind, **fields)
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:  # noqa: BLE001 - a viewer of the stream never stops the writer
+                    self._listeners.remove(listener)
         return event
 
     def sync(self) -> None:

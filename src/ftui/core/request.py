@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from ftui.core.config import (
     EvalSettings,
     PromptTemplate,
+    ReportSettings,
     SplitSpec,
 )
 from ftui.core.backends import backend, backend_names, default_backend, settings_sections
@@ -23,6 +24,7 @@ from ftui.core.prompts import DEFAULT_TEMPLATES
 from ftui.core.runs import Run, create_run, file_sha256
 from ftui.core.runspec import DataInfo, RunSpec
 from ftui.core.tasks import make_task, task_names
+from ftui.core.trackers import check_trackers
 
 
 @dataclass
@@ -37,7 +39,7 @@ class RunRequest:
     epochs: float | None = None
     max_steps: int | None = None
     overrides: Sequence[str] = field(default_factory=tuple)
-    """``key=value`` settings; keys of the local/openai, eval or split settings."""
+    """``key=value`` settings; keys of the local/openai, eval, split or report settings."""
     hub: bool = False
     """Read the preset's hub dataset instead of its offline sample."""
     fields: Sequence[str] = field(default_factory=tuple)
@@ -45,8 +47,12 @@ class RunRequest:
 
 
 def _sections() -> dict[str, type]:
-    """``--set`` sections: every backend's settings, then eval and split."""
-    return {**settings_sections(), "eval": EvalSettings, "split": SplitSpec}
+    """``--set`` sections: every backend's settings, then eval, split and report (the trackers)."""
+    return {**settings_sections(), "eval": EvalSettings, "split": SplitSpec, "report": ReportSettings}
+
+
+SHARED_SECTIONS = ("eval", "split", "report")
+"""Sections every backend reads; a bare ``--set KEY`` looks in the backend's, then these."""
 
 
 def parse_value(raw: str, current: Any) -> Any:
@@ -85,10 +91,10 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
         if "." in key:
             section, name = key.split(".", 1)
         else:
-            section, name = next(((s, key) for s in (backend, "eval", "split")
+            section, name = next(((s, key) for s in (backend, *SHARED_SECTIONS)
                                   if key in {f.name for f in dataclasses.fields(sections[s])}), (backend, key))
         if section not in out or name not in {f.name for f in dataclasses.fields(sections[section])}:
-            known = sorted({f.name for s in (backend, "eval", "split") for f in dataclasses.fields(sections[s])})
+            known = sorted({f.name for s in (backend, *SHARED_SECTIONS) for f in dataclasses.fields(sections[s])})
             raise ConfigError(f"--set {key}: unknown setting; known: {', '.join(known)}")
         given.add((section, name))
         current = getattr(out[section], name)
@@ -139,7 +145,7 @@ def resolve_request(req: RunRequest) -> Resolved:
             raise ConfigError(f"--task {req.task} disagrees with preset '{p.name}' (task {p.task})")
         task, options, template = p.task, dict(p.task_options), p.prompt
         settings: dict[str, Any] = {**{name: p.settings_for(name) for name in backend_names()},
-                                    "eval": p.eval, "split": p.split}
+                                    "eval": p.eval, "split": p.split, "report": ReportSettings()}
         label = p.name
     elif req.data:
         task = req.task or "text"
@@ -147,7 +153,7 @@ def resolve_request(req: RunRequest) -> Resolved:
             raise ConfigError(f"--task: unknown task '{task}'; choose one of: {', '.join(task_names())}")
         options, template = {}, DEFAULT_TEMPLATES[task]
         settings = {**{name: cls() for name, cls in settings_sections().items()},
-                    "eval": EvalSettings(), "split": SplitSpec()}
+                    "eval": EvalSettings(), "split": SplitSpec(), "report": ReportSettings()}
         p, label = None, Path(req.data).stem
     else:
         raise ConfigError("train: give --preset NAME or --data FILE")
@@ -168,9 +174,11 @@ def resolve_request(req: RunRequest) -> Resolved:
                           "early_stop_patience=0")
     spec = RunSpec(preset=req.preset, task=task, task_options=options, prompt=template,
                    data=_data_info(loaded, source), split=settings["split"], backend=req.backend,
-                   model=backend_settings.model, hyperparameters=backend_settings, eval=settings["eval"])
+                   model=backend_settings.model, hyperparameters=backend_settings, eval=settings["eval"],
+                   report=settings["report"])
     if facts.preflight is not None:
         facts.preflight(spec)  # what would fail in the runner, refused before the run exists
+    check_trackers(spec.report.report_to)  # a tracker library that is missing: refused now, not mid-run
     return Resolved(spec=spec, splits=splits, settings=settings, template=template, label=label)
 
 

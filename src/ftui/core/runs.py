@@ -231,6 +231,8 @@ class Run:
             "kept_step": validation and validation.kept_step,
             "best_val_loss": validation and validation.best_loss,
             "cost_usd": cost.get("usd"),
+            # The experiment trackers the run reports to (report_to); empty for none.
+            "report_to": list(spec.report.report_to),
             "eval": {v: m.get("metrics", {}) for v, m in self.eval_metrics().items()},
             # The variant now generating, while the run is evaluating; null otherwise.
             "eval_progress": None if evaluating is None else {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Mapping
 
-from ftui.core.config import EvalSettings, PromptTemplate, SplitSpec, to_plain
+from ftui.core.config import EvalSettings, PromptTemplate, ReportSettings, SplitSpec, to_plain
 from ftui.core.errors import ConfigError
 
 
@@ -46,6 +46,8 @@ class RunSpec:
     prompt: PromptTemplate = field(default_factory=lambda: PromptTemplate(system="", user="{input}"))
     split: SplitSpec = field(default_factory=SplitSpec)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    """The experiment trackers the runner reports to (``report_to``), whatever the backend."""
     data: DataInfo = field(default_factory=DataInfo)
     preset: str | None = None
     task_options: Mapping[str, Any] = field(default_factory=dict)
@@ -62,7 +64,7 @@ class RunSpec:
             "preset": self.preset, "task": self.task, "task_options": to_plain(self.task_options),
             "prompt": to_plain(self.prompt), "data": to_plain(self.data), "split": to_plain(self.split),
             "backend": self.backend, "model": self.model, "hyperparameters": to_plain(self.hyperparameters),
-            "eval": to_plain(self.eval),
+            "eval": to_plain(self.eval), "report": to_plain(self.report),
         }
         tail = {"split_sizes": dict(self.split_sizes)} if self.id else {}
         return {**head, **body, **tail}
@@ -86,6 +88,7 @@ class RunSpec:
             prompt=_typed(PromptTemplate, obj.get("prompt") or {}, fallback=cls().prompt),
             split=_typed(SplitSpec, obj.get("split") or {}, fallback=SplitSpec()),
             eval=_typed(EvalSettings, obj.get("eval") or {}, fallback=EvalSettings()),
+            report=_typed(ReportSettings, obj.get("report") or {}, fallback=ReportSettings()),
             data=_typed(DataInfo, obj.get("data") or {}, fallback=DataInfo()),
             preset=obj.get("preset"), task_options=dict(obj.get("task_options") or {}),
             id=str(obj.get("id") or ""), ftui_version=str(obj.get("ftui_version") or ""),

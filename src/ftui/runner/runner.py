@@ -21,11 +21,12 @@ from typing import Any, Callable, Sequence
 
 from ftui.core.devices import Devices, device_env, entitled_threads, ordinal, resolve_devices
 from ftui.core.errors import FtuiError
-from ftui.core.events import EventWriter
+from ftui.core.events import TERMINAL_STATES, EventWriter
 from ftui.core.runs import Run
 from ftui.core.scoring import VARIANTS
 from ftui.runner.devicequeue import TICKET_ENV, Held, Place, read_ticket, take_ticket, wait_turn
 from ftui.runner.launch import uses_local_devices
+from ftui.runner.trackers import TrackerFeed, start_trackers
 
 HEARTBEAT_S = 5.0
 
@@ -45,14 +46,23 @@ class Runner:
         self._devices: Devices | None = None
         self._held: Held | None = None
         """This run's devices in the machine-wide queue, held from before any model loads."""
+        self.trackers: TrackerFeed | None = None
+        """The experiment trackers (``report_to``), closed as the run ends."""
 
     # -- status and stop ----------------------------------------------------------------
     def set_state(self, state: str, message: str = "", **extra: Any) -> None:
+        if state in TERMINAL_STATES:
+            self._close_trackers(state)  # complete there before a viewer reads that the run ended
         with self._status_lock:
             self.state, self.message = state, message
             self.extra.update(extra)
             self.events.write("status", state=state, message=message or None)
             self.run.write_status(self.state, message=self.message, **self.extra)
+
+    def _close_trackers(self, state: str) -> None:
+        trackers, self.trackers = self.trackers, None
+        if trackers is not None:
+            trackers.close(state)
 
     def _write_status(self) -> None:
         with self._status_lock:
@@ -77,6 +87,7 @@ class Runner:
             if not self._take_devices():
                 self.set_state("cancelled", "cancelled while queued: no model was loaded", ended=time.time())
                 return 0
+            self.trackers = start_trackers(self.run, self.events)  # report_to: fed every event from here on
             self.set_state("starting", "resuming" if resume else ("evaluating" if eval_only else "loading"))
             if not _test_hold(self.should_stop):
                 self.set_state("cancelled", "stopped before it started", ended=time.time())
@@ -102,6 +113,7 @@ class Runner:
                 self._fail(f"{message} (traceback in runner.log)", message)
             code = 1
         finally:
+            self._close_trackers(self.state)  # when the end could not be recorded as a state
             self._done.set()
             self.events.close()
             if self._held is not None:  # after the last state: the next run starts after this one ended

@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, LocalSettings
+from ftui.core.config import METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, TRACKERS, LocalSettings
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.machine import Machine
 from ftui.core.openai_prep import WIND_DOWN, spend_check
@@ -31,6 +31,7 @@ from ftui.core.plan import MeasuredSpeed, TokenCounts, measured_speeds
 from ftui.core.runs import Run, list_runs
 from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
+from ftui.tui.widgets.tick import TickBox
 from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
 from ftui.tui.messages import TokensCounted
@@ -167,6 +168,12 @@ class BackendScreen(Screen):
                         yield Input(shown(c.backends["openai"].budget_usd), id="oa-budget_usd", compact=True)
                     yield Static(id="key-text", classes="pane")
                     yield Static(id="estimate-text", classes="pane")
+        with Horizontal(id="report-bar"):  # both tabs: the runner reports either backend's events
+            yield Label("report to", classes="label")
+            for name, where in TRACKERS.items():
+                box = TickBox(name, False, id=f"report-{name}", compact=True)
+                box.tooltip = where
+                yield box
         with Horizontal(id="start-bar"):
             yield Button("Start training", variant="success", id="start", compact=True)
             yield Static("", id="start-error")
@@ -443,6 +450,11 @@ class BackendScreen(Screen):
                 out.append(f"{name}={value}")
         return out + self._value("extra").split()
 
+    def report_overrides(self) -> list[str]:
+        """``report_to=…`` for the ticked trackers (none ticked: nothing, the default is off)."""
+        ticked = [name for name in TRACKERS if self.query_one(f"#report-{name}", TickBox).value]
+        return [f"report_to={','.join(ticked)}"] if ticked else []
+
     def _error(self, message: str) -> None:
         self.query_one("#start-error", Static).update(Text(message, style="bold red"))
         self.notify(message, severity="error", title="Cannot start")
@@ -453,9 +465,9 @@ class BackendScreen(Screen):
             return
         self.query_one("#start-error", Static).update("")
         if self.backend == "local":
-            self._prepare_and_launch("local", self.local_overrides())
+            self._prepare_and_launch("local", self.report_overrides() + self.local_overrides())
             return
-        overrides = self.openai_overrides()
+        overrides = self.report_overrides() + self.openai_overrides()
         if not openai_key_present():  # the key's line above says what to do: no toast repeating it
             self._update_key()
             message = Text("not started: no API key (see above)", style="bold red")
