@@ -81,6 +81,7 @@ class EvalScreen(Screen):
         Binding("g", "goto", "goto", show=False),  # the footer's room at 80 columns went to scrolling
         Binding("v", "switch_variant", "variant"),
         Binding("x", "export", "export"),
+        Binding("t", "try", "try"),
         Binding("home", "first", "first", show=False),
         Binding("end", "last", "last", show=False),
         Binding("escape", "back", "back", show=False),
@@ -342,6 +343,9 @@ class EvalScreen(Screen):
 
     def action_export(self) -> None:
         self.app.push_screen(ExportModal(self.run))
+
+    def action_try(self) -> None:
+        self.app.show_playground(self.run)
 
     def action_back(self) -> None:
         self.app.go_back()

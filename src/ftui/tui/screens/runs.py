@@ -90,6 +90,7 @@ class RunsScreen(Screen):
         Binding("c", "cancel_run", "Cancel"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
+        Binding("t", "try", "Try"),
         Binding("S", "study", "Study", show=False),
         Binding("T", "studies", "Studies"),
         Binding("N", "new_run", "New"),
@@ -282,6 +283,11 @@ class RunsScreen(Screen):
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
         self._show(self.runs, self.infos)
+
+    def action_try(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.show_playground(run)
 
     def action_compare(self) -> None:
         chosen = [r for r in self.runs if r.id in self.marked]
