@@ -82,7 +82,8 @@ class RunsScreen(Screen):
     """History of runs; open, attach, resume, cancel; mark two or more and compare; studies."""
 
     # The footer fits 80 columns: resume and cancel show only for a run they apply to (never
-    # both), back only where there is a screen to go back to; S and D are named in the note.
+    # both), try (the Playground) only for a run with trained weights (seldom one to resume),
+    # back only where there is a screen to go back to; S and D are named in the note.
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("a", "attach", "Attach"),
@@ -185,6 +186,9 @@ class RunsScreen(Screen):
         return next((r for r in self.runs if r.id == key), None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "try":  # the Playground needs trained weights (the footer has no room for it otherwise)
+            run = self.selected()
+            return run is not None and run.finetuned_ready()
         if action in ("resume", "cancel_run", "attach"):
             run = self.selected()
             state = self.infos.get(run.id, {}).get("status") if run is not None else None

@@ -265,8 +265,8 @@ class TrainingScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "eval":
             return True  # before any result, pressing it says when there will be one
-        if action == "try":  # the Playground needs the trained weights: shown once the run has ended
-            return self.status.get("state") in ENDED_STATES
+        if action == "try":  # the Playground needs the trained weights: shown once the run has them
+            return self.status.get("state") in ENDED_STATES and self.run.finetuned_ready()
         if action == "cancel_run":
             return True if self.status.get("state") not in ENDED_STATES and self.stop_requested_at is None else None
         return True

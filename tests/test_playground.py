@@ -1,0 +1,181 @@
+"""The Playground: prompts as eval builds them, the task's verdict, streaming that gives eval's
+tokens, the screen on a finished tiny-model run, and an inference process that never outlives
+its viewer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ftui.core.playground import edited, judge, playground_plan, prompts, template_fields
+from ftui.core.runs import Run, create_run
+from test_local_eval import DEMO, demo_examples, demo_prompts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_run(model: Path, *, adapter: bool = True, max_new_tokens: int = 6) -> Run:
+    spec = {
+        "preset": "demo", "task": "sql", "task_options": {},
+        "prompt": {"system": DEMO.prompt.system, "user": DEMO.prompt.user},
+        "split": {"seed": 7, "val": 0, "test": 4},
+        "backend": "local", "model": str(model),
+        "hyperparameters": {"quantization": "none"},
+        "eval": {"max_new_tokens": max_new_tokens, "k": 2, "limit": 0, "batch_size": 4},
+    }
+    run = create_run(label="play", spec=spec, splits={"train": demo_examples(10, start=100), "val": [],
+                                                      "test": demo_examples(4)})
+    if adapter:
+        import peft
+        import torch
+        import transformers
+
+        torch.manual_seed(0)
+        base = transformers.AutoModelForCausalLM.from_pretrained(model)
+        config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+        peft.get_peft_model(base, config).save_pretrained(run.dir / "adapter")
+    run.write_status("succeeded", message="done")
+    return run
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its parent counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith(("Z", "X"))
+    except (OSError, IndexError):
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gone(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# -- without a model -----------------------------------------------------------------------
+def test_prompts_are_evals_and_the_sql_verdict_shows_rows(tiny_model):
+    run = make_run(tiny_model, adapter=False)
+    plan = playground_plan(run)
+    example = plan.examples[1]
+    assert template_fields(plan, example) == ["question", "context"]  # the question is typed, tables prefilled
+    for variant in ("base", "kshot", "finetuned"):
+        assert prompts(plan, example)[variant] == plan.prompts(variant)[1]  # exactly eval's prompt
+    assert len(prompts(plan, example)["kshot"]) == len(prompts(plan, example)["base"]) + 4  # two shots
+
+    mine = edited(example, {"question": "How many rows?"})
+    assert "Question: How many rows?" in prompts(plan, mine)["base"][-1]["content"]
+
+    right = judge(plan, example.reference, example, unedited=True)
+    assert right.valid and right.correct and right.shows_rows and right.columns and not right.result_error
+    wrong = judge(plan, "SELECT name FROM nowhere", mine, unedited=False)
+    assert wrong.valid is False and wrong.correct is None and "nowhere" in (wrong.error or "")
+    assert wrong.result_error and not wrong.rows
+
+
+def test_ftui_try_refuses_a_run_without_weights_and_an_unknown_run(tiny_model, capsys):
+    from ftui.cli.main import main
+
+    run = make_run(tiny_model, adapter=False)
+    assert main(["try", run.id]) == 2
+    assert f"run {run.id} has no trained weights yet" in capsys.readouterr().err
+    assert main(["try", "no-such-run"]) == 2
+    assert "no run matches 'no-such-run'" in capsys.readouterr().err
+
+
+# -- streaming -------------------------------------------------------------------------------
+def test_streaming_gives_evals_tokens_also_when_it_reuses_the_last_prompts_cache(tiny_model):
+    import torch
+    import transformers
+
+    from ftui.backends.local.generate import generate_one_at_a_time
+    from ftui.backends.local.play import Reuse, stream_greedy
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # lively weights: outputs that depend on the prompt (see test_local_eval)
+        for name, p in model.named_parameters():
+            if p.ndim == 2 and "embed" not in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    chosen = demo_prompts(4)
+    expected = [text for text, _ in generate_one_at_a_time(model, tok, chosen, max_new_tokens=10)]
+    reuse = Reuse()
+    streamed = []
+    for prompt in chosen:  # the same system message: the second prompt on reuse the cache
+        steps = list(stream_greedy(model, tok, prompt, max_new_tokens=10, reuse=reuse))
+        assert all(b.startswith(a.rstrip()) or not a.strip() for a, b in zip(steps, steps[1:]))  # it grows
+        streamed.append(steps[-1] if steps else "")
+    assert streamed == expected
+    assert len(set(expected)) > 1
+
+
+# -- the screen and the process --------------------------------------------------------------
+async def test_playground_streams_three_answers_with_badges_and_its_process_ends_with_the_screen(tiny_model):
+    from test_tui import screen_text, wait_until
+
+    from ftui.tui.app import FtuiApp
+    from ftui.tui.screens.playground import PlaygroundScreen
+    from ftui.tui.screens.runs import RunsScreen
+
+    run = make_run(tiny_model)
+    app = FtuiApp(playground=run)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, PlaygroundScreen), what="the Playground")
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.ready is not None or screen.failed, timeout=60, what="models loaded")
+        assert not screen.failed, screen.failed
+        assert screen.query_one("#field-context").text == run.examples("test")[0].fields["context"]
+        screen.query_one("#field-main").value = ""
+        await pilot.press(*"How many heads?", "enter")
+        await wait_until(pilot, lambda: len(screen.answers) == 3 and all(
+            a.verdict is not None for a in screen.answers.values()), timeout=60, what="three judged answers")
+        text = screen_text(app)
+        assert "base" in text and "k-shot (2 shots)" in text and "fine-tuned" in text
+        assert text.count("valid") >= 3  # a badge under each answer
+        assert "first token" in text and "loaded in" in text
+        assert all(a.tokens >= 1 and a.first_token_s is not None for a in screen.answers.values())
+        assert screen.history[-1]["question"] == "How many heads?"
+        pid = screen.server.pid
+
+        await pilot.press("pagedown")  # the next held-out example, then back to what was typed
+        assert screen.query_one("#field-main").value == run.examples("test")[1].fields["question"]
+        await pilot.press("up")
+        assert screen.query_one("#field-main").value == "How many heads?"
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), what="back on Runs")
+        assert wait_gone(pid, timeout=10)
+
+
+def test_the_inference_process_ends_when_its_viewer_is_killed(tiny_model, tmp_path):
+    run = make_run(tiny_model, adapter=False)
+    viewer = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from pathlib import Path\nfrom ftui.core.runs import Run\n"
+         "from ftui.runner.serve_client import InferenceServer\n"
+         f"server = InferenceServer(Run(Path({str(run.dir)!r})), lambda e: print(e.get('event'), flush=True))\n"
+         "server.start()\n"
+         "print(server.pid, flush=True)\n"
+         "time.sleep(600)\n"],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))})
+    try:
+        server = int(viewer.stdout.readline())
+        assert viewer.stdout.readline().strip() == "ready"  # the model is loaded and waiting
+        assert not gone(server)
+        viewer.send_signal(signal.SIGKILL)
+        viewer.wait()
+        assert wait_gone(server), "the inference process outlived its killed viewer"
+    finally:
+        viewer.kill()
+        viewer.wait()
