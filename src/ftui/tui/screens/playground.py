@@ -52,8 +52,10 @@ class PlaygroundScreen(Screen):
 
     BINDINGS = [
         Binding("ctrl+r", "rerun", "rerun"),
-        Binding("up", "recall(-1)", "earlier", key_display="↑↓"),
-        Binding("down", "recall(1)", "later", show=False),
+        # priority: the field would take the arrows (to scroll); in the tables' text area they
+        # move the cursor (check_action)
+        Binding("up", "recall(-1)", "earlier", key_display="↑↓", priority=True),
+        Binding("down", "recall(1)", "later", show=False, priority=True),
         # priority: the tables' text area would take the page keys
         Binding("pagedown", "example(1)", "example", key_display="PgDn/Up", priority=True),
         Binding("pageup", "example(-1)", "previous example", show=False, priority=True),
@@ -102,7 +104,8 @@ class PlaygroundScreen(Screen):
         for i, name in enumerate(self.fields):
             widget: Any
             if i == 0:
-                widget = Input(placeholder=f"type a {name} and press enter", compact=True, id="field-main")
+                widget = Input(placeholder=f"type a {name} and press enter", compact=True, select_on_focus=False,
+                               id="field-main")
             else:
                 widget = TextArea(soft_wrap=True, compact=True, id=f"field-{name}", classes="play-extra")
             box.mount(Horizontal(Label(name, classes="play-label"), widget, classes="play-row"))
@@ -240,6 +243,7 @@ class PlaygroundScreen(Screen):
         self.example = self.plan.examples[self.position]
         self._fill(self.example.fields if self.example.messages is None
                    else {"input": self.example.fields.get("input", "")})
+        self.query_one("#field-main", Input).cursor_position = 0  # the question's beginning in view
         self._render_example_line()
 
     def _fill(self, values: dict[str, Any]) -> None:
@@ -254,8 +258,15 @@ class PlaygroundScreen(Screen):
         self.query_one("#field-main", Input).focus()
 
     def action_example(self, step: int) -> None:
-        if self.plan is not None:
-            self._load_example(self.position + step)
+        if self.plan is None:
+            return
+        if self.answers:  # they answered another input: an answer in progress ends, the panes clear
+            self.request += 1
+            self.answers = {}
+            if self.server is not None:
+                self.server.stop()
+            self._render_answers()
+        self._load_example(self.position + step)
 
     def action_recall(self, step: int) -> None:
         if not self.history:
@@ -267,6 +278,9 @@ class PlaygroundScreen(Screen):
         else:
             self.recalled = max(0, min(len(self.history) - 1, self.recalled + step))
         self._fill(self.history[self.recalled])
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()  # the history keys apply in the typed field only
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "recall":  # arrows move the cursor in the tables' text area
@@ -296,8 +310,7 @@ class PlaygroundScreen(Screen):
             return
         line = Text()
         line.append(f"held-out example {self.position + 1} of {len(self.plan.examples)}", style="bold")
-        line.append(f" ({self.example.where})", style="dim")
-        line.append(" · edit, enter runs all three · PgDn/PgUp another", style="dim")
+        line.append(f" · {self.example.where} · edit it, enter asks all three", style="dim")
         self.query_one("#play-example", Static).update(line)
 
     def _render_answers(self) -> None:
