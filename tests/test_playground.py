@@ -4,21 +4,17 @@ its viewer."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from ftui.core.playground import edited, judge, playground_plan, prompts, template_fields
 from ftui.core.runs import Run, create_run
+from ftui.runner.launch import child_env
 from test_local_eval import DEMO, demo_examples, demo_prompts
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def make_run(model: Path, *, adapter: bool = True, max_new_tokens: int = 6) -> Run:
     spec = {
@@ -167,8 +163,7 @@ def test_the_inference_process_ends_when_its_viewer_is_killed(tiny_model, tmp_pa
          "server.start()\n"
          "print(server.pid, flush=True)\n"
          "time.sleep(600)\n"],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))})
+        stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         server = int(viewer.stdout.readline())
         assert viewer.stdout.readline().strip() == "ready"  # the model is loaded and waiting

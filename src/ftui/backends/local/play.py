@@ -13,6 +13,7 @@ so the tokens agree in float32 (see generate.py on rounding).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,15 +28,15 @@ class LocalPlayer:
     def __init__(self, run: Run, *, device: str | None = None, dtype: str = "float32") -> None:
         from ftui.backends.local.evaluate import _default_device
 
-        began = time.perf_counter()
         weights = run.trained_weights()
-        import torch  # noqa: F401 - heavy: the imports are timed apart from loading the weights
+        began = time.perf_counter()
+        # heavy: imported here, and timed apart from loading the weights (the screen shows both)
+        adapter = weights is not None and weights != run.model_path
+        for module in ("torch", "transformers", *(("peft",) if adapter else ())):
+            importlib.import_module(module)
         import transformers
 
         transformers.AutoModelForCausalLM, transformers.AutoTokenizer  # noqa: B018 - lazy modules load here
-
-        if weights is not None and weights != run.model_path:
-            import peft  # noqa: F401
         self.import_s = time.perf_counter() - began
         """Seconds spent importing the libraries (the rest of ``__init__`` loads weights)."""
         self.device = device or _default_device()

@@ -31,6 +31,8 @@ from ftui.tui.widgets.keys import key_footer
 from ftui.tui.widgets.render import Flow, code, lexer_for
 
 TITLES = {"base": "base", "kshot": "k-shot", "finetuned": "fine-tuned"}
+ANSWER_ORDER = ("finetuned", "base", "kshot")
+"""One model answers at a time: the one the run trained first, then what it is compared with."""
 HISTORY_LIMIT = 100
 
 
@@ -189,7 +191,8 @@ class PlaygroundScreen(Screen):
         return all(values[n].strip() == str(self.example.fields.get(n, "")).strip() for n in self.fields)
 
     def _prompts(self, example: Example) -> dict[str, list[dict]]:
-        variants = [v for v in VARIANTS if self.ready is None or v in self.ready.get("variants", VARIANTS)]
+        """Each variant's prompt, in the order they are answered: the fine-tuned model first."""
+        variants = [v for v in ANSWER_ORDER if self.ready is None or v in self.ready.get("variants", VARIANTS)]
         return prompts(self.plan, example, variants)
 
     @on(Input.Submitted, "#field-main")
