@@ -4,6 +4,7 @@ its viewer."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 
+from ftui.core.examples import Example
 from ftui.core.playground import edited, judge, playground_plan, prompts, template_fields
 from ftui.core.runs import Run, create_run
 from ftui.runner.launch import child_env
@@ -55,6 +57,49 @@ def wait_gone(pid: int, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class InstantInference:
+    """The Playground's inference process, answering at once with fixed text (no model)."""
+
+    ANSWERS = {"base": "The oldest singer is", "kshot": "SELECT name FROM singer ORDER BY age LIMIT 1",
+               "finetuned": "SELECT name FROM singer ORDER BY age DESC LIMIT 1"}
+
+    def __init__(self, run, on_event) -> None:
+        self.on_event, self.pid = on_event, None
+        on_event({"event": "ready", "variants": list(self.ANSWERS), "describe": "cpu, float32, adapter unmerged",
+                  "load_s": 0.42, "import_s": 4.1})
+
+    def generate(self, rid, prompts, *, max_new_tokens):
+        for variant, text in self.ANSWERS.items():
+            for n, word in enumerate(text.split(), 1):
+                self.on_event({"event": "partial", "id": rid, "variant": variant, "text": " ".join(text.split()[:n])})
+            self.on_event({"event": "done", "id": rid, "variant": variant, "text": text, "tokens": len(text.split()),
+                           "first_token_s": 0.21, "total_s": 0.9})
+        return True
+
+    def prime(self, rid, prompts):
+        return True
+
+    def stop(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def with_weights(run: Run) -> Run:
+    """A hand-written fixture run (tests/test_tui.py) with held-out and training data and an
+    adapter folder (never loaded: for ``InstantInference``)."""
+    from test_tui import EXAMPLES
+
+    rows = [Example(fields={"question": q, "context": c}, reference=r, line=i + 1).to_json()
+            for i, (q, c, r) in enumerate(EXAMPLES)]
+    for split in ("train", "test"):
+        (run.dir / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run.dir / "adapter").mkdir()
+    (run.dir / "adapter" / "adapter_config.json").write_text("{}")
+    return run
 
 
 # -- without a model -----------------------------------------------------------------------
@@ -174,3 +219,25 @@ def test_the_inference_process_ends_when_its_viewer_is_killed(tiny_model, tmp_pa
     finally:
         viewer.kill()
         viewer.wait()
+
+
+async def test_t_opens_the_playground_from_runs_and_eval_and_not_for_a_run_without_weights(ftui_home):
+    from test_tui import RUN_A, RUN_B, fake_services, make_run as fixture_run, wait_until
+
+    from ftui.tui.app import FtuiApp
+
+    with_weights(fixture_run(ftui_home, RUN_A))
+    fixture_run(ftui_home, RUN_B, created=1795001000.0)  # newer, no weights: first in the table
+    app = FtuiApp(services=fake_services(start_inference=InstantInference))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("R")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "runs", [])) == 2, what="the runs")
+        await pilot.press("t")  # RUN_B: no trained weights, the key does nothing
+        assert type(app.screen).__name__ == "RunsScreen"
+        await pilot.press("down", "t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PlaygroundScreen", what="the Playground")
+        assert app.screen.run.id == RUN_A
+        await pilot.press("escape", "enter")  # back, and the run's Eval screen
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="the Eval screen")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PlaygroundScreen", what="the Playground")

@@ -263,46 +263,11 @@ def test_training_screen_light_theme(snap_compare, ftui_home, monkeypatch):
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
 
-class InstantInference:
-    """The Playground's inference process, answering at once with fixed text (no model)."""
-
-    ANSWERS = {"base": "The oldest singer is", "kshot": "SELECT name FROM singer ORDER BY age LIMIT 1",
-               "finetuned": "SELECT name FROM singer ORDER BY age DESC LIMIT 1"}
-
-    def __init__(self, run, on_event) -> None:
-        self.on_event, self.pid = on_event, None
-        on_event({"event": "ready", "variants": list(self.ANSWERS), "describe": "cpu, float32, adapter unmerged",
-                  "load_s": 0.42, "import_s": 4.1})
-
-    def generate(self, rid, prompts, *, max_new_tokens):
-        for variant, text in self.ANSWERS.items():
-            for n, word in enumerate(text.split(), 1):
-                self.on_event({"event": "partial", "id": rid, "variant": variant, "text": " ".join(text.split()[:n])})
-            self.on_event({"event": "done", "id": rid, "variant": variant, "text": text, "tokens": len(text.split()),
-                           "first_token_s": 0.21, "total_s": 0.9})
-        return True
-
-    def prime(self, rid, prompts):
-        return True
-
-    def stop(self):
-        return True
-
-    def close(self):
-        pass
-
-
 def test_playground_screen(snap_compare, ftui_home):
     """Three answers side by side with their badges, timings and (sql) the rows they return."""
-    from ftui.core.examples import Example
+    from test_playground import InstantInference, with_weights
 
-    run = make_run(ftui_home, RUN_A)
-    rows = [Example(fields={"question": q, "context": c}, reference=r, line=i + 1).to_json()
-            for i, (q, c, r) in enumerate(EXAMPLES)]
-    for split in ("train", "test"):
-        (run.dir / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run.dir / "adapter").mkdir()
-    (run.dir / "adapter" / "adapter_config.json").write_text("{}")
+    run = with_weights(make_run(ftui_home, RUN_A))
     app = FtuiApp(playground=run, services=fake_services(start_inference=InstantInference))
 
     async def ready(pilot):

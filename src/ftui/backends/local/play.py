@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -41,6 +42,10 @@ class LocalPlayer:
         """Seconds spent importing the libraries (the rest of ``__init__`` loads weights)."""
         self.device = device or _default_device()
         self.dtype = dtype
+        if self.device == "cpu":
+            import torch
+
+            torch.set_num_threads(cpu_threads(os.cpu_count() or 1))
         spec = run.spec
         quantization = spec.hyperparameters.quantization
         self.tokenizer = load_tokenizer(spec.model)
@@ -85,6 +90,17 @@ class LocalPlayer:
 
     def close(self) -> None:
         self.model = self.tuned = None
+
+
+def cpu_threads(cores: int) -> int:
+    """Threads for decoding one row on the CPU: half the cores, at least one.
+
+    One row is bound by reading the weights, where a second thread adds little; and when the
+    cores are shared (the TUI itself, a run training beside it) torch's threads wait for each
+    other at every operation. Measured on 2 shared cores (load ~8), the embedded model: 117 ms a
+    token with one thread, 317 ms with two (first token 0.26 s against 1.0 s).
+    """
+    return max(1, cores // 2)
 
 
 class Reuse:
