@@ -11,12 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from ftui.core.examples import Example
 from ftui.core.playground import edited, judge, playground_plan, prompts, template_fields
 from ftui.core.runs import Run, create_run
 from ftui.runner.launch import child_env
-from test_local_eval import DEMO, demo_examples, demo_prompts
+from test_local_eval import DEMO, demo_examples, demo_prompts, lively_model, loaded  # noqa: F401 - fixtures
+
 
 def make_run(model: Path, *, adapter: bool = True, max_new_tokens: int = 6) -> Run:
     spec = {
@@ -241,3 +243,36 @@ async def test_t_opens_the_playground_from_runs_and_eval_and_not_for_a_run_witho
         await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="the Eval screen")
         await pilot.press("t")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "PlaygroundScreen", what="the Playground")
+
+
+@pytest.mark.parametrize("method", ["lora", "prefix", "full"])
+def test_the_players_answers_are_evals_for_each_method(method, lively_model, loaded):
+    """One base model: the adapter unmerged (base and k-shot with it switched off), prefix
+    tuning's virtual tokens kept, full fine-tuning's model/ loaded beside it; each answer is
+    what eval's one-at-a-time generation gives, also when the cache of the last prompt is reused."""
+    import torch
+
+    from ftui.backends.local.generate import generate_one_at_a_time
+    from ftui.backends.local.play import LocalPlayer
+    from test_local_eval import make_run as eval_run
+    from test_methods_generate import tuned
+
+    base, tok = loaded
+    run = eval_run(lively_model, n_test=3)
+    model = tuned(method, lively_model, run.model_path)  # full fine-tuning writes model/ itself
+    if method != "full":
+        model.save_pretrained(run.adapter_path)
+    chosen = demo_prompts(3)
+    threads = torch.get_num_threads()
+    try:
+        player = LocalPlayer(run, device="cpu")
+        assert player.variants == ("base", "kshot", "finetuned")
+        answers = {v: [list(player.stream(v, p, max_new_tokens=8, should_stop=lambda: False))[-1:] or [""]
+                       for p in chosen] for v in ("finetuned", "base")}
+    finally:
+        torch.set_num_threads(threads)
+    expected_tuned = [t for t, _ in generate_one_at_a_time(model, tok, chosen, max_new_tokens=8)]
+    expected_base = [t for t, _ in generate_one_at_a_time(base, tok, chosen, max_new_tokens=8)]
+    assert [a[0] for a in answers["finetuned"]] == expected_tuned
+    assert [a[0] for a in answers["base"]] == expected_base
+    assert expected_tuned != expected_base
