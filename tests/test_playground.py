@@ -134,33 +134,6 @@ def test_ftui_try_refuses_a_run_without_weights_and_an_unknown_run(tiny_model, c
     assert "no run matches 'no-such-run'" in capsys.readouterr().err
 
 
-# -- streaming -------------------------------------------------------------------------------
-def test_streaming_gives_evals_tokens_also_when_it_reuses_the_last_prompts_cache(tiny_model):
-    import torch
-    import transformers
-
-    from ftui.backends.local.generate import generate_one_at_a_time
-    from ftui.backends.local.play import Reuse, stream_greedy
-
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model).eval()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # lively weights: outputs that depend on the prompt (see test_local_eval)
-        for name, p in model.named_parameters():
-            if p.ndim == 2 and "embed" not in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
-    chosen = demo_prompts(4)
-    expected = [text for text, _ in generate_one_at_a_time(model, tok, chosen, max_new_tokens=10)]
-    reuse = Reuse()
-    streamed = []
-    for prompt in chosen:  # the same system message: the second prompt on reuse the cache
-        steps = list(stream_greedy(model, tok, prompt, max_new_tokens=10, reuse=reuse))
-        assert all(b.startswith(a.rstrip()) or not a.strip() for a, b in zip(steps, steps[1:]))  # it grows
-        streamed.append(steps[-1] if steps else "")
-    assert streamed == expected
-    assert len(set(expected)) > 1
-
-
 # -- the screen and the process --------------------------------------------------------------
 async def test_playground_streams_three_answers_with_badges_and_its_process_ends_with_the_screen(tiny_model):
     from test_tui import screen_text, wait_until
@@ -249,7 +222,8 @@ async def test_t_opens_the_playground_from_runs_and_eval_and_not_for_a_run_witho
 def test_the_players_answers_are_evals_for_each_method(method, lively_model, loaded):
     """One base model: the adapter unmerged (base and k-shot with it switched off), prefix
     tuning's virtual tokens kept, full fine-tuning's model/ loaded beside it; each answer is
-    what eval's one-at-a-time generation gives, also when the cache of the last prompt is reused."""
+    what eval's one-at-a-time generation gives, also when the cache of the last prompt is reused
+    (the prompts share their system message)."""
     import torch
 
     from ftui.backends.local.generate import generate_one_at_a_time
@@ -267,12 +241,14 @@ def test_the_players_answers_are_evals_for_each_method(method, lively_model, loa
     try:
         player = LocalPlayer(run, device="cpu")
         assert player.variants == ("base", "kshot", "finetuned")
-        answers = {v: [list(player.stream(v, p, max_new_tokens=8, should_stop=lambda: False))[-1:] or [""]
+        answers = {v: [list(player.stream(v, p, max_new_tokens=8, should_stop=lambda: False)) or [""]
                        for p in chosen] for v in ("finetuned", "base")}
     finally:
         torch.set_num_threads(threads)
     expected_tuned = [t for t, _ in generate_one_at_a_time(model, tok, chosen, max_new_tokens=8)]
     expected_base = [t for t, _ in generate_one_at_a_time(base, tok, chosen, max_new_tokens=8)]
-    assert [a[0] for a in answers["finetuned"]] == expected_tuned
-    assert [a[0] for a in answers["base"]] == expected_base
+    assert [steps[-1] for steps in answers["finetuned"]] == expected_tuned
+    assert [steps[-1] for steps in answers["base"]] == expected_base
     assert expected_tuned != expected_base
+    for steps in answers["finetuned"] + answers["base"]:  # token by token, each answer growing
+        assert all(later.startswith(earlier) for earlier, later in zip(steps, steps[1:]) if earlier)
