@@ -18,7 +18,8 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["train_throughput.py", "eval_throughput.py", "tui_latency.py"])
+@pytest.mark.parametrize("script", ["train_throughput.py", "eval_throughput.py", "tui_latency.py",
+                                    "playground_latency.py"])
 def test_each_benchmark_answers_help(script):
     res = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True,
                          timeout=120)

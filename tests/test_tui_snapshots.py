@@ -261,3 +261,20 @@ def test_training_screen_light_theme(snap_compare, ftui_home, monkeypatch):
         await wait_until(pilot, lambda: len(chart._train) == 30 and not chart._dirty, what="the chart")
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
+
+
+def test_playground_screen(snap_compare, ftui_home):
+    """Three answers side by side with their badges, timings and (sql) the rows they return."""
+    from test_playground import InstantInference, with_weights
+
+    run = with_weights(make_run(ftui_home, RUN_A))
+    app = FtuiApp(playground=run, services=fake_services(start_inference=InstantInference))
+
+    async def ready(pilot):
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PlaygroundScreen")
+        await pilot.press("pagedown", "enter")  # the oldest singer
+        await wait_until(pilot, lambda: len(app.screen.answers) == 3 and all(
+            a.verdict is not None for a in app.screen.answers.values()))
+        still(app)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

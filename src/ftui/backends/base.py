@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ftui.core.backends import backend
 from ftui.core.evalplan import EvalPlan
@@ -80,6 +80,27 @@ class Answerer(Protocol):
         ...
 
 
+class Player(Protocol):
+    """Answers one prompt at a time, token by token, for the Playground (``ftui.runner.serve``),
+    with its models loaded once and kept between prompts."""
+
+    variants: tuple[str, ...]
+    """The variants it can answer (``finetuned`` only where the run has trained weights)."""
+
+    def describe(self) -> str:
+        """Where the answers come from ("cpu, float32", "gpt-4.1-nano and ft:...")."""
+        ...
+
+    def stream(self, variant: str, prompt: Sequence[dict], *, max_new_tokens: int,
+               should_stop: Callable[[], bool]) -> Iterator[str]:
+        """The answer so far after each new token, greedy, ending as eval's does (its stop
+        tokens, ``max_new_tokens``); stops early when ``should_stop()`` says so."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class Backend(Protocol):
     def train(self, run: Run, job: TrainJob) -> Trained:
         """Train (or resume, or re-attach) to the end or to a stop request; a failure raises
@@ -89,6 +110,10 @@ class Backend(Protocol):
     def answerer(self, run: Run, plan: EvalPlan, variants: Sequence[str]) -> Answerer:
         """Ready to answer ``variants``; refuses (ConfigError) before any work when one cannot
         be evaluated (no fine-tuned model yet)."""
+        ...
+
+    def player(self, run: Run) -> Player:
+        """The Playground's models for ``run``, loaded (slow: called by ``ftui.runner.serve``)."""
         ...
 
 

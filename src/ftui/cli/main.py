@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--plain", action="store_true",
                            help="print progress lines instead of opening the TUI (the default off a terminal)")
 
+    tr = sub.add_parser("try", help="the Playground: your own input to the base, k-shot and fine-tuned models")
+    tr.add_argument("run", metavar="RUN", help="id, unique prefix, or 'latest'")
+
     x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png")
     x.add_argument("run", metavar="RUN")
     x.add_argument("--format", choices=("md", "json", "csv"))
@@ -312,6 +315,22 @@ def _cmd_attach(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"run {run.id}: {state}")
     return EXIT_OK
+
+
+def _cmd_try(args: argparse.Namespace) -> int:
+    from ftui.core.errors import ConfigError
+    from ftui.core.runs import resolve_run
+
+    run = resolve_run(args.run)
+    if not run.finetuned_ready():
+        from ftui.core.playground import refusal
+
+        raise ConfigError(refusal(run))
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError("ftui try opens the Playground in the TUI: run it in a terminal")
+    from ftui.tui.app import run_app
+
+    return run_app(playground=run)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -623,6 +642,7 @@ _HANDLERS = {
     "train": _cmd_train,
     "eval": _cmd_eval,
     "attach": _cmd_attach,
+    "try": _cmd_try,
     "resume": _cmd_resume,
     "cancel": _cmd_cancel,
     "runs": _cmd_runs,

@@ -30,10 +30,12 @@ class FtuiApp(App):
     ]
 
     def __init__(self, *, attach: Run | None = None, services: Services | None = None,
-                 default_preset: str = "demo") -> None:
+                 default_preset: str = "demo", playground: Run | None = None) -> None:
         super().__init__()
         self.services = services or Services()
         self.attach_run = attach
+        self.playground_run = playground
+        """``ftui try RUN``: open on this run's Playground (over the Runs screen)."""
         self.default_preset = default_preset
         self.token_cache: dict[str, object] = {}
         """Token statistics by data key (preset or file): counted once per session."""
@@ -44,7 +46,7 @@ class FtuiApp(App):
             self.theme = theme
 
     def get_default_screen(self) -> Screen:
-        if self.attach_run is not None:
+        if self.attach_run is not None or self.playground_run is not None:
             from ftui.tui.screens.runs import RunsScreen
 
             return RunsScreen()
@@ -53,6 +55,8 @@ class FtuiApp(App):
     def on_mount(self) -> None:
         if self.attach_run is not None:
             self.open_run(self.attach_run)
+        elif self.playground_run is not None:
+            self.show_playground(self.playground_run)
 
     # -- navigation ----------------------------------------------------------------------
     def open_run(self, run: Run) -> None:
@@ -80,6 +84,16 @@ class FtuiApp(App):
             self.switch_screen(TrainingScreen(run))
         else:
             self.push_screen(TrainingScreen(run))
+
+    def show_playground(self, run: Run) -> None:
+        """The Playground of ``run``, on top; refused (a notice) while it has no trained weights."""
+        from ftui.core.playground import refusal
+        from ftui.tui.screens.playground import PlaygroundScreen
+
+        if not run.finetuned_ready():
+            self.notify(refusal(run), severity="warning", title="Playground")
+            return
+        self.push_screen(PlaygroundScreen(run))
 
     def stop_run(self, run: Run, *, failed: Callable[[OSError], None] | None = None) -> None:
         """Stop ``run``: its stop file, then SIGTERM after the grace period (``Services.stop``), in
@@ -150,9 +164,9 @@ class FtuiApp(App):
         return True
 
 
-def run_app(attach: Run | None = None) -> int:
+def run_app(attach: Run | None = None, *, playground: Run | None = None) -> int:
     """Run the TUI until quit; name the runs it leaves running (they go on)."""
-    app = FtuiApp(attach=attach)
+    app = FtuiApp(attach=attach, playground=playground)
     app.run()
     running = []
     from ftui.core.runs import resolve_run

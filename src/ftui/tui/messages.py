@@ -43,3 +43,11 @@ class TokensCounted(Message):
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
+
+
+class InferenceEventReceived(Message):
+    """The Playground's inference process wrote an event (``ftui.runner.serve_client``)."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event

@@ -131,6 +131,16 @@ def stop_run(run: Run) -> str:
     return request_stop(run, cancelled=lambda: worker.is_cancelled)
 
 
+def start_inference(run: Run, on_event: Callable[[dict[str, Any]], None]) -> Any:
+    """The Playground's inference process for ``run`` (``ftui.runner.serve``), started; it ends
+    with ``close()`` or with this process."""
+    from ftui.runner.serve_client import InferenceServer  # stdlib and core only; no ML imports
+
+    server = InferenceServer(run, on_event)
+    server.start()
+    return server
+
+
 @dataclass
 class Services:
     """The TUI's side effects. The defaults are the real ones."""
@@ -141,5 +151,6 @@ class Services:
     resume: Callable[[Run], int] = resume_run
     stop: Callable[[Run], str] = stop_run
     start_study: Callable[..., dict[str, Any]] = start_study
+    start_inference: Callable[..., Any] = start_inference
     poll_s: float = 0.25
     """How often a watched run's directory is read."""

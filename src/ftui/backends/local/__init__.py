@@ -69,6 +69,11 @@ class LocalBackend:
         hardware.apply_threads()
         return answerer(run, plan, variants)
 
+    def player(self, run: Run) -> Any:
+        from ftui.backends.local.play import LocalPlayer
+
+        return LocalPlayer(run)
+
     def train_worker(self, run: Run, *, resume: bool) -> int:
         """A training process of rank > 0 (torchrun): it trains alongside rank 0, which writes
         the events, the status, the checkpoints and the adapter, decides when to stop and

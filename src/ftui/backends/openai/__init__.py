@@ -29,5 +29,10 @@ class OpenAIBackend:
 
         return answerer(run, plan, variants)
 
+    def player(self, run: Run) -> Any:
+        from ftui.backends.openai.play import OpenAIPlayer
+
+        return OpenAIPlayer(run)
+
 
 BACKEND = OpenAIBackend()

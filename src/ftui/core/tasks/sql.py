@@ -378,6 +378,26 @@ class SqlTask:
         details = {"scorable": True, "execution_strict": strict}
         return Score(valid=True, exact=exact, execution=execution, details=details)
 
+    def result_rows(self, prediction: str, reference: str,
+                    inputs: Mapping[str, str]) -> tuple[tuple[str, ...], list[tuple[Any, ...]], str | None]:
+        """What ``prediction`` returns on the first database ``score`` judges it on (built from
+        the context, seeded with the reference's literals): (columns, rows, None), or
+        ((), [], why) when it does not run. Never raises on any text."""
+        try:
+            with self._lock:
+                context = str(inputs.get("context") or "") or context_from_text(str(inputs.get("input") or ""))
+                predicted = clean_sql(str(prediction))
+                _, problem = check_query(predicted)
+                if problem is not None:
+                    return (), [], problem
+                database = self._judge(context, clean_sql(str(reference))).databases[0]
+                rows = database.query(predicted)
+                return database.last_columns, rows, None
+        except QueryError as exc:
+            return (), [], str(exc)
+        except Exception as exc:  # noqa: BLE001 - last line of defence, see base.py
+            return (), [], f"could not run: {type(exc).__name__}"
+
     @staticmethod
     def _run_prediction(predicted: str, judge: _Judge) -> tuple[list, str | None]:
         """The prediction's results on every database, or why it is invalid."""

@@ -268,6 +268,8 @@ class SandboxDatabase:
             created.append(table)
         self._deadline = math.inf
         self.tables: tuple[Table, ...] = tuple(created)
+        self.last_columns: tuple[str, ...] = ()
+        """The column names of the last query's result (the Playground shows them)."""
         conn.set_authorizer(_fill_authorizer)
 
     def _past_deadline(self) -> bool:
@@ -299,6 +301,7 @@ class SandboxDatabase:
         self._deadline = time.monotonic() + self.timeout_s
         try:
             cursor = self._conn.execute(sql)
+            self.last_columns = tuple(str(d[0]) for d in cursor.description or ())
             rows: list[tuple[Any, ...]] = []
             size = 0
             while True:

@@ -81,6 +81,7 @@ class EvalScreen(Screen):
         Binding("g", "goto", "goto", show=False),  # the footer's room at 80 columns went to scrolling
         Binding("v", "switch_variant", "variant"),
         Binding("x", "export", "export"),
+        Binding("t", "try", "try", show=False),  # no room at 80 columns: the line under the header names it
         Binding("home", "first", "first", show=False),
         Binding("end", "last", "last", show=False),
         Binding("escape", "back", "back", show=False),
@@ -175,6 +176,8 @@ class EvalScreen(Screen):
             if self.status.get("message"):
                 text.append(f" {fmt.short(self.status['message'], 40)}", style="dim")
             items.append(text)
+        if state is not None and not is_active(state) and self.run.finetuned_ready():
+            items.append(Text.assemble(("t", "bold"), (" try your own input", "dim")))
         self.query_one("#eval-head", Static).update(Flow(items))
 
     # -- the summary table ---------------------------------------------------------------
@@ -342,6 +345,9 @@ class EvalScreen(Screen):
 
     def action_export(self) -> None:
         self.app.push_screen(ExportModal(self.run))
+
+    def action_try(self) -> None:
+        self.app.show_playground(self.run)
 
     def action_back(self) -> None:
         self.app.go_back()

@@ -82,7 +82,8 @@ class RunsScreen(Screen):
     """History of runs; open, attach, resume, cancel; mark two or more and compare; studies."""
 
     # The footer fits 80 columns: resume and cancel show only for a run they apply to (never
-    # both), back only where there is a screen to go back to; S and D are named in the note.
+    # both), try (the Playground) only for a run with trained weights (seldom one to resume),
+    # back only where there is a screen to go back to; S and D are named in the note.
     BINDINGS = [
         Binding("enter", "open", "Open", priority=True),
         Binding("a", "attach", "Attach"),
@@ -90,6 +91,7 @@ class RunsScreen(Screen):
         Binding("c", "cancel_run", "Cancel"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
+        Binding("t", "try", "Try"),
         Binding("S", "study", "Study", show=False),
         Binding("T", "studies", "Studies"),
         Binding("N", "new_run", "New"),
@@ -186,6 +188,9 @@ class RunsScreen(Screen):
         return next((r for r in self.runs if r.id == key), None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "try":  # the Playground needs trained weights (the footer has no room for it otherwise)
+            run = self.selected()
+            return run is not None and run.finetuned_ready()
         if action in ("resume", "cancel_run", "attach"):
             run = self.selected()
             state = self.infos.get(run.id, {}).get("status") if run is not None else None
@@ -291,6 +296,11 @@ class RunsScreen(Screen):
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1)
         self._show(self.runs, self.infos)
+
+    def action_try(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.show_playground(run)
 
     def action_compare(self) -> None:
         chosen = [r for r in self.runs if r.id in self.marked]

@@ -60,6 +60,7 @@ class TrainingScreen(Screen):
         Binding("d", "detach", "Detach"),
         Binding("e", "eval", "Eval"),
         Binding("l", "toggle_log", "Events/runner.log"),
+        Binding("t", "try", "Try"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -292,6 +293,8 @@ class TrainingScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "eval":
             return True  # before any result, pressing it says when there will be one
+        if action == "try":  # the Playground needs the trained weights: shown once the run has them
+            return self.status.get("state") in ENDED_STATES and self.run.finetuned_ready()
         if action == "cancel_run":
             return True if self.status.get("state") not in ENDED_STATES and self.stop_requested_at is None else None
         return True
@@ -336,6 +339,9 @@ class TrainingScreen(Screen):
         from ftui.tui.screens.eval import EvalScreen
 
         self.app.switch_screen(EvalScreen(self.run))
+
+    def action_try(self) -> None:
+        self.app.show_playground(self.run)
 
     def action_toggle_log(self) -> None:
         events, runner = self.query_one("#event-log", RichLog), self.query_one("#runner-log", RichLog)
