@@ -214,12 +214,12 @@ def wait_turn(ticket: Ticket, *, should_stop: Callable[[], bool], on_wait: Calla
     (the ticket is then given up). ``on_wait`` gets each new place in line."""
     last: Place | None = None
     while True:
+        got = try_turn(ticket, root=root)
+        if isinstance(got, Held):  # a stop asked for by now is the runner's to honour (a checkpoint first)
+            return got
         if should_stop():
             give_up(ticket)
             return None
-        got = try_turn(ticket, root=root)
-        if isinstance(got, Held):
-            return got
         if got != last:
             on_wait(got)
             last = got
