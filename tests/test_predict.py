@@ -69,6 +69,19 @@ def cli(home: Path, *args: str):
     return run_cli(*args, env={"FTUI_HOME": str(home), "FTUI_EVAL_PROGRESS_S": "0"})
 
 
+def in_process(home: Path, monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``ftui ARGS`` in this process: torch is loaded once for the module, not per command."""
+    from ftui.cli.main import main
+
+    monkeypatch.setenv("FTUI_HOME", str(home))
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_NO_ADVISORY_WARNINGS"):  # set by the command
+        monkeypatch.setenv(name, "1")
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def test_predicts_200_unlabelled_rows_with_progress(tuned_run, home, tmp_path):
     rows = [{"question": r["question"], "context": r["context"]} for r in demo_rows(200)]
     data = write_jsonl(tmp_path / "new-questions.jsonl", rows)
@@ -88,25 +101,26 @@ def test_predicts_200_unlabelled_rows_with_progress(tuned_run, home, tmp_path):
     assert "labelled   none" in result.stdout and "rows/s" in result.stdout
 
 
-def test_bad_rows_are_reported_by_line_and_skipped(tuned_run, home, tmp_path):
+def test_bad_rows_are_reported_by_line_and_skipped(tuned_run, home, tmp_path, monkeypatch, capsys):
     good = [{"question": r["question"], "context": r["context"]} for r in demo_rows(6)]
     lines = [json.dumps(good[0]), "{not json", json.dumps(good[1]), json.dumps({"question": "no tables?"}),
              "", json.dumps(good[2]), "[1, 2]", json.dumps(good[3])]
     data = tmp_path / "mixed.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "mixed-out.jsonl"
-    result = cli(home, "predict", tuned_run.id, "--data", str(data), "--variant", "base", "--out", str(out), "--json")
-    assert result.returncode == 0, result.stderr
-    assert "skipping 3 bad row(s):" in result.stderr
-    assert "line 2: not valid JSON" in result.stderr
-    assert "line 4: field 'context' missing" in result.stderr
-    assert "line 7: expected a JSON object" in result.stderr
-    summary = json.loads(result.stdout)
+    code, stdout, stderr = in_process(home, monkeypatch, capsys, "predict", tuned_run.id, "--data", str(data),
+                                      "--variant", "base", "--out", str(out), "--json")
+    assert code == 0, stderr
+    assert "skipping 3 bad row(s):" in stderr
+    assert "line 2: not valid JSON" in stderr
+    assert "line 4: field 'context' missing" in stderr
+    assert "line 7: expected a JSON object" in stderr
+    summary = json.loads(stdout)
     assert summary["rows"] == 4 and [s["line"] for s in summary["skipped"]] == [2, 4, 7]
     assert [r["line"] for r in read_jsonl(out)] == [1, 3, 6, 8]
 
 
-def test_labelled_rows_get_the_tasks_metrics(tuned_run, home, tmp_path):
+def test_labelled_rows_get_the_tasks_metrics(tuned_run, home, tmp_path, monkeypatch, capsys):
     rows = demo_rows(5, start=300)
     data = tmp_path / "labelled.csv"
     with open(data, "w", newline="", encoding="utf-8") as f:
@@ -114,10 +128,10 @@ def test_labelled_rows_get_the_tasks_metrics(tuned_run, home, tmp_path):
         w.writeheader()
         for i, r in enumerate(rows):  # the last row unlabelled: an empty cell
             w.writerow({"q": r["question"], "context": r["context"], "answer": r["answer"] if i < 4 else ""})
-    result = cli(home, "predict", tuned_run.id, "--data", str(data), "--field", "question=q",
-                 "--variant", "kshot", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
+    code, stdout, stderr = in_process(home, monkeypatch, capsys, "predict", tuned_run.id, "--data", str(data),
+                                      "--field", "question=q", "--variant", "kshot", "--json")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
     assert summary["rows"] == 5 and summary["labelled"] == 4
     assert set(summary["metrics"]) == {"valid", "exact", "execution", "execution_strict"}
     written = read_jsonl(Path(summary["out"]))
@@ -129,9 +143,9 @@ def test_labelled_rows_get_the_tasks_metrics(tuned_run, home, tmp_path):
     # the labelled lines are a file `ftui score` reads, and it agrees with the summary
     scored = tmp_path / "scored.jsonl"
     write_jsonl(scored, written[:4])
-    again = cli(home, "score", "--task", "sql", str(scored), "--json")
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["metrics"] == summary["metrics"]
+    code, stdout, stderr = in_process(home, monkeypatch, capsys, "score", "--task", "sql", str(scored), "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["metrics"] == summary["metrics"]
 
 
 @pytest.mark.parametrize("case", ["unknown run", "no such file", "no usable row", "no column", "limit", "no weights"])

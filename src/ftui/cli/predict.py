@@ -12,10 +12,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, TextIO
 
 from ftui.core.errors import ConfigError
 from ftui.tui.fmt import duration, rate  # a pure module: no Textual is loaded
+
+if TYPE_CHECKING:
+    from ftui.core.predict import Skipped
 
 VARIANTS = ("finetuned", "base", "kshot")
 MODELS = {"finetuned": "the fine-tuned model", "base": "the base model",
@@ -92,12 +95,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(summary_text(result))
     if interrupted:
-        print(f"interrupted: the {result['rows']} row(s) answered before it are in {out_path}", file=sys.stderr)
+        print(f"interrupted: the {result['rows']} row(s) answered before it are in {out_path}" if result["rows"]
+              else "interrupted before any row was answered: nothing was written", file=sys.stderr)
         return 130
     return 0
 
 
-def report_skipped(skipped: list, stream: TextIO) -> None:
+def report_skipped(skipped: Sequence[Skipped], stream: TextIO) -> None:
     """Every bad row by line (the first ``SHOWN_SKIPPED``), then what the rest add up to."""
     if not skipped:
         return
@@ -133,7 +137,7 @@ def summary_text(s: Mapping[str, Any]) -> str:
         why = "; ".join(f"{why} (line{'s' if len(ls) > 1 else ''} {_lines(ls)})" for why, ls in reasons.items())
         lines.append(f"  skipped    {len(s['skipped'])} bad row(s): {why}")
     speed = rate(s["rows_per_s"], "rows") if s["rows_per_s"] else "no rows"
-    lines.append(f"  speed      {speed} ({duration(s['seconds'])}, model load included)")
+    lines.append(f"  speed      {speed} ({duration(s['seconds'])} in all, loading the model included)")
     cost = (s.get("backend") or {}).get("cost_usd")
     if cost is not None:
         lines.append(f"  cost       ${cost:.4f} (reported usage)")

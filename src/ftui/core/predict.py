@@ -14,12 +14,13 @@ rule) and ``error``; a labelled row also ``reference``, ``exact``, ``execution``
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Mapping, Sequence
 
-from ftui.core.data import Issue, Loaded, field_map, load_file
+from ftui.core.data import Issue, field_map, load_file
 from ftui.core.errors import ConfigError, DataError
 from ftui.core.examples import Example
 from ftui.core.runs import Run
@@ -144,8 +145,9 @@ class Tally:
     errors: int = 0
     """Rows the backend gave no answer for (failed requests)."""
 
-    def add(self, record: Mapping[str, Any], score: Score | None) -> None:
+    def add(self, record: Mapping[str, Any], score: Score | None, *, failed: bool = False) -> None:
         self.rows += 1
+        self.errors += failed
         if record["valid"] is not None:
             self.judged += 1
             self.valid += bool(record["valid"])
@@ -155,29 +157,39 @@ class Tally:
 
 class OutputFile:
     """The output JSONL, written line by line and flushed per chunk, so an interrupted
-    prediction keeps every row answered before it."""
+    prediction keeps every row answered before it. It is created with its first lines: a
+    backend that refuses to start leaves no empty file behind (where it goes is checked here)."""
 
     def __init__(self, path: Path, task: Task) -> None:
         self.path, self.task = path, task
         self.tally = Tally()
+        self._file: IO[str] | None = None
+        if path.is_dir():
+            raise DataError("is a folder; name the output file (a .jsonl)", path=str(path))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = open(path, "w", encoding="utf-8")
         except OSError as exc:
-            raise DataError(f"cannot write the output: {exc.strerror}", path=str(path)) from None
+            raise DataError(f"cannot make the output's folder: {exc.strerror}", path=str(path.parent)) from None
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise DataError("cannot write the output here (permission denied)", path=str(path))
 
     def write(self, examples: Sequence[Example], predictions: Sequence[str],
               errors: Sequence[str | None] | None = None) -> None:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "w", encoding="utf-8")
+            except OSError as exc:
+                raise DataError(f"cannot write the output: {exc.strerror}", path=str(self.path)) from None
         for i, (example, prediction) in enumerate(zip(examples, predictions)):
-            record, score = judge_row(self.task, example, prediction, error=errors[i] if errors else None)
+            error = errors[i] if errors else None
+            record, score = judge_row(self.task, example, prediction, error=error)
             self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.tally.add(record, score)
-            if errors and errors[i]:
-                self.tally.errors += 1
+            self.tally.add(record, score, failed=error is not None)
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 def summary(*, run: Run, variant: str, rows: Rows, out: Path, tally: Tally, task: Task,
