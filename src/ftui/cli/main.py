@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("refs", nargs="+", metavar="RUN", help="id, unique prefix, or 'latest'; several at once")
     rm.add_argument("--study", action="store_true", help="the ids are studies: remove those (their runs stay)")
 
+    from ftui.cli.predict import add_parser as add_predict
+
+    add_predict(sub)
+
     pr = sub.add_parser("presets", help="list the shipped presets")
     pr.add_argument("--json", action="store_true")
     return p
@@ -618,6 +622,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return EXIT_OK if all(s == "succeeded" for s in states.values()) else EXIT_FAILED
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ftui.cli.predict import cmd_predict
+
+    return cmd_predict(args)
+
+
 def _cmd_rm(args: argparse.Namespace) -> int:
     from ftui.core.runs import delete_run, refuse_removal, resolve_run
     from ftui.core.study import delete_study, resolve_study
@@ -653,6 +663,7 @@ _HANDLERS = {
     "presets": _cmd_presets,
     "rm": _cmd_rm,
     "study": _cmd_study,
+    "predict": _cmd_predict,
 }
 
 

@@ -85,8 +85,11 @@ class Loaded:
         raise DataError(f"{len(self.issues)} bad row(s): {shown}{more}", path=self.source)
 
 
-def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None = None) -> Loaded:
-    """Read a local JSONL, JSON, CSV or Parquet file for ``task``."""
+def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None = None, *,
+              need_reference: bool = True) -> Loaded:
+    """Read a local JSONL, JSON, CSV or Parquet file for ``task``. ``need_reference`` False:
+    rows without a reference (no column, an empty cell, a chat ending in the user's turn) are
+    read too, with ``reference`` "" (new data to predict on); their inputs are still required."""
     p = Path(path)
     if not p.exists():
         raise DataError("no such file", path=str(p))
@@ -106,11 +109,11 @@ def load_file(path: str | Path, task: str, field_map: Mapping[str, str] | None =
         kind = "CSV" if suffix == ".csv" else "JSON Lines"
         raise DataError(f"looks like a binary file (a NUL byte at offset {nul}), not {kind} text", path=str(p))
     if suffix == ".csv":
-        return _from_rows(str(p), "csv", _csv_rows(p), task, field_map)
+        return _from_rows(str(p), "csv", _csv_rows(p), task, field_map, need_reference)
     if suffix == ".parquet":
-        return _from_rows(str(p), "parquet", _parquet_rows(p), task, field_map)
+        return _from_rows(str(p), "parquet", _parquet_rows(p), task, field_map, need_reference)
     if suffix in (".jsonl", ".json", ".ndjson", ""):
-        return _load_jsonl(p, task, field_map)
+        return _load_jsonl(p, task, field_map, need_reference)
     raise DataError(f"unknown file type '{suffix}'; use .jsonl, .csv or .parquet", path=str(p))
 
 
@@ -345,13 +348,13 @@ def split_examples(examples: Sequence[Example], spec: SplitSpec) -> dict[str, li
 
 # -- JSON Lines -------------------------------------------------------------------------
 
-def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None) -> Loaded:
+def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None, need_reference: bool = True) -> Loaded:
     try:
         raw = p.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read: {exc.strerror}", path=str(p)) from None
     if p.suffix.lower() == ".json" and raw.lstrip().startswith(b"["):
-        return _load_json_array(p, raw, task, field_map)
+        return _load_json_array(p, raw, task, field_map, need_reference)
     issues: list[Issue] = []
     rows: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
@@ -380,17 +383,18 @@ def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None) -> Load
     first = rows[0][1] if rows else {}
     if "messages" in first:
         fmt = "chat"
-    elif "prompt" in first and "completion" in first:
+    elif "prompt" in first and ("completion" in first or not need_reference):
         fmt = "prompt-completion"
     else:
         fmt = "columns"
-    loaded = _from_rows(str(p), fmt, iter(rows), task, field_map)
+    loaded = _from_rows(str(p), fmt, iter(rows), task, field_map, need_reference)
     loaded.rows += len(issues)
     loaded.issues = sorted(issues + loaded.issues, key=lambda i: i.line)
     return loaded
 
 
-def _load_json_array(p: Path, raw: bytes, task: str, field_map: Mapping[str, str] | None) -> Loaded:
+def _load_json_array(p: Path, raw: bytes, task: str, field_map: Mapping[str, str] | None,
+                     need_reference: bool = True) -> Loaded:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -398,7 +402,7 @@ def _load_json_array(p: Path, raw: bytes, task: str, field_map: Mapping[str, str
     except RecursionError:
         raise DataError("JSON nested too deeply to read", path=str(p)) from None
     rows = ((i + 1, r) for i, r in enumerate(data))
-    return _from_rows(str(p), "columns", rows, task, field_map)
+    return _from_rows(str(p), "columns", rows, task, field_map, need_reference)
 
 
 def _csv_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -436,14 +440,15 @@ def _parquet_rows(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 # -- rows -> examples -------------------------------------------------------------------
 
 def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str,
-               field_map: Mapping[str, str] | None) -> Loaded:
+               field_map: Mapping[str, str] | None, need_reference: bool = True) -> Loaded:
     loaded = Loaded(source=source, format=fmt, rows=0)
     resolved: dict[str, str] | None = None
     rows = list(rows)
     objects = [r for _, r in rows if isinstance(r, dict)]
     if fmt not in ("chat", "prompt-completion") and objects and "messages" not in objects[0]:
         resolved = _resolve_fields(task, field_map, objects[0])
-        absent = {name: column for name, column in resolved.items() if not any(column in r for r in objects)}
+        absent = {name: column for name, column in resolved.items()
+                  if not any(column in r for r in objects) and (need_reference or name != "reference")}
         if absent:
             # A header that names other columns (a published file's own names): one message
             # that says how to map them, not one per row.
@@ -465,14 +470,14 @@ def _from_rows(source: str, fmt: str, rows: Iterator[tuple[int, Any]], task: str
             loaded.issues.append(Issue(number, f"expected an object, got {_kind(row)}"))
             continue
         if fmt == "chat" or "messages" in row:
-            example, issues = _from_chat(number, row)
+            example, issues = _from_chat(number, row, need_reference)
         elif fmt == "prompt-completion":
-            example, issues = _from_pair(number, row)
+            example, issues = _from_pair(number, row, need_reference)
         else:
             if resolved is None:
                 resolved = _resolve_fields(task, field_map, row)
                 loaded.fields = resolved
-            example, issues = _from_columns(number, row, resolved)
+            example, issues = _from_columns(number, row, resolved, need_reference)
         loaded.issues.extend(issues)
         if example is not None:
             loaded.examples.append(example)
@@ -521,10 +526,13 @@ def field_map(task: str, items: Sequence[str], base: Mapping[str, str] | None = 
     return out
 
 
-def _from_columns(number: int, row: Mapping[str, Any], fields: Mapping[str, str]) -> tuple[Example | None, list[Issue]]:
+def _from_columns(number: int, row: Mapping[str, Any], fields: Mapping[str, str],
+                  need_reference: bool = True) -> tuple[Example | None, list[Issue]]:
     issues: list[Issue] = []
-    values: dict[str, str] = {}
+    values: dict[str, str] = {"reference": ""}
     for name, column in fields.items():
+        if name == "reference" and not need_reference and row.get(column) is None:
+            continue  # an unlabelled row
         if column not in row or row[column] is None:
             issues.append(Issue(number, "missing", column))
             continue
@@ -536,24 +544,27 @@ def _from_columns(number: int, row: Mapping[str, Any], fields: Mapping[str, str]
     if issues:
         return None, issues
     reference = values.pop("reference")
-    if not reference.strip():
+    if not reference.strip() and need_reference:
         return None, [Issue(number, "empty reference", fields["reference"])]
     return Example(fields=values, reference=reference, line=number), []
 
 
-def _from_pair(number: int, row: Mapping[str, Any]) -> tuple[Example | None, list[Issue]]:
-    issues = [Issue(number, f"must be text, got {_kind(row.get(k))} ({_short(row.get(k))})", k)
-              for k in ("prompt", "completion") if not isinstance(row.get(k), str)]
+def _from_pair(number: int, row: Mapping[str, Any], need_reference: bool = True) -> tuple[Example | None, list[Issue]]:
+    completion = row.get("completion")
+    if completion is None and not need_reference:
+        completion = ""  # an unlabelled row
+    issues = [Issue(number, f"must be text, got {_kind(v)} ({_short(v)})", k)
+              for k, v in (("prompt", row.get("prompt")), ("completion", completion)) if not isinstance(v, str)]
     if issues:
         return None, issues
-    if not row["completion"].strip():
+    if not completion.strip() and need_reference:
         return None, [Issue(number, "empty reference", "completion")]
     messages = ({"role": "user", "content": row["prompt"]},)
-    return Example(fields={"input": row["prompt"]}, reference=row["completion"].strip(),
+    return Example(fields={"input": row["prompt"]}, reference=completion.strip(),
                    messages=messages, line=number), []
 
 
-def _from_chat(number: int, row: Mapping[str, Any]) -> tuple[Example | None, list[Issue]]:
+def _from_chat(number: int, row: Mapping[str, Any], need_reference: bool = True) -> tuple[Example | None, list[Issue]]:
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         return None, [Issue(number, f"must be a non-empty list of turns, got {_kind(messages)}", "messages")]
@@ -567,10 +578,15 @@ def _from_chat(number: int, row: Mapping[str, Any]) -> tuple[Example | None, lis
         if content is not None and not isinstance(content, (str, list)):
             return None, [Issue(number, f"must be text, got {_kind(content)} ({_short(content)})", f"{where}.content")]
     last = messages[-1]
+    if last.get("role") != "assistant" and not need_reference:
+        messages = [*messages, {"role": "assistant", "content": ""}]  # unlabelled: every turn is the prompt
+        last = messages[-1]
     if last.get("role") != "assistant":
         return None, [Issue(number, "the last turn must be the assistant's answer (the reference)", f"messages[{len(messages) - 1}].role")]
     reference = last.get("content")
-    if not isinstance(reference, str) or not reference.strip():
+    if reference is None and not need_reference:
+        reference = ""
+    if not isinstance(reference, str) or (need_reference and not reference.strip()):
         return None, [Issue(number, "empty reference", f"messages[{len(messages) - 1}].content")]
     users = [m for m in messages[:-1] if m.get("role") == "user"]
     if not users:

@@ -69,9 +69,16 @@ def plan_eval(run: Run, variants: Sequence[str], limit: int | None, *, heldout: 
     examples = examples[:n] if n and n > 0 else examples
     if not examples:
         raise ConfigError(f"run {run.id} has no test examples to evaluate")
+    return plan_examples(run, variants, examples, heldout=heldout)
+
+
+def plan_examples(run: Run, variants: Sequence[str], examples: list[Example], *, heldout: str = "") -> EvalPlan:
+    """The plan for ``variants`` on ``examples`` with the run's prompt, task and eval settings,
+    and for k-shot the same training examples its eval shows (``ftui predict`` on new rows)."""
+    spec = run.spec
     train = run.examples("train") if "kshot" in variants else []
-    shot_indices = choose_shots(len(train), settings.k, seed=spec.split.seed)
-    return EvalPlan(settings=settings, template=spec.prompt,
+    shot_indices = choose_shots(len(train), spec.eval.k, seed=spec.split.seed)
+    return EvalPlan(settings=spec.eval, template=spec.prompt,
                     task=make_task(spec.task, spec.task_options), examples=examples,
                     shot_indices=shot_indices, shots=[train[i] for i in shot_indices], heldout=heldout)
 

@@ -41,6 +41,23 @@ class Task(Protocol):
         """Rates over many scores, under ``metric_keys``."""
         ...
 
+    def validity(self, prediction: str, inputs: Mapping[str, str]) -> str | None:
+        """Judge one output with no reference (new data): None when it is valid, else why not,
+        the same verdict as ``score``'s ``valid`` and ``error``. A task without a validity rule
+        (no ``valid`` in ``metric_keys``) answers None. Never raises on model output."""
+        ...
+
+
+def judge_validity(task: Task, prediction: str, inputs: Mapping[str, str]) -> tuple[bool | None, str | None]:
+    """(valid, why not) for an output with no reference to compare with; (None, None) when the
+    task cannot judge validity on its own (no ``valid`` metric, or no ``validity`` method:
+    a task registered from elsewhere that predates it)."""
+    check = getattr(task, "validity", None)
+    if "valid" not in task.metric_keys or check is None:
+        return None, None
+    problem = check(prediction, inputs)
+    return problem is None, problem
+
 
 def is_scorable(details: Mapping[str, Any]) -> bool:
     """False when the reference itself cannot be judged (sql: the gold query fails on its

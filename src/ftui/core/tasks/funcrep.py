@@ -287,6 +287,12 @@ class FuncrepTask:
         details["exact_strict"] = strict and exact
         return Score(valid=valid, exact=exact, details=details, error=error)
 
+    def validity(self, prediction: str, inputs: Mapping[str, str]) -> str | None:
+        try:
+            return self._validity_error(parse_mr(strip_fence(prediction), self.list_attributes))
+        except MRParseError as exc:
+            return f"does not parse: {exc}"
+
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         # Micro-averaged: slot counts are summed over all scores before dividing.
         tp = sum(int(s.details.get("tp", 0)) for s in scores)

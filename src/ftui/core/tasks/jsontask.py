@@ -172,6 +172,10 @@ class JsonTask:
             details["field_agree"], details["field_total"] = counts
         return Score(valid=schema_valid, exact=exact, details=details, error=error)
 
+    def validity(self, prediction: str, inputs: Mapping[str, str]) -> str | None:
+        pred, reason = _loads(strip_fence(prediction))
+        return f"not JSON: {reason}" if reason is not None else self._schema_error(pred)
+
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         agree: dict[str, int] = {}
         total: dict[str, int] = {}

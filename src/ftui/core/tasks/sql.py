@@ -195,6 +195,11 @@ def _read_gold(gold: str) -> tuple[exp.Expression | None, str | None]:
 # ---------------------------------------------------------------------------------------
 
 
+def _context(inputs: Mapping[str, str]) -> str:
+    """The CREATE TABLE statements of an example: its ``context``, or those in its text (chat data)."""
+    return str(inputs.get("context") or "") or context_from_text(str(inputs.get("input") or ""))
+
+
 @dataclass
 class _Judge:
     """Everything about one (context, gold) pair that does not depend on the prediction."""
@@ -330,6 +335,16 @@ class SqlTask:
         except Exception as exc:  # noqa: BLE001 - last line of defence, see base.py
             return Score(False, False, False, error=f"could not score: {type(exc).__name__}")
 
+    def validity(self, prediction: str, inputs: Mapping[str, str]) -> str | None:
+        """Whether the output runs as one read-only query on databases built from the context
+        alone (no gold query seeds their rows: validity does not depend on them)."""
+        try:
+            with self._lock:
+                judge = self._judge(_context(inputs), "")
+                return self._run_prediction(clean_sql(str(prediction)), judge)[1]
+        except Exception as exc:  # noqa: BLE001 - last line of defence, see base.py
+            return f"could not judge: {type(exc).__name__}"
+
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         """``valid`` over every score; the others over the scorable ones only (a reference
         that cannot run on its context says nothing about the model), as published
@@ -343,9 +358,7 @@ class SqlTask:
         }
 
     def _score(self, prediction: str, reference: str, inputs: Mapping[str, str]) -> Score:
-        context = str(inputs.get("context") or "") or context_from_text(
-            str(inputs.get("input") or "")
-        )
+        context = _context(inputs)
         predicted, gold = clean_sql(prediction), clean_sql(reference)
         judge = self._judge(context, gold)
         exact = (

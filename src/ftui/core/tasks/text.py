@@ -86,6 +86,11 @@ class TextTask:
             error=None if valid else f"output does not match valid_regex {self.valid_regex!r}",
         )
 
+    def validity(self, prediction: str, inputs: Mapping[str, str]) -> str | None:
+        if self._pattern is None or self._pattern.fullmatch(strip_fence(prediction)) is not None:
+            return None
+        return f"output does not match valid_regex {self.valid_regex!r}"
+
     def aggregate(self, scores: Sequence[Score]) -> dict[str, float]:
         rates = {
             "valid": rate([s.valid for s in scores]),
