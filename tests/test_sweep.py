@@ -15,7 +15,7 @@ import pytest
 from ftui.core.errors import ConfigError
 from ftui.core.runs import Run, create_run
 from ftui.core.study import create_study, render_csv, render_markdown, render_text, studies_dir, study_table
-from ftui.core.sweep import Sweep, budget_verdict, combinations, parse_grid
+from ftui.core.sweep import Sweep, budget_verdict, combinations, parse_grid, plot_axis
 
 from conftest import run_cli
 from test_runner import toy_data
@@ -66,6 +66,12 @@ def test_the_sweep_table_sorts_by_validation_and_reports_the_winners_test_metric
         ("5e-4", "8", "0.5"), ("2e-4", "8", "0.25")]
     assert rows[0]["test_execution"] == "0.375" and rows[1]["test_execution"] == ""  # the winner's only
     assert rows[3]["skipped"] == why
+    # a picture needs a setting with three values or more: two learning rates do not make a trend
+    assert plot_axis(sweep) is None
+    rows3 = [{"settings": {"learning_rate": lr, "lora_r": r}, "metrics": {"execution": m}}
+             for lr, r, m in (("2e-4", "8", 0.1), ("5e-4", "8", 0.3), ("1e-3", "8", 0.2), ("1e-3", "32", 0.4))]
+    assert plot_axis({**sweep, "rows": rows3}) == (
+        "learning_rate", [("lora_r=8", [(2e-4, 0.1), (5e-4, 0.3), (1e-3, 0.2)]), ("lora_r=32", [(1e-3, 0.4)])])
 
 
 def test_grid_parsing_and_the_budget_rule():
@@ -235,3 +241,21 @@ async def test_the_study_form_takes_a_grid_and_the_study_screen_shows_the_sweep(
         order = [next(i for i, line in enumerate(lines) if line.strip().startswith(r)) for r in ("32", "8 ", "64")]
         assert order == sorted(order)  # best first; the running one last
         assert "best by validation execution: lora_r=32 (50.0% on 8 validation rows)" in text
+
+
+async def test_the_study_screen_plots_a_setting_with_three_values_when_there_is_room(ftui_home):
+    from test_tui import fake_services, screen_text, wait_until
+
+    from ftui.tui.app import FtuiApp
+
+    runs = [_finished(lr, val={"execution": m}) for lr, m in (("2e-4", 0.25), ("5e-4", 0.5), ("1e-3", 0.125))]
+    study = create_study(preset="demo", label="s", runs=runs, sweep=Sweep(keys=("learning_rate",)),
+                         combos={r.id: {"learning_rate": lr} for r, lr in zip(runs, ("2e-4", "5e-4", "1e-3"))})
+    for size, shown in (((100, 40), True), ((80, 24), False)):
+        app = FtuiApp(services=fake_services())
+        async with app.run_test(size=size) as pilot:
+            app.show_study(study.id)
+            await wait_until(pilot, lambda: type(app.screen).__name__ == "StudyScreen" and app.screen.data is not None)
+            await pilot.pause()
+            assert app.screen.query_one("#study-chart").display is shown
+            assert ("validation execution (%) against learning_rate" in screen_text(app)) is shown

@@ -135,6 +135,28 @@ def sweep_section(runs: Sequence[Any], members: Sequence[Any], sweep: Sweep, *, 
             "skipped": [{"run": r["run"], "settings": r["settings"], "why": r["skipped"]} for r in rows if r["skipped"]]}
 
 
+def plot_axis(section: Mapping[str, Any]) -> tuple[str, list[tuple[str, list[tuple[float, float]]]]] | None:
+    """What a picture of the sweep shows, where it reads faster than its table: the validation
+    metric against the first swept setting with three or more numeric values (a trend), one line
+    per combination of the other settings -> (setting, [(label, [(value, metric)])]). None
+    when no setting has such values or fewer than three runs have a metric."""
+    metric = section["metric"]
+    scored = [r for r in section["rows"] if metric in r["metrics"]]
+    for key in section["keys"]:
+        try:
+            values = {float(r["settings"][key]) for r in section["rows"]}
+        except (KeyError, ValueError):
+            continue
+        if len(values) < 3 or len(scored) < 3:
+            continue
+        lines: dict[str, list[tuple[float, float]]] = {}
+        for r in scored:
+            rest = combination_text({k: v for k, v in r["settings"].items() if k != key})
+            lines.setdefault(rest or metric, []).append((float(r["settings"][key]), r["metrics"][metric]))
+        return key, [(label, sorted(points)) for label, points in lines.items()]
+    return None
+
+
 def winner_line(section: Mapping[str, Any]) -> str:
     """``best by validation execution: learning_rate=5e-4 lora_r=32; its test execution 41.0% (n=40)``."""
     metric = section["metric"]

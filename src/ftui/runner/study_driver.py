@@ -236,7 +236,7 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
         while is_active(run.status()["state"]):
             if time.monotonic() - last_note > 30:
                 last_note = time.monotonic()
-                _note(runs, out)
+                _note(runs, out, members)
             sleep(poll_s)
     for run, missing in _untrained_left(study):  # its first run failed before evaluating them
         _launch_untrained(study, run, missing, out)
@@ -246,7 +246,7 @@ def run_study(study: Study, *, out: TextIO = sys.stderr, poll_s: float = 2.0,
     while any(is_active(r.status()["state"]) for r in runs):
         if time.monotonic() - last_note > 30:
             last_note = time.monotonic()
-            _note(runs, out)
+            _note(runs, out, members)
         sleep(poll_s)
     if winner is not None and "finetuned" not in winner.eval_metrics():
         print(f"the test evaluation of {winner.id} did not finish ({winner.status()['state']}): "
@@ -369,13 +369,15 @@ def detach_study(study: Study, *, out: Path | None = None) -> int:
     return start_detached(cmd, log=study.dir / "study.log", cwd=study.dir)
 
 
-def _note(runs: Sequence[Run], out: TextIO) -> None:
+def _note(runs: Sequence[Run], out: TextIO, members: Mapping[str, Member] | None = None) -> None:
     methods = {r.id: method_of(r) for r in runs}
     named = len(set(methods.values()) - {None}) > 1  # a study of methods: say which run is which
     parts = []
     for r in runs:
         info = r.summary()
         step = f" step {info['step']}/{info['total_steps']}" if info.get("step") else ""
-        which = f"{r.spec.backend}/{methods[r.id]}" if named and methods[r.id] else r.spec.backend
+        combo = members[r.id].settings if members and r.id in members else {}
+        which = (",".join(combo.values()) if combo else  # a sweep's run: its values, in the grid's order
+                 f"{r.spec.backend}/{methods[r.id]}" if named and methods[r.id] else r.spec.backend)
         parts.append(f"{which}:{info['status']}{step}")
     print("  " + "; ".join(parts), file=out, flush=True)

@@ -24,13 +24,17 @@ from ftui.core.errors import FtuiError
 from ftui.core.runs import Run, is_active
 from ftui.core.study import (Study, by_method, export_study, list_studies, method_of, params, rate, size,
                              study_table, variant_label)
-from ftui.core.sweep import grid_items, render_sweep_text
+from ftui.core.sweep import grid_items, plot_axis, render_sweep_text
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui.widgets.run_table import RunTable
+from ftui.tui.widgets.sweep_chart import SweepChart
 from ftui.tui.widgets.tick import TickBox
+
+CHART_MIN_HEIGHT = 36
+"""Terminal rows below which the sweep's chart stays hidden: the table and its runs come first."""
 
 REFRESH_S = 3.0
 """How often the Study screen re-reads its runs while one of them is still working."""
@@ -280,6 +284,9 @@ class StudyScreen(Screen):
         sweep = Static("", id="study-sweep")
         sweep.display = False  # a sweep's runs by their validation metric, once it is one
         yield sweep
+        chart = SweepChart(id="study-chart")
+        chart.display = False  # where a swept setting has values enough for a trend
+        yield chart
         yield RunTable(id="study-table", on_choose=self.action_open)
         yield Static("", id="study-runs")
         yield Static("", id="study-note")
@@ -318,6 +325,11 @@ class StudyScreen(Screen):
             panel = self.query_one("#study-sweep", Static)
             panel.update(Text("\n", no_wrap=True).join(Text(line) for line in render_sweep_text(data["sweep"])))
             panel.display = True
+            axis = plot_axis(data["sweep"]) if self.size.height >= CHART_MIN_HEIGHT else None
+            chart = self.query_one("#study-chart", SweepChart)
+            chart.display = axis is not None
+            if axis is not None:
+                chart.show(axis[0], data["sweep"]["metric"], axis[1])
         lines = []
         method = {r.id: method_of(r) for r in runs} if by_method(data) else {}
         for rid, i in infos.items():  # one line each at 80 columns: state, backend, model, step, id
