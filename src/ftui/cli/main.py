@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one run per training method, the same split and settings otherwise ("
                          + "; ".join(f"{b}: {', '.join(backend(b).methods)}" for b in backend_names()
                                      if backend(b).methods) + "); base and k-shot are evaluated once")
+    st.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="a sweep: one local run per combination of the values (repeatable: the cartesian "
+                         "product); any local or eval setting, checked as --set checks it; the runs are "
+                         "compared on their validation rows, and only the best is evaluated on the test split")
+    st.add_argument("--budget-minutes", type=float, metavar="N",
+                    help="with --grid: launch no run that would end past N minutes of the sweep's training "
+                         "and evaluation (estimated from its runs so far; the first always starts)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                     help="settings for every run; local.KEY=... or openai.KEY=... for one backend")
     st.add_argument("--yes", action="store_true", help="openai: start even when the estimate is above budget_usd")
@@ -578,12 +585,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from ftui.core.study import export_study, render_text, resolve_study, table
+    from ftui.core.study import export_study, render_text, resolve_study, study_table
     from ftui.runner.study_driver import detach_study, run_study, start_study
 
     if args.study:
         if args.preset or args.data:
             raise FtuiError("study: give STUDY to pick one up, or --preset/--data to start one, not both")
+        if args.grid or args.budget_minutes is not None:
+            raise FtuiError("study STUDY picks a study up as it was made: --grid and --budget-minutes start a new one")
         study = resolve_study(args.study)
     elif args.preset or args.data:
         study = start_study(preset=args.preset, data=args.data, task=args.task, hub=args.hub,
@@ -591,6 +600,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             backends=[b.strip() for b in args.backends.split(",") if b.strip()],
                             models=[m.strip() for m in args.models.split(",") if m.strip()],
                             methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+                            grid=args.grid, budget_minutes=args.budget_minutes,
                             overrides=args.overrides,
                             confirm=lambda q: args.yes or _confirm(q))
     else:
@@ -612,14 +622,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
         print(f"\nstopped waiting; the runs go on: ftui study {study.id}", file=sys.stderr)
         return EXIT_OK
     paths = export_study(study, out=args.out)
-    data = table(study.runs())
+    data = study_table(study)
     if args.json:
         _print_json({"id": study.id, "dir": str(study.dir), "states": states, **data})
     else:
         print(render_text(data))
         for path in paths:
             print(path)
-    return EXIT_OK if all(s == "succeeded" for s in states.values()) else EXIT_FAILED
+    skipped = study.sweep.skipped if study.sweep else {}  # left out by the budget, as asked
+    return EXIT_OK if all(s == "succeeded" for r, s in states.items() if r not in skipped) else EXIT_FAILED
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:

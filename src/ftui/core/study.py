@@ -12,7 +12,7 @@ import csv
 import io
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,6 +22,7 @@ from ftui.core.events import read_events
 from ftui.core.paths import ftui_home
 from ftui.core.runs import Run, new_run_id, write_json_atomic
 from ftui.core.scoring import VARIANTS
+from ftui.core.sweep import Sweep, render_sweep_markdown, render_sweep_text, sweep_csv_rows, sweep_section
 
 PRIMARY = {"sql": "execution", "funcrep": "exact", "json": "exact", "text": "exact"}
 """The metric "most accurate" is judged by, per task."""
@@ -43,16 +44,22 @@ class Member:
     variants: tuple[str, ...] = ()
     """The variants its runner evaluates; empty: all of them. Runs of one backend and model
     that differ in method only evaluate base and k-shot once, in the first of them."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """A sweep's run: its combination of the grid (key -> value as given)."""
+    heldout: str = ""
+    """Where its runner evaluates: a sweep's run evaluates on its validation rows (``core.sweep.VAL``)."""
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Member:
         return cls(id=str(obj["id"]), backend=str(obj.get("backend") or ""), model=str(obj.get("model") or ""),
-                   method=obj.get("method"), variants=tuple(obj.get("variants") or ()))
+                   method=obj.get("method"), variants=tuple(obj.get("variants") or ()),
+                   settings=dict(obj.get("settings") or {}), heldout=str(obj.get("heldout") or ""))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "backend": self.backend, "model": self.model}
         out.update({"method": self.method} if self.method else {})
         out.update({"variants": list(self.variants)} if self.variants else {})
+        out.update({"settings": dict(self.settings), "heldout": self.heldout} if self.settings else {})
         return out
 
 
@@ -78,6 +85,15 @@ class Study:
 
         return [Run(runs_dir() / m.id) for m in self.members()]
 
+    @property
+    def sweep(self) -> Sweep | None:
+        """The study's sweep (``--grid``); None for a study of backends, models or methods."""
+        return Sweep.from_json(self.info.get("sweep"))
+
+    def write_sweep(self, sweep: Sweep) -> None:
+        """Record the sweep's progress (skipped runs, the winner); the driver holds the study's lock."""
+        write_json_atomic(self.dir / "study.json", {**self.info, "sweep": sweep.to_json()})
+
 
 def method_of(run: Run) -> str | None:
     """The run's training method, where its backend has several (``BackendFacts.methods``)."""
@@ -85,17 +101,24 @@ def method_of(run: Run) -> str | None:
 
 
 def create_study(*, preset: str | None, label: str, runs: Sequence[Run],
-                 variants: Mapping[str, Sequence[str]] | None = None, root: Path | None = None) -> Study:
-    """``variants``: run id -> what its runner evaluates, for runs that evaluate less than all."""
+                 variants: Mapping[str, Sequence[str]] | None = None, root: Path | None = None,
+                 combos: Mapping[str, Mapping[str, str]] | None = None, sweep: Sweep | None = None) -> Study:
+    """``variants``: run id -> what its runner evaluates, for runs that evaluate less than all.
+    ``sweep`` with ``combos`` (run id -> its combination of the grid): a sweep, whose runs
+    evaluate the fine-tuned model on their validation rows."""
+    from ftui.core.sweep import VAL
+
     root = root or studies_dir()
     root.mkdir(parents=True, exist_ok=True)
     folder = root / new_run_id(label)
     folder.mkdir()
+    combos = combos or {}
     members = [Member(id=r.id, backend=r.spec.backend, model=r.spec.model, method=method_of(r),
-                      variants=tuple((variants or {}).get(r.id, ()))) for r in runs]
+                      variants=tuple((variants or {}).get(r.id, ())), settings=dict(combos.get(r.id, {})),
+                      heldout=VAL if r.id in combos else "") for r in runs]
     write_json_atomic(folder / "study.json", {
         "id": folder.name, "created": round(time.time(), 3), "preset": preset,
-        "runs": [m.to_json() for m in members],
+        "runs": [m.to_json() for m in members], **({"sweep": sweep.to_json()} if sweep else {}),
     })
     return Study(folder)
 
@@ -211,11 +234,18 @@ def _gpu_name(run: Run) -> str | None:
     return None
 
 
-def table(runs: Sequence[Run]) -> dict[str, Any]:
+def study_table(study: Study) -> dict[str, Any]:
+    """``table`` of the study's runs, with its sweep's part where it is a sweep."""
+    return table(study.runs(), sweep=study.sweep, members=study.members())
+
+
+def table(runs: Sequence[Run], *, sweep: Sweep | None = None, members: Sequence[Member] = ()) -> dict[str, Any]:
     """The comparison: one row per run and variant, with the cheapest and the most accurate marked.
 
     Base and k-shot rows appear once per backend and model: runs that differ in method only
-    answer them the same way (the study evaluates them in the first run only)."""
+    answer them the same way (the study evaluates them in the first run only). A sweep
+    (``sweep`` and its ``members``) adds ``sweep``: its runs by their validation metric; its
+    rows here are the test rows of the winner alone."""
     tasks = {r.spec.task for r in runs}
     task = tasks.pop() if len(tasks) == 1 else None
     primary = PRIMARY.get(task or "", "exact")
@@ -258,8 +288,11 @@ def table(runs: Sequence[Run]) -> dict[str, Any]:
             row["most_accurate"] = row["metrics"].get(primary, 0.0) == best
             row["cheapest"] = row["total_usd_per_1k"] == cheapest
     methods = list(dict.fromkeys(m for m in map(method_of, runs) if m is not None))
+    if sweep is not None:
+        methods = []  # a sweep over methods names its method in the sweep's columns
     return {"task": task, "primary_metric": primary, "metric_keys": metric_keys, "methods": methods,
-            "rows": rows, "runs": [r.id for r in runs]}
+            "rows": rows, "runs": [r.id for r in runs],
+            **({"sweep": sweep_section(runs, members, sweep, primary=primary)} if sweep is not None else {})}
 
 
 def by_method(data: Mapping[str, Any]) -> bool:
@@ -354,6 +387,8 @@ def render_markdown(data: Mapping[str, Any], *, title: str = "ftui study") -> st
                  _money(r["training_usd"]), _money(r["eval_usd_per_1k"]),
                  f"**{marks}**" if marks else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    if data.get("sweep"):  # the choice first; the table above it holds the winner's test rows
+        lines[2:2] = render_sweep_markdown(data["sweep"]) + ["## Test split (the best run only)", ""]
     lines += ["", "Runs: " + ", ".join(f"`{r}`" for r in data["runs"]), ""]
     return "\n".join(lines)
 
@@ -388,6 +423,8 @@ def render_text(data: Mapping[str, Any]) -> str:
     out += _columns(head, body)
     if by_method(data):
         out += ["", *_training_text(data)]
+    if data.get("sweep"):
+        out = [*render_sweep_text(data["sweep"]), "", "test split (the best run; base and k-shot):", *out]
     return "\n".join(out)
 
 
@@ -429,9 +466,15 @@ def _short(model: str, width: int = 28) -> str:
 
 
 def render_csv(data: Mapping[str, Any]) -> str:
+    """One row per run and variant; a sweep's table is one row per run of the sweep instead
+    (its settings, validation metrics, and the winner's test metrics on its row)."""
     keys = list(data["metric_keys"])
     buf = io.StringIO()
     w = csv.writer(buf)
+    if data.get("sweep"):
+        head, body = sweep_csv_rows(data["sweep"])
+        w.writerows([head, *body])
+        return buf.getvalue()
     w.writerow(["run", "backend", "model", "variant", "method", "n", *keys, "training_s", "training_usd",
                 "learning_rate", *FOOTPRINT_KEYS, "eval_usd_per_1k", "most_accurate", "cheapest"])
 
@@ -448,7 +491,7 @@ def render_csv(data: Mapping[str, Any]) -> str:
 
 def export_study(study: Study, *, out: Path | None = None) -> list[Path]:
     """``table.md``, ``table.json``, ``table.csv`` into the study folder (or ``out``)."""
-    data = table(study.runs())
+    data = study_table(study)
     folder = out or study.dir
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "table.json", {"study": study.id, **data})

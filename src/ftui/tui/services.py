@@ -77,7 +77,8 @@ def count_tokens(*, preset: str | None = None, file: Path | None = None, task: s
 
 
 def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] = (), methods: Sequence[str] = (),
-                overrides: Sequence[str] = (), yes: bool = False, timeout_s: float = 600.0) -> dict[str, Any]:
+                overrides: Sequence[str] = (), yes: bool = False, timeout_s: float = 600.0,
+                grid: Sequence[str] = (), budget_minutes: float | None = None) -> dict[str, Any]:
     """``ftui study --preset P ... --detach --json`` in a subprocess: ``{"id", "dir", "runs", "pid"}``.
 
     It checks every run's settings (and the OpenAI budget: ``yes`` once the person agreed to
@@ -87,6 +88,9 @@ def start_study(*, preset: str, backends: Sequence[str], models: Sequence[str] =
            "--detach", "--json"]
     cmd += ["--models", ",".join(models)] if models else []
     cmd += ["--methods", ",".join(methods)] if methods else []
+    for item in grid:
+        cmd += ["--grid", item]
+    cmd += ["--budget-minutes", f"{budget_minutes:g}"] if budget_minutes is not None else []
     for item in overrides:
         cmd += ["--set", item]
     cmd += ["--yes"] if yes else []

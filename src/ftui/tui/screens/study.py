@@ -22,14 +22,19 @@ from textual.widgets import Button, Checkbox, DataTable, Header, Input, Label, S
 from ftui.core.backends import backend, backend_names, default_backend
 from ftui.core.errors import FtuiError
 from ftui.core.runs import Run, is_active
-from ftui.core.study import (Study, by_method, export_study, list_studies, method_of, params, rate, size, table,
-                             variant_label)
+from ftui.core.study import (Study, by_method, export_study, list_studies, method_of, params, rate, size,
+                             study_table, variant_label)
+from ftui.core.sweep import grid_items, plot_axis, render_sweep_text
 from ftui.tui import fmt
 from ftui.tui.screens.modals import ConfirmModal
 from ftui.tui.screens.training import state_text
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui.widgets.run_table import RunTable
+from ftui.tui.widgets.sweep_chart import SweepChart
 from ftui.tui.widgets.tick import TickBox
+
+CHART_MIN_HEIGHT = 36
+"""Terminal rows below which the sweep's chart stays hidden: the table and its runs come first."""
 
 REFRESH_S = 3.0
 """How often the Study screen re-reads its runs while one of them is still working."""
@@ -99,6 +104,11 @@ class StartStudyModal(ModalScreen["str | None"]):
                 yield Label("settings", classes="label")
                 yield Input(placeholder="KEY=VALUE ..., e.g. local.max_steps=50 eval.limit=20", id="study-set",
                             compact=True)
+            with Horizontal(classes="row"):
+                yield Label("sweep grid", classes="label")
+                yield Input(placeholder="e.g. learning_rate=2e-4,5e-4; lora_r=8,32", id="study-grid", compact=True)
+                yield Label(" budget ", id="study-budget-label")
+                yield Input(placeholder="minutes", id="study-budget", compact=True)
             yield Static("Local runs go one at a time, OpenAI at once; all go on after ftui quits.\n"
                          "OpenAI cost estimate: ftui data check --preset NAME --backend openai",
                          classes="hint", id="study-hint")
@@ -140,14 +150,25 @@ class StartStudyModal(ModalScreen["str | None"]):
             return
         models = self.query_one("#study-models", Input).value.replace(",", " ").split()
         overrides = self.query_one("#study-set", Input).value.split()
+        sweep: dict[str, Any] = {}  # only when asked for: a sweep (ftui study --grid, --budget-minutes)
+        grid = grid_items(self.query_one("#study-grid", Input).value)
+        budget = self.query_one("#study-budget", Input).value.strip()
+        if grid:
+            sweep["grid"] = grid
+        if budget:
+            try:
+                sweep["budget_minutes"] = float(budget)
+            except ValueError:
+                self._say(f"budget: minutes, e.g. 15; got {budget!r}", error=True)
+                return
         spending = [b for b in backends if backend(b).spend_check is not None]
         if not spending:
-            self._start(preset, backends, models, methods, overrides, yes=False)
+            self._start(preset, backends, models, methods, overrides, yes=False, **sweep)
             return
 
         def answered(ok: bool | None) -> None:
             if ok:  # the CLI's budget question, answered here: --yes
-                self._start(preset, backends, models, methods, overrides, yes=True)
+                self._start(preset, backends, models, methods, overrides, yes=True, **sweep)
 
         which = ", ".join(backend(b).title for b in spending)
         self.app.push_screen(ConfirmModal(
@@ -156,11 +177,11 @@ class StartStudyModal(ModalScreen["str | None"]):
             yes=f"Start, spend on {which}", no="Go back"), answered)
 
     def _start(self, preset: str, backends: list[str], models: list[str], methods: list[str],
-               overrides: list[str], *, yes: bool) -> None:
+               overrides: list[str], *, yes: bool, **sweep: Any) -> None:
         self._say("checking the settings and creating the runs…")
         self.query_one("#study-start", Button).disabled = True
         self._run_start(preset=preset, backends=backends, models=models, methods=methods, overrides=overrides,
-                        yes=yes)
+                        yes=yes, **sweep)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="start-study")
     def _run_start(self, **kwargs: Any) -> None:
@@ -260,6 +281,12 @@ class StudyScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"study {self.study.id}", id="study-head")
+        sweep = Static("", id="study-sweep")
+        sweep.display = False  # a sweep's runs by their validation metric, once it is one
+        yield sweep
+        chart = SweepChart(id="study-chart")
+        chart.display = False  # where a swept setting has values enough for a trend
+        yield chart
         yield RunTable(id="study-table", on_choose=self.action_open)
         yield Static("", id="study-runs")
         yield Static("", id="study-note")
@@ -283,7 +310,7 @@ class StudyScreen(Screen):
         preset = self.study.info.get("preset")
         runs = self.study.runs()
         infos = {r.id: r.summary() for r in runs}
-        data = table(runs)
+        data = study_table(self.study)
         self.app.call_from_thread(self._show, preset, runs, data, infos)
 
     def _show(self, preset: str | None, runs: list[Run], data: dict[str, Any],
@@ -294,6 +321,15 @@ class StudyScreen(Screen):
             (f"study {self.study.id}", "bold"), f" · {preset or data['task'] or 'custom data'} · "
             f"{states_line([i['status'] for i in infos.values()])}"))
         self._fill_table(data, infos)
+        if data.get("sweep"):  # fills as the runs end: their validation metric, best first
+            panel = self.query_one("#study-sweep", Static)
+            panel.update(Text("\n", no_wrap=True).join(Text(line) for line in render_sweep_text(data["sweep"])))
+            panel.display = True
+            axis = plot_axis(data["sweep"]) if self.size.height >= CHART_MIN_HEIGHT else None
+            chart = self.query_one("#study-chart", SweepChart)
+            chart.display = axis is not None
+            if axis is not None:
+                chart.show(axis[0], data["sweep"]["metric"], axis[1])
         lines = []
         method = {r.id: method_of(r) for r in runs} if by_method(data) else {}
         for rid, i in infos.items():  # one line each at 80 columns: state, backend, model, step, id
