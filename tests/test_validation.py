@@ -28,6 +28,13 @@ def test_the_subset_is_fixed_by_the_seed_its_size_honoured_longest_first():
     assert describe(64, 714) == "val loss on 64 of 714 rows" and describe(20, 20) == "val loss on all 20 rows"
 
 
+def test_following_a_run_says_how_many_rows_a_pass_read():
+    from ftui.cli.follow import describe as line
+
+    event = {"type": "val", "step": 50, "loss": 1.2345, "token_accuracy": 0.612, "rows": 64}
+    assert line(event) == "validation at step 50 (64 rows): loss 1.2345, token accuracy 61.2%"
+
+
 def test_val_rows_all_is_the_whole_split_and_bad_values_are_named():
     from ftui.core.config import LocalSettings
     from ftui.core.errors import ConfigError
