@@ -64,7 +64,7 @@ def test_mfu_of_an_h100_run_from_its_events():
     assert flops_per_token(135e6, 1e6) == 4 * 135e6 + 2 * 1e6
     assert flops_per_token(135e6, 135e6) == 6 * 135e6
     share = run_mfu({"tokens_per_s": 200_000.0}, H100)
-    assert share == pytest.approx((4 * 135e6 + 2 * 1e6) * 200_000 / 989e12)
+    assert share == pytest.approx((4 * 135e6 + 2 * 1e6) * 200_000 / 989.4e12)
     assert run_mfu({"tokens_per_s": 200_000.0}, {**H100, "processes": 2}) == pytest.approx(share / 2)
     # No made-up number: no GPU, a GPU without a known peak, no parameter counts yet.
     assert run_mfu({"tokens_per_s": 200_000.0}, {"cpu_percent": 190.0, "total_params": 135e6,
@@ -72,9 +72,9 @@ def test_mfu_of_an_h100_run_from_its_events():
     assert run_mfu({"tokens_per_s": 200_000.0}, {**H100, "gpu_name": "NVIDIA A10G"}) is None
     assert mfu(tokens_per_s=200_000.0, hw={"gpu_name": H100["gpu_name"]}) is None
     # The table by name, most specific first, whole words only.
-    assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12 and gpu_peak_flops("NVIDIA H200") == 989e12
+    assert gpu_peak_flops("NVIDIA H100 PCIe") == 756e12 and gpu_peak_flops("NVIDIA H200") == 989.4e12
     assert gpu_peak_flops("NVIDIA A100-SXM4-80GB") == 312e12 and gpu_peak_flops("NVIDIA L4") == 121e12
-    assert gpu_peak_flops("NVIDIA L40S") == 362e12 and gpu_peak_flops("NVIDIA GeForce RTX 4090") == 165.2e12
+    assert gpu_peak_flops("NVIDIA L40S") == 362.05e12 and gpu_peak_flops("NVIDIA GeForce RTX 4090") == 165.2e12
 
 
 async def test_the_training_screen_shows_mfu_and_what_validation_reads(ftui_home):

@@ -9,8 +9,11 @@ frozen layers to the adapters below them) and the gradient of the trainable weig
 (2 per trainable parameter). So ``4 N + 2 T`` for N parameters of which T train: ``6 N`` for full
 fine-tuning, about ``4 N`` for LoRA. Left out, so MFU reads a little low rather than high: the
 attention scores' FLOPs (PaLM's 6 L H Q T per token for full training, which grow with the
-sequence length). Counted although it is a lookup: the input embedding of a model whose output
-layer does not share its weights (a few percent of N).
+sequence length: about 6% of 4 N at SmolLM2-135M's 30 layers and 300 tokens, 2.5% for an 8B
+model at 1,024). Counted although it is a lookup: the input embedding of a model whose output
+layer does not share its weights (a few percent of N). benchmarks/gpu_check.py counts the same
+way but for those two (Linear weights only, causal attention added), so the two differ by a few
+percent.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from typing import Any, Mapping
 GPU_PEAK_TFLOPS: dict[str, tuple[float, str]] = {
     # A name fragment (a whole word of the GPU's name, matched case-insensitively, most specific
     # first) -> (dense bf16 Tensor Core TFLOP/s, the source). Datasheets give "with sparsity"
-    # figures twice the dense ones; these are the dense ones.
+    # figures twice the dense ones; these are the dense ones (the same as benchmarks/_training.py's
+    # PEAK_BF16_TFLOPS, nvidia.com/en-us/data-center/<gpu>).
     "H100 PCIe": (756.0, "NVIDIA H100 datasheet: BF16 1,513 TFLOPS with sparsity (PCIe)"),
-    "H100 NVL": (835.0, "NVIDIA H100 datasheet: BF16 1,671 TFLOPS with sparsity (NVL)"),
-    "H100": (989.0, "NVIDIA H100 datasheet: BF16 1,979 TFLOPS with sparsity (SXM)"),
-    "H200 NVL": (835.0, "NVIDIA H200 datasheet: BF16 1,671 TFLOPS with sparsity (NVL)"),
-    "H200": (989.0, "NVIDIA H200 datasheet: BF16 1,979 TFLOPS with sparsity (SXM)"),
-    "GH200": (989.0, "NVIDIA GH200 datasheet: BF16 1,979 TFLOPS with sparsity"),
+    "H100 NVL": (835.5, "NVIDIA H100 datasheet: BF16 1,671 TFLOPS with sparsity (NVL)"),
+    "H100": (989.4, "NVIDIA H100 datasheet: BF16 1,979 TFLOPS with sparsity (SXM)"),
+    "H200 NVL": (835.5, "NVIDIA H200 datasheet: BF16 1,671 TFLOPS with sparsity (NVL)"),
+    "H200": (989.4, "NVIDIA H200 datasheet: BF16 1,979 TFLOPS with sparsity (SXM)"),
+    "GH200": (989.4, "NVIDIA GH200 datasheet: BF16 1,979 TFLOPS with sparsity"),
     "A100": (312.0, "NVIDIA A100 datasheet: BF16 312 TFLOPS (624 with sparsity)"),
-    "L40S": (362.0, "NVIDIA L40S datasheet: BF16 362.05 TFLOPS (733 with sparsity)"),
-    "L40": (181.0, "NVIDIA L40 datasheet: BF16 181.05 TFLOPS (362.1 with sparsity)"),
+    "L40S": (362.05, "NVIDIA L40S datasheet: BF16 362.05 TFLOPS (733 with sparsity)"),
+    "L40": (181.05, "NVIDIA L40 datasheet: BF16 181.05 TFLOPS (362.1 with sparsity)"),
     "L4": (121.0, "NVIDIA L4 datasheet: BF16 242 TFLOPS with sparsity"),
     "A40": (149.7, "NVIDIA A40 datasheet: BF16 149.7 TFLOPS (299.4 with sparsity)"),
     "A10": (125.0, "NVIDIA A10 datasheet: BF16 125 TFLOPS (250 with sparsity)"),
