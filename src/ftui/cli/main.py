@@ -481,7 +481,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
                 print(f"{'peak RSS':<12} {v / 2**30:.2f} GiB (the training process's resident memory)")
             continue
         if k == "tokens_per_s":
-            if v is not None:
+            if v:  # (an OpenAI job's replayed steps carry no rate: 0)
                 print(f"{'speed':<12} {_speed_text(v, info['mfu'], run)}")
             continue
         if k == "val_rows":
