@@ -6,6 +6,12 @@ long as the training between two passes. Each pass therefore reads a subset: ``v
 drawn once from the split by the run's seed, the same ones every pass and after a resume (the
 losses of the passes compare, and early stopping compares them), in order of length so that a
 batch holds little padding.
+
+Why 64 by default: at the shipped presets' ``eval_every=50`` and ``batch_size=8``, training reads
+400 rows between two passes; a validation row costs at most about half a training row (a
+forward pass only, the output layer at the answer's positions only), so 64 rows are under 10% of
+the training time even before batching by length (measured once, loaded machine: ~2%). Enough
+rows for a steady loss to compare passes by (the same rows each time); ``val_rows=all`` for all.
 """
 
 from __future__ import annotations
