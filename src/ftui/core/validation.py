@@ -10,7 +10,8 @@ batch holds little padding.
 Why 64 by default: at the shipped presets' ``eval_every=50`` and ``batch_size=8``, training reads
 400 rows between two passes; a validation row costs at most about half a training row (a
 forward pass only, the output layer at the answer's positions only), so 64 rows are under 10% of
-the training time even before batching by length (measured once, loaded machine: ~2%). Enough
+the training time even before batching by length (one rough measurement on a loaded 2-core box:
+a 64-row pass 23x cheaper than the former whole-split pass of 714 rows). Enough
 rows for a steady loss to compare passes by (the same rows each time); ``val_rows=all`` for all.
 """
 
