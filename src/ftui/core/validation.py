@@ -1,6 +1,6 @@
 """Which validation rows a local run computes its validation loss on. Pure: no torch.
 
-A validation pass costs about a third to a half of a training step per row (a forward pass with
+A validation row costs about a third to a half of a training row (a forward pass with
 no backward), so a whole split of 714 rows (GEM/viggo's) every 50 steps of 8 rows took about as
 long as the training between two passes. Each pass therefore reads a subset: ``val_rows`` rows
 drawn once from the split by the run's seed, the same ones every pass and after a resume (the
