@@ -19,7 +19,9 @@ FLAT = ["--max-steps", "12", "--set", "eval_every=1", "--set", "early_stop_patie
         # A rate too small to move any output: the validation loss stays exactly flat, while the
         # LoRA B matrices (zero at the start) still take a different tiny value at each step.
         "--set", "learning_rate=1e-30", "--set", "lr_scheduler=cosine", "--set", "warmup_steps=0",
-        "--set", "eval.limit=1"]
+        "--set", "eval.limit=1",
+        # Each pass reads 3 of the 4 validation rows (the same 3, in the resumed run too).
+        "--set", "val_rows=3"]
 
 
 def tensors(folder) -> dict:
@@ -47,6 +49,9 @@ def test_a_flat_validation_loss_stops_the_run_keeps_the_best_step_and_resumes_wi
     # Passes at steps 1, 2, 3: the first is the best, the next two do not improve on it.
     assert train_steps(whole) == [1, 2, 3]
     assert [(e["step"], e["best_step"], e["since_best"]) for e in val_events(whole)] == [(1, 1, 0), (2, 1, 1), (3, 1, 2)]
+    assert [e["rows"] for e in val_events(whole)] == [3, 3, 3] and whole.spec.split_sizes["val"] == 4
+    hw = [e for e in read_events(whole.events_path) if e["type"] == "hw"]
+    assert hw and all(e["peak_rss"] >= e["rss_bytes"] > 0 for e in hw) and hw[-1]["processes"] == 1
     # The adapter holds the weights of step 1 (kept from pruning), not those of the last step.
     kept = tensors(whole.adapter_path)
     assert same(kept, tensors(whole.checkpoints_path / "step-1"))
@@ -59,7 +64,12 @@ def test_a_flat_validation_loss_stops_the_run_keeps_the_best_step_and_resumes_wi
 
     info = json.loads(run_cli("show", whole.id, "--json").stdout)
     assert (info["stopped_early_at"], info["kept_step"]) == (3, 1)
+    assert (info["val_rows"], info["val_split_rows"]) == (3, 4)
+    assert info["peak_rss"] == hw[-1]["peak_rss"] and info["tokens_per_s"] > 0 and info["mfu"] is None  # a CPU
     shown = run_cli("show", whole.id).stdout
+    assert "val rows     val loss on 3 of 4 rows each pass" in shown, shown
+    assert f"peak RSS     {hw[-1]['peak_rss'] / 2**30:.2f} GiB" in shown
+    assert f"speed        {info['tokens_per_s']:,.0f} tok/s\n" in shown and "MFU" not in shown
     best = val_events(whole)[0]["loss"]
     assert (f"validation   stopped early at step 3: validation loss not improved for 2 passes; "
             f"kept step 1 (val {best:.4f})") in shown, shown
@@ -76,6 +86,8 @@ def test_a_flat_validation_loss_stops_the_run_keeps_the_best_step_and_resumes_wi
     assert wait_for(stopped) == "succeeded", (stopped.dir / "runner.log").read_text()[-3000:]
     assert train_steps(stopped) == [1, 2, 3]
     assert [(e["step"], e["best_step"], e["since_best"]) for e in val_events(stopped)] == [(1, 1, 0), (2, 1, 1), (3, 1, 2)]
+    # The resumed session read the same validation rows: the same losses as the whole run's.
+    assert [(e["rows"], e["loss"]) for e in val_events(stopped)] == [(e["rows"], e["loss"]) for e in val_events(whole)]
     assert same(tensors(stopped.adapter_path), kept)
 
 

@@ -108,6 +108,28 @@ def test_eval_mode_and_return_outputs_keep_the_usual_path(tiny_model, tmp_path):
     assert outputs.logits.shape[:2] == inputs["input_ids"].shape  # validation's token accuracy needs them all
 
 
+def test_validation_on_labelled_positions_gives_the_usual_loss_and_token_accuracy(tiny_model, tmp_path):
+    import transformers
+
+    from ftui.backends.local.train import _argmax, _token_accuracy, _trainer_class
+
+    model = _lora(tiny_model).eval()
+    inputs = _batch(tiny_model)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = _trainer_class(transformers, model)(model=model, args=args, compute_metrics=_token_accuracy,
+                                                  preprocess_logits_for_metrics=_argmax)
+    loss, counts, _ = trainer.prediction_step(model, dict(inputs), prediction_loss_only=False)
+    usual_loss, logits, labels = transformers.Trainer.prediction_step(trainer, model, dict(inputs),
+                                                                      prediction_loss_only=False)
+    assert loss.item() == pytest.approx(usual_loss.item(), rel=1e-6)
+    # Each example hands back (right, counted) tokens; the metric over them is the usual one.
+    assert counts.shape == (4, 2) and counts[:, 1].tolist() == (inputs["labels"][:, 1:] != -100).sum(dim=1).tolist()
+    usual = _token_accuracy(transformers.EvalPrediction(predictions=_argmax(logits, labels).numpy(),
+                                                        label_ids=labels.numpy()))
+    ours = trainer.compute_metrics(transformers.EvalPrediction(predictions=counts.numpy(), label_ids=None))
+    assert ours == pytest.approx(usual) and trainer.preprocess_logits_for_metrics is None
+
+
 def test_frozen_weights_in_bf16_give_identical_results_under_autocast(tiny_model):
     import copy
 

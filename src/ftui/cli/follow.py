@@ -22,7 +22,8 @@ def describe(event: dict[str, Any]) -> str | None:
                 f"loss {event['loss']:.4f}{lr}  {event['tokens_per_s']:.0f} tok/s")
     if kind == "val":
         acc = event.get("token_accuracy")
-        return f"validation at step {event['step']}: loss {event['loss']:.4f}" + (
+        rows = f" ({event['rows']} rows)" if event.get("rows") is not None else ""
+        return f"validation at step {event['step']}{rows}: loss {event['loss']:.4f}" + (
             f", token accuracy {acc:.1%}" if acc is not None else "")
     if kind == "status":
         return f"[{event['state']}] {state_detail(event['state'], event.get('message'))}".rstrip()

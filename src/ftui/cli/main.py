@@ -167,7 +167,8 @@ def _settings_epilog() -> str:
              "lr_scheduler: linear, cosine or constant after warmup_steps (< 1: a fraction of the steps);",
              "early_stop_patience=N: stop when N validation passes (every eval_every steps) bring no lower",
              "loss, 0: never; keep_best: the result is the lowest validation loss's weights, not the last;",
-             "report_to: experiment trackers, any of tensorboard,mlflow,wandb, for either backend):"]
+             "report_to: experiment trackers, any of tensorboard,mlflow,wandb, for either backend;",
+             "val_rows=N: each validation pass on N rows drawn once by the seed, 0 or all: every row):"]
     for name, cls in sections.items():
         keys = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(cls))
         lines += textwrap.wrap(f"{name}: {keys}", width=100, initial_indent="  ", subsequent_indent="    ")
@@ -512,6 +513,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
             if v is not None:
                 print(f"{'peak memory':<12} {v / 2**30:.2f} GiB")
             continue
+        if k == "peak_rss":
+            if v is not None:
+                print(f"{'peak RSS':<12} {v / 2**30:.2f} GiB (the training process's resident memory)")
+            continue
+        if k == "tokens_per_s":
+            if v:  # (an OpenAI job's replayed steps carry no rate: 0)
+                print(f"{'speed':<12} {_speed_text(v, info['mfu'], run)}")
+            continue
+        if k == "val_rows":
+            if v is not None:
+                from ftui.core.validation import describe as describe_val
+
+                print(f"{'val rows':<12} {describe_val(v, info['val_split_rows'])} each pass")
+            continue
+        if k in ("mfu", "val_split_rows"):
+            continue  # on the speed and val rows lines
         if k == "duration_s":
             print(f"{'time':<12} {_time_text(info)}")
             continue
@@ -559,6 +576,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
         print(eval_progress_line(info["eval_progress"]))
     return EXIT_OK
+
+
+def _speed_text(tokens_per_s: float, mfu: float | None, run: Any) -> str:
+    """``1,234 tok/s, MFU 41.2% (NVIDIA H100 80GB HBM3, 989 TFLOP/s bf16 peak)``; tok/s alone on a
+    CPU or a GPU without a known peak."""
+    from ftui.core.events import read_events
+    from ftui.core.mfu import gpu_peak_flops, mfu_text
+
+    text = f"{tokens_per_s:,.0f} tok/s"
+    if mfu is None:
+        return text
+    hw = [e for e in read_events(run.events_path) if e["type"] == "hw"]
+    name = hw[-1].get("gpu_name") if hw else None
+    peak = gpu_peak_flops(name)
+    processes = (hw[-1].get("processes") or 1) if hw else 1
+    per = f"{processes} x " if processes > 1 else ""
+    return f"{text}, {mfu_text(mfu)} of {per}{name}'s {peak / 1e12:,.0f} TFLOP/s bf16 peak" if peak else text
 
 
 def _time_text(info: dict) -> str:

@@ -176,6 +176,11 @@ class LocalSettings:
     """``auto`` (bf16 where the hardware runs it fast, else fp32), ``bf16`` or ``fp32``."""
     eval_every: int = 50
     """Validation loss every N steps (and after the last step); a checkpoint is saved at each."""
+    val_rows: int = 64
+    """Validation rows each pass computes the loss on: a subset drawn once from the validation
+    split by the run's seed (the same rows every pass, and after a resume, so the losses compare);
+    0 or ``all``: the whole split. 64 keeps a pass to a few percent of the training between two
+    passes at the shipped presets' ``eval_every`` and ``batch_size`` (see ``core.validation``)."""
     early_stop_patience: int = 0
     """Stop training when the validation loss has not improved for this many validation passes
     in a row (0: never stop early). Needs validation rows (``split.val``)."""
@@ -240,6 +245,11 @@ class LocalSettings:
                and self.early_stop_patience >= 0, "local.early_stop_patience",
                f"must be a whole number of validation passes >= 0 (0: off), got {self.early_stop_patience!r}")
         _check(isinstance(self.keep_best, bool), "local.keep_best", f"must be true or false, got {self.keep_best!r}")
+        if isinstance(self.val_rows, str) and self.val_rows.strip().lower() == "all":
+            object.__setattr__(self, "val_rows", 0)  # one spelling in run.json: 0 is the whole split
+        _check(isinstance(self.val_rows, int) and not isinstance(self.val_rows, bool) and self.val_rows >= 0,
+               "local.val_rows", f"must be a whole number of validation rows >= 1, or 0 or all for the whole "
+               f"validation split, got {self.val_rows!r}")
 
 
     def unused(self) -> tuple[str, ...]:

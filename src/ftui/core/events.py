@@ -55,14 +55,18 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     # A local run's val events also carry the best pass so far and the passes since it that
     # did not improve on it (core.early_stopping: early stopping, the weights a run keeps).
+    # ``rows``: the validation rows the loss was computed on (local: ``val_rows`` of the split).
     "val": {"step": ((int,), True), "loss": (_NUM, True), "token_accuracy": (_OPT_NUM, False),
-            "best_step": ((int,), False), "best_loss": (_OPT_NUM, False), "since_best": ((int,), False)},
+            "best_step": ((int,), False), "best_loss": (_OPT_NUM, False), "since_best": ((int,), False),
+            "rows": ((int,), False)},
     "cost": {"usd": (_NUM, True), "projected_usd": (_OPT_NUM, False), "basis": (_STR, True)},
     # Written and read back as core.machine.HwReading; each ``gpus`` entry is a core.machine.Gpu
     # (index, name, mem_total, mem_used, util, power_w). ``gpu_name`` prices the GPU hours.
     # A local training's hw events also carry ``method``, ``trainable_params`` and
     # ``total_params`` (parameters of the model being trained) and ``peak_mem_bytes`` (the
-    # training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS).
+    # training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS) and
+    # ``peak_rss`` (bytes, its peak resident set so far, on every device), and ``processes``
+    # (training processes, one per device, whose tokens the train events' tokens_per_s counts).
     # ``threads``: the compute threads the process uses (set by the runner, core.devices).
     "hw": {
         "threads": (_OPT_NUM, False),
@@ -70,6 +74,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "trainable_params": (_OPT_NUM, False),
         "total_params": (_OPT_NUM, False),
         "peak_mem_bytes": (_OPT_NUM, False),
+        "peak_rss": (_OPT_NUM, False),
+        "processes": ((int, type(None)), False),
         "gpu_name": (_OPT_STR, False),
         "gpu_util": (_OPT_NUM, False),
         "gpu_mem_used": (_OPT_NUM, False),

@@ -234,6 +234,10 @@ class HwReading:
     """Parameters of the model being trained (for a peft model: the base and the adapter)."""
     peak_mem_bytes: int | None = None
     """The training process's peak so far: CUDA memory allocated on a GPU, else the peak RSS."""
+    processes: int | None = None
+    """Training processes (one per GPU) whose tokens ``tokens_per_s`` counts, every node's."""
+    peak_rss: int | None = None
+    """Bytes, the training process's peak resident set so far (host memory, on every device)."""
 
     @classmethod
     def of(cls, gpus: Sequence[Gpu], **fields: Any) -> HwReading:
@@ -278,7 +282,8 @@ def _count(n: float) -> str:
 
 
 _SCALARS = ("gpu_util", "gpu_mem_used", "gpu_mem_total", "gpu_power_w", "cpu_percent", "rss_bytes",
-            "ram_total_bytes", "threads", "method", "trainable_params", "total_params", "peak_mem_bytes")
+            "ram_total_bytes", "threads", "method", "trainable_params", "total_params", "peak_mem_bytes",
+            "peak_rss", "processes")
 
 
 def detect() -> Machine:

@@ -68,6 +68,8 @@ def parse_value(raw: str, current: Any) -> Any:
         return tuple(p.strip() for p in text.split(",") if p.strip())
     if text == "auto":  # openai's n_epochs, batch_size, learning_rate_multiplier
         return "auto"
+    if text.lower() == "all":  # local val_rows: the whole validation split
+        return "all"
     for kind in (int, float):
         try:
             return kind(text)

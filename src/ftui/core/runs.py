@@ -21,6 +21,7 @@ from ftui.core.early_stopping import Outcome, outcome
 from ftui.core.errors import FtuiError, RunNotFoundError
 from ftui.core.events import LOST, MISSING, TERMINAL_STATES, read_events
 from ftui.core.examples import Example
+from ftui.core.mfu import run_mfu
 from ftui.core.paths import runs_dir
 from ftui.core.progress import RunProgress, work_time
 from ftui.core.runspec import RunSpec
@@ -214,6 +215,8 @@ class Run:
             "trainable_params": hw.get("trainable_params"),
             "total_params": hw.get("total_params"),
             "peak_mem_bytes": hw.get("peak_mem_bytes"),
+            # The training process's peak resident set (host memory, on every device).
+            "peak_rss": hw.get("peak_rss"),
             "created": started,
             "ended": ended,
             # From created to ended on the clock, pauses between runner sessions included.
@@ -225,6 +228,13 @@ class Run:
             "step": train.get("step"),
             "total_steps": train.get("total_steps"),
             "tokens": train.get("tokens"),
+            # Over the last steps (every process's tokens); the model-FLOPs utilisation of the
+            # GPUs at that rate (core.mfu; null on a CPU and for a GPU without a known peak).
+            "tokens_per_s": train.get("tokens_per_s"),
+            "mfu": None if (share := run_mfu(train, hw)) is None else round(share, 4),
+            # The validation rows each pass read (the last pass's; null before one), of the split's.
+            "val_rows": (progress.last_val or {}).get("rows"),
+            "val_split_rows": spec.split_sizes.get("val"),
             # The step early stopping ended training at (null: it did not), and the step whose
             # weights are the result when they are the best validation pass's (keep_best).
             "stopped_early_at": validation and validation.stopped_early_at,

@@ -32,8 +32,10 @@ class EventsCallback(TrainerCallback):
 
     def __init__(self, events: EventWriter, *, should_stop: Callable[[], bool], price: Price,
                  sampler: Any, spent_before_s: float = 0.0, tokens_before: int = 0,
-                 best: BestValidation | None = None) -> None:
+                 best: BestValidation | None = None, val_rows: int | None = None) -> None:
         self.events = events
+        self.val_rows = val_rows
+        """Validation rows each pass reads (recorded on every ``val`` event)."""
         self.best = best if best is not None else BestValidation()
         """The validation passes counted so far (every rank counts the same, gathered, losses)."""
         self.should_stop = should_stop
@@ -117,7 +119,8 @@ class EventsCallback(TrainerCallback):
             acc = metrics.get("eval_token_accuracy")
             self.best.add(state.global_step, float(metrics["eval_loss"]))
             self.events.write("val", step=state.global_step, loss=round(float(metrics["eval_loss"]), 5),
-                              token_accuracy=None if acc is None else round(float(acc), 5), **self.best.fields())
+                              token_accuracy=None if acc is None else round(float(acc), 5), **self.best.fields(),
+                              **({} if self.val_rows is None else {"rows": self.val_rows}))
             if self.best.exhausted and state.global_step < state.max_steps:
                 # The Trainer saves this step's checkpoint (saves follow validation), then ends.
                 control.should_training_stop = True

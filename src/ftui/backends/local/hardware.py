@@ -3,6 +3,7 @@ precision; and the ``hw`` event sampler. Every torch-free fact comes from ``core
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -91,3 +92,47 @@ class Sampler:
     def sample(self) -> dict[str, Any]:
         """The ``hw`` event's fields."""
         return self.reading().to_event()
+
+
+class MethodSampler:
+    """Adds the method, its parameter counts and the process's peak memory (``peak_mem_bytes``)
+    and peak resident set (``peak_rss``) to each hw reading."""
+
+    def __init__(self, inner: Any, *, method: str, trainable: int, total: int, device: str) -> None:
+        self.inner, self.device = inner, device
+        # Processes training together (torchrun's WORLD_SIZE, over every node): the devices
+        # whose peak a model-FLOPs utilisation divides by.
+        self.facts = {"method": method, "trainable_params": trainable, "total_params": total,
+                      "processes": int(os.environ.get("WORLD_SIZE", "1"))}
+
+    def sample(self) -> dict[str, Any]:
+        out = dict(self.inner.sample())
+        if not out:  # a process that writes no events (rank > 0)
+            return out
+        # The kernel's high-water mark trails the resident set by a few pages (its counters are
+        # synced lazily): a peak is at least the resident set read a moment ago.
+        rss = max((n for n in (peak_rss_bytes(), out.get("rss_bytes")) if n), default=None)
+        peak = rss if self.device != "cuda" else peak_memory_bytes(self.device)
+        return {**out, **self.facts, **({"peak_mem_bytes": peak} if peak else {}),
+                **({"peak_rss": rss} if rss else {})}
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    """The most memory this process has held: CUDA memory allocated on a GPU, else peak RSS."""
+    if device == "cuda":
+        import torch  # heavy: training only
+
+        return int(torch.cuda.max_memory_allocated())
+    return peak_rss_bytes()
+
+
+def peak_rss_bytes() -> int | None:
+    """The process's peak resident set so far (on every device: host memory), in bytes."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import sys
+
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux

@@ -20,6 +20,9 @@ measures it against TRL's SFTTrainer with its defaults):
   autocast rounds them to bf16 for every matmul anyway, so the results are bit for bit the
   same, with half the weight memory and no re-casting on every forward.
 - The optimizer is transformers' default, torch's fused AdamW.
+- Validation reads ``val_rows`` rows of the split (a seeded subset, ``core.validation``), longest
+  first in batches twice the training batch, and only the logits at the labelled positions (as
+  the training loss does): same loss and token accuracy as the usual evaluation of those rows.
 """
 
 from __future__ import annotations
@@ -156,6 +159,12 @@ def _token_accuracy(eval_pred: Any) -> dict[str, float]:
     return {"token_accuracy": float((preds[keep] == labels[keep]).sum() / total) if total else 0.0}
 
 
+def _token_accuracy_of_counts(eval_pred: Any) -> dict[str, float]:
+    """Token accuracy from each validation example's (right, counted) tokens."""
+    right, total = eval_pred.predictions[:, 0].sum(), eval_pred.predictions[:, 1].sum()
+    return {"token_accuracy": float(right / total) if total else 0.0}
+
+
 def _argmax(logits: Any, labels: Any) -> Any:
     return logits.argmax(dim=-1)
 
@@ -174,6 +183,49 @@ def _trainer_class(transformers: Any, model: Any) -> Any:
                    and hasattr(importlib.import_module("transformers.modeling_utils"), "slice_logits_to_keep"))
 
     class _CompletionLossTrainer(transformers.Trainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if sparse_head and self.compute_metrics is _token_accuracy:
+                # Validation reads the logits at the labelled positions only (prediction_step
+                # below): each example hands back its (right, counted) tokens, not the argmaxes
+                # of every position's logits.
+                self.compute_metrics, self.preprocess_logits_for_metrics = _token_accuracy_of_counts, None
+
+        def _completion_logits(self, model: Any, inputs: dict[str, Any]) -> tuple[Any, Any, Any]:
+            """(logits, targets) at the positions whose next token has a label, and those
+            positions (a boolean mask of the batch; the logits are its True cells in row order)."""
+            labels = inputs["labels"]
+            # The logits at position t predict token t + 1: keep the positions whose next token
+            # has a label, exactly the ones the usual shifted cross-entropy counts.
+            keep = torch.zeros_like(labels, dtype=torch.bool)
+            keep[:, :-1] = labels[:, 1:] != IGNORE
+            targets = labels[:, 1:][keep[:, :-1]]
+            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                           logits_to_keep=keep).logits
+            if logits.dim() == 3:  # a model that ignores a mask here: every position came back
+                logits = logits[keep]
+            return logits, targets, keep
+
+        def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
+                            ignore_keys: Any = None) -> Any:
+            if (not sparse_head or "labels" not in inputs or self.label_smoother is not None
+                    or self.compute_loss_func is not None):
+                return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad(), self.compute_loss_context_manager():
+                logits, targets, keep = self._completion_logits(model, inputs)
+                # The mean over the batch's labelled tokens: transformers' causal-LM loss.
+                loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum") / max(
+                    int(targets.numel()), 1)
+                if prediction_loss_only:
+                    return loss.detach(), None, None
+                hits = torch.zeros_like(keep, dtype=torch.long)
+                hits[keep] = (logits.argmax(dim=-1) == targets).long()
+            # One (right, counted) row per example: the loop's gathering across processes drops
+            # the duplicated examples of an uneven last batch row by row, as it would logits.
+            counts = torch.stack([hits.sum(dim=1), keep.sum(dim=1)], dim=1)
+            return loss.detach(), counts, counts
+
         def _get_train_sampler(self, train_dataset: Any = None, *args: Any, **kwargs: Any) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if not isinstance(dataset, _Rows):
@@ -187,16 +239,7 @@ def _trainer_class(transformers: Any, model: Any) -> Any:
                     or self.label_smoother is not None or self.compute_loss_func is not None):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            labels = inputs["labels"]
-            # The logits at position t predict token t + 1: keep the positions whose next token
-            # has a label, exactly the ones the usual shifted cross-entropy counts.
-            keep = torch.zeros_like(labels, dtype=torch.bool)
-            keep[:, :-1] = labels[:, 1:] != IGNORE
-            targets = labels[:, 1:][keep[:, :-1]]
-            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                           logits_to_keep=keep).logits
-            if logits.dim() == 3:  # a model that ignores a mask here: every position came back
-                logits = logits[keep]
+            logits, targets, _ = self._completion_logits(model, inputs)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
             # As transformers' causal-LM loss: divided by the labelled tokens of the whole
             # accumulated batch when the Trainer counted them, else a mean over this batch.
@@ -263,8 +306,10 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     from peft import prepare_model_for_kbit_training
 
     from ftui.backends.local.callback import EventsCallback
+    from ftui.backends.local.hardware import MethodSampler
     from ftui.backends.local.models import load_model, load_tokenizer
     from ftui.core.early_stopping import BestValidation
+    from ftui.core.validation import validation_subset
 
     spec = run.spec
     hp: LocalSettings = spec.hyperparameters
@@ -301,13 +346,19 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     trainable, total = count_parameters(model)
     events.write("log", level="info", message=(
         f"method {hp.method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / max(total, 1):.2f}%)"))
-    sampler = _MethodSampler(sampler, method=hp.method, trainable=trainable, total=total, device=device)
+    sampler = MethodSampler(sampler, method=hp.method, trainable=trainable, total=total, device=device)
 
-    has_val = bool(encoded["val"])
+    # The rows every validation pass reads (core.validation): a seeded subset, longest first so
+    # that each eval batch holds rows of similar length (the eval DataLoader keeps this order).
+    val_subset = [encoded["val"][i] for i in validation_subset(
+        [len(e.input_ids) for e in encoded["val"]], val_rows=hp.val_rows, seed=spec.split.seed)]
+    has_val = bool(val_subset)
     args = transformers.TrainingArguments(
         output_dir=str(run.dir / "checkpoints"),
         per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.batch_size,
+        # No gradients nor kept activations in a validation pass, and the loss is read at the
+        # completion's positions only: twice the training batch fits where training fits.
+        per_device_eval_batch_size=2 * hp.batch_size,
         gradient_accumulation_steps=hp.grad_accum,
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
@@ -336,10 +387,11 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         **_distributed_args(hp, model, device),
     )
     callback = EventsCallback(events, should_stop=should_stop, price=price, sampler=sampler,
-                              spent_before_s=spent_before_s, best=BestValidation(patience=hp.early_stop_patience))
+                              spent_before_s=spent_before_s, best=BestValidation(patience=hp.early_stop_patience),
+                              val_rows=len(val_subset))
     trainer = _trainer_class(transformers, model)(
         model=model, args=args, train_dataset=_Rows(encoded["train"]),
-        eval_dataset=_Rows(encoded["val"]) if has_val else None,
+        eval_dataset=_Rows(val_subset) if has_val else None,
         data_collator=_collate(tokenizer.pad_token_id), processing_class=tokenizer,
         compute_metrics=_token_accuracy if has_val else None,
         preprocess_logits_for_metrics=_argmax if has_val else None,
@@ -422,34 +474,3 @@ def count_parameters(model: Any) -> tuple[int, int]:
         return int(trainable), int(total)
     params = {id(p): p for p in model.parameters()}.values()  # tied weights once
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
-
-
-class _MethodSampler:
-    """Adds the method, its parameter counts and the process's peak memory to each hw reading."""
-
-    def __init__(self, inner: Any, *, method: str, trainable: int, total: int, device: str) -> None:
-        self.inner, self.device = inner, device
-        self.facts = {"method": method, "trainable_params": trainable, "total_params": total}
-
-    def sample(self) -> dict[str, Any]:
-        out = dict(self.inner.sample())
-        if not out:  # a process that writes no events (rank > 0)
-            return out
-        peak = peak_memory_bytes(self.device)
-        return {**out, **self.facts, **({"peak_mem_bytes": peak} if peak else {})}
-
-
-def peak_memory_bytes(device: str) -> int | None:
-    """The most memory this process has held: CUDA memory allocated on a GPU, else peak RSS."""
-    if device == "cuda":
-        import torch  # heavy: training only
-
-        return int(torch.cuda.max_memory_allocated())
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    import sys
-
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux

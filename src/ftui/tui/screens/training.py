@@ -18,7 +18,9 @@ from ftui.core.backends import backend
 from ftui.core.devices import ordinal
 from ftui.core.events import state_detail
 from ftui.core.machine import HwReading, trainable_text
+from ftui.core.mfu import mfu_text, run_mfu
 from ftui.core.runs import ENDED_STATES, Run
+from ftui.core.validation import describe as describe_val
 from ftui.tui.widgets.flow_header import FlowHeader
 from ftui.tui.widgets.keys import key_footer
 from ftui.tui import fmt
@@ -230,7 +232,12 @@ class TrainingScreen(Screen):
         if p.last_val:
             acc = p.last_val.get("token_accuracy")
             parts.append((f"val {p.last_val['loss']:.4f}" + (f" ({acc:.0%} tok)" if acc is not None else ""), ""))
+            if p.last_val.get("rows") is not None:  # what the validation loss is computed on
+                parts.append((describe_val(p.last_val["rows"], self.run.spec.split_sizes.get("val")), "dim"))
         parts.append((f"{t['tokens_per_s']:,.0f} tok/s", ""))
+        share = run_mfu(t, p.hw)  # GPU runs only: None on a CPU and for a GPU of unknown peak
+        if share is not None:
+            parts.append((mfu_text(share), ""))
         state = self.status.get("state")
         if state in ("running", "starting") and t["step"] < t["total_steps"]:
             parts.append((f"ETA {fmt.duration(p.eta_s())}", "bold"))
@@ -284,6 +291,8 @@ class TrainingScreen(Screen):
         ev = self.progress.hw
         if ev.get("peak_mem_bytes"):
             lines.append(Text(f"peak {fmt.gib(ev['peak_mem_bytes'])}"))
+        if hw.peak_rss and hw.gpus:  # on a CPU the peak above is this peak RSS already
+            lines.append(Text(f"peak RSS {fmt.gib(hw.peak_rss)}"))
         if ev.get("trainable_params"):
             trained = trainable_text(ev["trainable_params"], ev.get("total_params"), short=True)
             lines.append(Text(f"{ev.get('method') or 'trains'} {trained} trained", style="dim"))
