@@ -12,7 +12,6 @@ import pytest
 from ftui.backends.local.export import export_model, portable_base
 from ftui.backends.local.generate import generate_batched
 from ftui.core.errors import ConfigError
-from ftui.core.modelcard import read_exports
 from ftui.core.runs import Run
 
 from conftest import run_cli
@@ -76,7 +75,7 @@ def test_adapter_export_has_a_card_a_modelfile_and_names_its_base_portably(expor
     modelfile = (folder / "Modelfile").read_text()
     assert "ADAPTER ." in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
     assert "<|im_start|>{{ .Role }}" in modelfile and "SYSTEM" in modelfile
-    assert set(read_exports(run)) == {"adapter", "merged", "gguf"}
+    assert set(run.exports()) == {"adapter", "merged", "gguf"}
 
 
 def test_the_embedded_model_is_named_by_its_hub_id_and_a_hub_id_stays():
@@ -113,9 +112,14 @@ def test_gguf_f16_reads_back_through_transformers_with_the_same_answers(exported
     assert "output.weight" not in types  # tied embeddings, as llama.cpp writes them
     assert reader.fields["tokenizer.ggml.model"].contents() == "gpt2"
     assert reader.fields["tokenizer.ggml.pre"].contents() == "smollm"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(run.dir / "export" / "merged")
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    assert reader.fields["tokenizer.ggml.tokens"].contents() == [t for t, _ in vocab]
+    assert reader.fields["tokenizer.ggml.eos_token_id"].contents() == tokenizer.eos_token_id
+    assert "<|im_start|>" in reader.fields["tokenizer.chat_template"].contents()
     prompts = demo_prompts(6)
+    # (the tokenizer read back from GGUF too: tests/test_embedded_export.py, on the real model)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=f16.name)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=f16.name)
     assert _answers(model, tokenizer, prompts) == _reference_answers(run, prompts)
     assert f"FROM ./{f16.name}" in (folder / "Modelfile").read_text()
     assert f"llama-server -m {f16}" in (folder / "README.md").read_text()

@@ -493,6 +493,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     unused = {"model", *getattr(spec.hyperparameters, "unused", tuple)()}
     print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                                           for k, v in settings.items() if k not in unused))
+    for label, path in run.where():  # where the model is: trained weights, model exports
+        print(f"{label:<12} {path}")
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
     if info["eval_progress"] is not None:

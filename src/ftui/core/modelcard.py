@@ -2,13 +2,13 @@
 commands that serve it (vLLM, llama.cpp, Ollama). Pure text from the run's summary data
 (``core.export.summary_data``) and a few facts the exporter knows; nothing is loaded here.
 
-``exports.json`` in the run directory records where each kind of model export went, so
-``ftui show``, the Eval screen and ``summary.md`` can say where the model is.
+``exports.json`` in the run directory records where each kind of model export went
+(``Run.exports``, ``Run.where``), so ``ftui show``, the Eval screen and ``summary.md`` can say
+where the model is.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -187,30 +187,7 @@ def render_card(data: dict[str, Any], ex: Exported, *, system: str, user: str,
 
 
 def record_export(run: Run, kind: str, folder: Path, files: Sequence[Path]) -> None:
-    """Remember in ``exports.json`` where ``kind`` was last exported."""
-    path = run.dir / EXPORTS_FILE
-    current = read_exports(run)
+    """Remember in ``exports.json`` where ``kind`` was last exported (``Run.exports`` reads it)."""
+    current = run.exports()
     current[kind] = {"path": str(folder), "files": [str(f) for f in files], "ts": time.time()}
-    write_json_atomic(path, current)
-
-
-def read_exports(run: Run) -> dict[str, dict[str, Any]]:
-    """kind -> {path, files, ts} for each model export still on disk."""
-    try:
-        data = json.loads((run.dir / EXPORTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict) and Path(str(v.get("path", ""))).exists()}
-
-
-def where_lines(run: Run) -> list[str]:
-    """Where the run's model is: its trained weights and each model export, one line each."""
-    out = []
-    weights = run.trained_weights()
-    if weights is not None:
-        out.append(f"{'adapter' if weights == run.adapter_path else 'model'}: {weights}")
-    for kind, info in read_exports(run).items():
-        out.append(f"export {kind}: {info['path']}")
-    return out
+    write_json_atomic(run.dir / EXPORTS_FILE, current)

@@ -93,14 +93,16 @@ def export_model(run: Run, kind: str, *, out: Path | None = None, gguf_types: Se
 
 
 def _exported(run: Run, kind: str, folder: Path, files: Sequence[str] = ()) -> Exported:
-    from ftui.backends.local.models import EMBEDDED, resolve_model
+    from ftui.backends.local.models import EMBEDDED
+    from ftui.core.paths import models_dir
 
     spec = run.spec
     hp = spec.hyperparameters
     template = _template_from_config(folder) or _template_from_config(run.trained_weights() or folder)
     local = ""
     if spec.model == EMBEDDED:
-        local = resolve_model(EMBEDDED)
+        cache = models_dir() / EMBEDDED  # converted when the run trained; not converted here
+        local = str(cache) if (cache / "config.json").is_file() else ""
     elif Path(spec.model).expanduser().exists():
         local = str(Path(spec.model).expanduser().resolve())
     return Exported(kind=kind, folder=folder, base=portable_base(spec.model), base_local=local,
