@@ -30,10 +30,10 @@ def test_demo_run_exported_merged_and_gguf_answers_as_ftuis_eval(capsys):
 
     began = time.perf_counter()
     res = run_cli("train", "--preset", "demo", "--max-steps", "3", "--set", "eval.limit=1",
-                  "--set", f"eval.max_new_tokens={MAX_NEW_TOKENS}", "--json")
+                  "--set", f"eval.max_new_tokens={MAX_NEW_TOKENS}", "--json", timeout=600)
     assert res.returncode == 0, res.stderr
     run = Run(Path(json.loads(res.stdout)["dir"]))
-    res = run_cli("eval", run.id, "--variant", "finetuned", "--limit", str(N))
+    res = run_cli("eval", run.id, "--variant", "finetuned", "--limit", str(N), timeout=600)
     assert res.returncode == 0, res.stderr
     reference = [r["output"] for r in read_predictions(run.dir, "finetuned")]
     assert len(reference) == N and len(set(reference)) > 1

@@ -157,3 +157,5 @@ def test_cli_refuses_bad_model_export_requests_with_exit_2(exported, monkeypatch
     inside = run_cli("export", run.id, "--model", "adapter", "--out", str(run.adapter_path / "x"))
     assert inside.returncode == 2 and "inside the run's trained weights" in inside.stderr
     assert "Traceback" not in inside.stderr
+    nowhere = run_cli("export", run.id, "--model", "adapter", "--out", "/proc/forbidden/x")
+    assert nowhere.returncode == 2 and "/proc/forbidden/x" in nowhere.stderr and "Traceback" not in nowhere.stderr

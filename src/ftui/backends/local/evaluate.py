@@ -71,7 +71,7 @@ class LocalAnswerer:
 
         try:
             refresh_card(self.run)  # the card's eval table now has this variant
-        except OSError as exc:  # the card is a convenience: never fail an eval over it
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a convenience: never fail an eval over it
             if events is not None:
                 events.write("log", level="warning", message=f"could not update the model card: {exc}")
 

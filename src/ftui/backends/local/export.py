@@ -81,7 +81,10 @@ def export_model(run: Run, kind: str, *, out: Path | None = None, gguf_types: Se
             raise ConfigError(f"--out {folder}: that is inside the run's trained weights ({own.name}/); choose another folder")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: a file is in the way; give a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {folder}: cannot make the folder ({exc.strerror or exc})") from None
     if kind == "adapter":
         written = _export_adapter(run, weights, folder)
     elif kind == "merged":
@@ -150,8 +153,11 @@ def _export_adapter(run: Run, weights: Path, folder: Path) -> list[Path]:
 def merged_model(run: Run, weights: Path) -> Any:
     """The base with the run's adapter folded in, in float32 (or the full fine-tune's model)."""
     import torch  # heavy: the model itself
+    import transformers
 
     from ftui.backends.local.models import load_model
+
+    transformers.utils.logging.disable_progress_bar()  # ftui export prints its own lines
 
     if weights == run.model_path:
         return load_model(str(weights), dtype="float32", device="cpu")
