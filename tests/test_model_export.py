@@ -52,7 +52,8 @@ def _reference_answers(run: Run, prompts) -> list[str]:
     from ftui.backends.local.models import load_model, load_tokenizer
 
     model = _with_adapter(load_model(run.spec.model), run.adapter_path, merge=False).eval()
-    return [t for t, _ in generate_batched(model, load_tokenizer(run.spec.model), prompts, max_new_tokens=8, batch_size=4)]
+    tokenizer = load_tokenizer(run.spec.model)
+    return [t for t, _ in generate_batched(model, tokenizer, prompts, max_new_tokens=8, batch_size=4)]
 
 
 def _answers(model, tokenizer, prompts) -> list[str]:

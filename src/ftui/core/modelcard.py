@@ -152,7 +152,8 @@ def render_card(data: dict[str, Any], ex: Exported, *, system: str, user: str,
     lines = ["---", f"base_model: {ex.base}", f"library_name: {library}",
              "tags: [ftui, " + ", ".join(filter(None, [ex.method, data.get("task") or ""])) + "]", "---", "",
              f"# {data['id']}", "",
-             f"{what[0].upper()}{what[1:]} `{ex.base}`, trained and measured with ftui {data.get('ftui_version') or ''} "
+             f"{what[0].upper()}{what[1:]} `{ex.base}`, trained and measured with ftui "
+             f"{data.get('ftui_version') or ''} "
              f"(preset `{data.get('preset') or '-'}`, task `{data.get('task')}`).", ""]
     tr = data.get("training") or {}
     lines += ["| | |", "|---|---|", f"| base model | `{ex.base}` |", f"| method | {ex.method} |"]

@@ -78,7 +78,8 @@ def export_model(run: Run, kind: str, *, out: Path | None = None, gguf_types: Se
     folder = (out or run.dir / "export" / kind).expanduser().resolve()
     for own in (run.adapter_path, run.model_path):
         if folder == own.resolve() or own.resolve() in folder.parents:
-            raise ConfigError(f"--out {folder}: that is inside the run's trained weights ({own.name}/); choose another folder")
+            raise ConfigError(f"--out {folder}: that is inside the run's trained weights ({own.name}/); "
+                              "choose another folder")
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out {folder}: a file is in the way; give a folder")
     try:
@@ -117,7 +118,8 @@ def _template_from_config(folder: Path) -> str:
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
     try:
-        return str(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template") or "")
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        return str(config.get("chat_template") or "")
     except (OSError, ValueError):
         return ""
 
@@ -182,7 +184,8 @@ def _save_merged(run: Run, weights: Path, folder: Path) -> list[Path]:
         # peft merged into the base: the config still says where the base came from
         model.config._name_or_path = portable_base(run.spec.model)
         model.save_pretrained(folder, safe_serialization=True)
-        tok = load_tokenizer(str(weights)) if (weights / "tokenizer_config.json").is_file() else load_tokenizer(run.spec.model)
+        has_own = (weights / "tokenizer_config.json").is_file()  # saved beside the adapter
+        tok = load_tokenizer(str(weights) if has_own else run.spec.model)
         tok.save_pretrained(folder)
         del model
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name not in ("README.md", "Modelfile"))
