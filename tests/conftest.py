@@ -23,12 +23,13 @@ def ftui_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
+            timeout: float = 240) -> subprocess.CompletedProcess:
     """``ftui ARGS`` as a real subprocess with the current environment (FTUI_HOME included)."""
     path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "ftui", *args], cwd=cwd, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})}, timeout=240,
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})}, timeout=timeout,
     )
 
 

@@ -116,6 +116,12 @@ class Backend(Protocol):
         """The Playground's models for ``run``, loaded (slow: called by ``ftui.runner.serve``)."""
         ...
 
+    def export_model(self, run: Run, kind: str, *, out: Any = None, gguf_types: Sequence[str] = ("f16",)) -> list:
+        """Write the run's model as ``kind`` (``core.modelcard.KINDS``: adapter, merged, gguf) into
+        folder ``out`` (default inside the run) with its card; the files written. Refuses
+        (ConfigError, with the reason) what the backend cannot export."""
+        ...
+
 
 def load_backend(name: str) -> Backend:
     """The implementation of the registered backend ``name`` (imports its module)."""

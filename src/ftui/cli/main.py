@@ -75,10 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("try", help="the Playground: your own input to the base, k-shot and fine-tuned models")
     tr.add_argument("run", metavar="RUN", help="id, unique prefix, or 'latest'")
 
-    x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png")
+    x = sub.add_parser("export", help="write summary.md, summary.json, predictions.csv, loss.png; "
+                                      "or with --model the trained model (adapter, merged, GGUF)")
     x.add_argument("run", metavar="RUN")
     x.add_argument("--format", choices=("md", "json", "csv"))
-    x.add_argument("--out", type=Path, help="a file with --format, else a folder (default: the run)")
+    x.add_argument("--model", choices=("adapter", "merged", "gguf"),
+                   help="the model instead of the summary: the adapter with its card, the adapter merged into "
+                        "its base (a transformers folder), or that as GGUF; each with an Ollama Modelfile and the "
+                        "vLLM/llama.cpp commands in its README.md")
+    x.add_argument("--gguf-type", action="append", choices=("f16", "q8_0", "f32"), dest="gguf_types",
+                   help="with --model gguf: the tensor type, repeatable (default: f16)")
+    x.add_argument("--out", type=Path, help="a file with --format, else a folder (default: the run; with --model: "
+                                            "RUN/export/KIND)")
 
     d = sub.add_parser("data", help="check a dataset")
     dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -569,6 +577,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     unused = {"model", *getattr(spec.hyperparameters, "unused", tuple)()}
     print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                                           for k, v in settings.items() if k not in unused))
+    for label, path in run.where():  # where the model is: trained weights, model exports
+        print(f"{label:<12} {path}")
     for variant, metrics in info["eval"].items():
         print(f"eval {variant}: " + ", ".join(f"{k} {v:.1%}" for k, v in metrics.items()))
     if info["eval_progress"] is not None:
@@ -613,8 +623,35 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from ftui.core.export import export
     from ftui.core.runs import resolve_run
 
-    for path in export(resolve_run(args.run), fmt=args.format, out=args.out):
+    if args.model and args.format:
+        raise FtuiError("export: --format writes the summary, --model the trained model; give one of them")
+    if args.gguf_types and args.model != "gguf":
+        raise FtuiError("export: --gguf-type goes with --model gguf")
+    run = resolve_run(args.run)
+    if args.model:
+        return _export_model(run, args.model, out=args.out, gguf_types=args.gguf_types or ["f16"])
+    for path in export(run, fmt=args.format, out=args.out):
         print(path)
+    return EXIT_OK
+
+
+def _export_model(run: Any, kind: str, *, out: Path | None, gguf_types: list[str]) -> int:
+    """``ftui export RUN --model KIND``: the backend writes it; the paths on stdout, sizes and time on stderr."""
+    from ftui.backends.base import load_backend
+
+    impl = load_backend(run.spec.backend)
+    if not hasattr(impl, "export_model"):
+        raise FtuiError(f"run {run.id}: backend {run.spec.backend} cannot export a model")
+    print(f"exporting run {run.id} as {kind}"
+          + (f" ({', '.join(gguf_types)})" if kind == "gguf" else "") + "…", file=sys.stderr)
+    began = time.perf_counter()
+    written = impl.export_model(run, kind, out=out, gguf_types=gguf_types)
+    for path in written:
+        print(path)
+    size = sum(p.stat().st_size for p in written if p.is_file())
+    folder = written[0].parent if written else out
+    print(f"wrote {kind} to {folder}: {len(written)} file(s), {size / 2**20:.1f} MiB in "
+          f"{time.perf_counter() - began:.1f} s; README.md says how to load and serve it", file=sys.stderr)
     return EXIT_OK
 
 

@@ -57,6 +57,8 @@ def summary_data(run: Run) -> dict[str, Any]:
             # The trained weights, relative to the run directory: adapter/ or model/ (full).
             "weights": run.trained_weights().name if run.trained_weights() else None,
         },
+        # Where the model is: the trained weights (absolute) and each model export (ftui export --model).
+        "model_files": {label: str(path) for label, path in run.where()},
         "cost": {k: cost[k] for k in ("usd", "projected_usd", "basis") if k in cost} if cost else None,
         "eval": {v: {"n": m.get("n"), "metrics": m.get("metrics", {}),
                      **{k: m[k] for k in ("n_scorable", "model", "duration_s", "cost_usd") if k in m}}
@@ -103,6 +105,9 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
                      + (f", peak memory {tr['peak_mem_bytes'] / 2**30:.2f} GiB" if tr.get("peak_mem_bytes") else ""))
     if tr.get("weights"):
         lines.append(f"- trained weights: `{tr['weights']}/` in the run directory")
+    for label, path in (data.get("model_files") or {}).items():
+        if label.startswith("export "):
+            lines.append(f"- exported {label.split(' ', 1)[1]}: `{path}`")
     if cost:
         lines.append(f"- cost: ${cost['usd']:.4f} ({cost.get('basis', '')})")
     else:

@@ -159,6 +159,21 @@ class Run:
                        patience=getattr(hp, "early_stop_patience", 0), keep_best=getattr(hp, "keep_best", False),
                        trained=self.trained_weights() is not None)
 
+    def exports(self) -> dict[str, dict[str, Any]]:
+        """``exports.json``: model kind (adapter, merged, gguf) -> {path, files, ts} of its last
+        export (``ftui export RUN --model KIND``), for those still on disk."""
+        data = _read_json(self.dir / "exports.json") or {}
+        return {k: v for k, v in data.items() if isinstance(v, dict) and Path(str(v.get("path", ""))).exists()}
+
+    def where(self) -> list[tuple[str, Path]]:
+        """Where this run's model is: its trained weights, then each model export."""
+        out = []
+        weights = self.trained_weights()
+        if weights is not None:
+            out.append(("adapter" if weights == self.adapter_path else "model", weights))
+        out += [(f"export {kind}", Path(info["path"])) for kind, info in self.exports().items()]
+        return out
+
     def finetuned_ready(self) -> bool:
         """Whether the fine-tuned variant can be evaluated: local trained weights or an ``ft:`` model."""
         return self.trained_weights() is not None or bool(self.job().get("fine_tuned_model"))

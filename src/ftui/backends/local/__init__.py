@@ -74,6 +74,12 @@ class LocalBackend:
 
         return LocalPlayer(run)
 
+    def export_model(self, run: Run, kind: str, *, out: Any = None, gguf_types: Sequence[str] = ("f16",)) -> list:
+        """The run's model as ``kind`` (adapter, merged, gguf) in folder ``out``; the files written."""
+        from ftui.backends.local.export import export_model
+
+        return export_model(run, kind, out=out, gguf_types=gguf_types)
+
     def train_worker(self, run: Run, *, resume: bool) -> int:
         """A training process of rank > 0 (torchrun): it trains alongside rank 0, which writes
         the events, the status, the checkpoints and the adapter, decides when to stop and

@@ -67,7 +67,13 @@ class LocalAnswerer:
         return Answered([Answer(text, latency) for text, latency in outputs], info)
 
     def after(self, variant: str, answered: Answered, events: EventWriter | None) -> None:
-        pass
+        from ftui.backends.local.export import refresh_card
+
+        try:
+            refresh_card(self.run)  # the card's eval table now has this variant
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a convenience: never fail an eval over it
+            if events is not None:
+                events.write("log", level="warning", message=f"could not update the model card: {exc}")
 
     def close(self) -> None:
         self.model = None

@@ -416,6 +416,13 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         else:
             model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        from ftui.backends.local.export import make_portable, refresh_card
+
+        if hp.method != "full":
+            # peft wrote the folder the base was loaded from ($FTUI_HOME/models/...): name the
+            # base as others find it (ftui loads its own copy and ignores the name).
+            make_portable(out, spec.model)
+        refresh_card(run)  # peft's empty README template -> the model card (eval follows: refreshed then)
     return True
 
 

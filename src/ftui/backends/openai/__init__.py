@@ -34,5 +34,15 @@ class OpenAIBackend:
 
         return OpenAIPlayer(run)
 
+    def export_model(self, run: Run, kind: str, **_: Any) -> list:
+        """Refused: the fine-tuned model's weights stay at OpenAI."""
+        from ftui.core.errors import ConfigError
+
+        tuned = run.job().get("fine_tuned_model")
+        where = (f"it lives at OpenAI as {tuned}: call it by that id (chat completions, `model=\"{tuned}\"`)"
+                 if tuned else "it has no fine-tuned model yet, and when it has, that model lives at OpenAI")
+        raise ConfigError(f"run {run.id} was fine-tuned at OpenAI, which does not hand out the weights, so there is "
+                          f"no {kind} to export: {where}. `ftui export {run.id}` (without --model) writes its summary")
+
 
 BACKEND = OpenAIBackend()

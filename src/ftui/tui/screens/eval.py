@@ -168,6 +168,9 @@ class EvalScreen(Screen):
         spec = self.run.spec
         items = [Text.assemble(("run ", "dim"), (self.run.id, "bold")), Text(str(spec.preset or spec.task)),
                  Text(f"{spec.backend} {spec.model}")]
+        for label, path in self.run.where():  # where the model is (x exports it)
+            shown = f"{path.relative_to(self.run.dir)}/" if self.run.dir in path.parents else str(path)
+            items.append(Text.assemble((f"{label} ", "dim"), shown))
         state = self.status.get("state")
         if state == "evaluating":
             items += generating_parts(self.progress.eval_progress)
@@ -344,7 +347,8 @@ class EvalScreen(Screen):
         self._render_example()
 
     def action_export(self) -> None:
-        self.app.push_screen(ExportModal(self.run))
+        # a model export adds a line to the head (where the model is)
+        self.app.push_screen(ExportModal(self.run), callback=lambda _written: self._render_head())
 
     def action_try(self) -> None:
         self.app.show_playground(self.run)
