@@ -188,15 +188,17 @@ async def test_backend_tab_goes_down_the_form_and_reaches_start_last():
             order.append(app.focused.id)
         assert order == ["f-method", "f-quantization", "f-model", "f-epochs", "f-learning_rate", "f-batch_size",
                          "f-max_length", "f-max_steps", "f-precision", "f-target_modules", "f-lora_r",
-                         "f-lora_alpha", "f-lora_dropout", "f-extra", "start"]
+                         "f-lora_alpha", "f-lora_dropout", "f-extra", "report-tensorboard", "report-mlflow",
+                         "report-wandb", "start"]
         be.query_one("#f-method").value = "prefix"  # the hidden fields are no stops, nor is a disabled one
         await pilot.pause()
         be.query_one("#f-max_steps").focus()
         order = []
-        for _ in range(4):
+        for _ in range(7):
             await pilot.press("tab")
             order.append(app.focused.id)
-        assert order == ["f-precision", "f-num_virtual_tokens", "f-extra", "start"]
+        assert order == ["f-precision", "f-num_virtual_tokens", "f-extra", "report-tensorboard", "report-mlflow",
+                         "report-wandb", "start"]
 
 
 async def test_openai_tab_says_the_wind_down_once_and_a_missing_key_once(monkeypatch):
