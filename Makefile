@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/ftui
 
+# Two workers, each taking whole files (module fixtures are built once): most tests wait on a
+# runner subprocess, so two at a time keep the two cores busy. --durations names the slow ones.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 venv: $(STAMP)
 

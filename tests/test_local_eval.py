@@ -216,15 +216,3 @@ def test_stop_request_leaves_no_metrics_for_the_unfinished_variant(lively_model)
     results = evaluate_run(run, variants=("base", "kshot"), should_stop=lambda: asked.append(1) or len(asked) > 3)
     assert set(results) == {"base"} and (run.dir / "eval" / "base" / "metrics.json").exists()
     assert not (run.dir / "eval" / "kshot").exists()
-
-
-@pytest.mark.slow
-def test_batched_equals_one_at_a_time_on_the_embedded_model():
-    from ftui.backends.local.models import load_model, load_tokenizer
-
-    model, tok = load_model("smollm2-135m").eval(), load_tokenizer("smollm2-135m")
-    prompts = demo_prompts(8)
-    batched = generate_batched(model, tok, prompts, max_new_tokens=24, batch_size=8)
-    single = generate_one_at_a_time(model, tok, prompts, max_new_tokens=24)
-    assert [t for t, _ in batched] == [t for t, _ in single]
-    assert len({t for t, _ in batched}) == 8

@@ -58,7 +58,7 @@ def final_loss(run: Run) -> float:
 
 @pytest.mark.timeout(600)
 def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
-    run = start(tmp_path, tiny_model, "--epochs", "20")
+    run = start(tmp_path, tiny_model, "--epochs", "20", "--set", "eval_every=30")  # few checkpoints: CI time
     assert wait_for(run, timeout=540) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
     events = read_events(run.events_path)
     train = [e for e in events if e["type"] == "train"]
