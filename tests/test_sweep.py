@@ -202,7 +202,7 @@ def test_the_budget_stops_launching_where_the_next_run_would_not_fit(monkeypatch
 
 
 async def test_the_study_form_takes_a_grid_and_the_study_screen_shows_the_sweep(ftui_home):
-    from test_tui import fake_services, screen_text, wait_until
+    from test_tui import fake_services, open_study_form, screen_text, wait_until
 
     from ftui.tui.app import FtuiApp
 
@@ -221,11 +221,7 @@ async def test_the_study_form_takes_a_grid_and_the_study_screen_shows_the_sweep(
 
     app = FtuiApp(services=fake_services(start_study=start_study))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("R")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
-        await pilot.press("S")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
-        modal = app.screen
+        modal = await open_study_form(app, pilot)
         assert "sweep grid" in screen_text(app) and "Start" in screen_text(app)  # it fits at 80x24
         modal.query_one("#study-budget").value = "soon"
         await pilot.press("ctrl+s")

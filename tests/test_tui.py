@@ -206,6 +206,15 @@ async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "condi
     await pilot.pause()  # let the screen repaint what the condition saw before anyone reads it
 
 
+async def open_study_form(app, pilot):
+    """Runs, then S: the Start-a-study form (the modal screen)."""
+    await pilot.press("R")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
+    await pilot.press("S")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
+    return app.screen
+
+
 def screen_text(app) -> str:
     """What the terminal shows now, as plain text (what a person would read)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips()).replace("\u00a0", " ")
@@ -1288,11 +1297,7 @@ async def test_study_form_chooses_methods_and_the_study_makes_a_run_of_each(ftui
 
     app = FtuiApp(services=fake_services(start_study=start_study))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("R")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
-        await pilot.press("S")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
-        modal = app.screen
+        modal = await open_study_form(app, pilot)
         ticked = lambda: [m for m in ("lora", "dora", "ia3", "prefix", "full")  # noqa: E731
                           if modal.query_one(f"#study-method-{m}").value]
         assert ticked() == ["lora"]  # the preset's own method

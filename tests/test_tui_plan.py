@@ -18,7 +18,7 @@ from ftui.core.openai_prep import WIND_DOWN
 from ftui.core.plan import TokenCounts, measured_speeds, plan_training, steps_per_epoch
 from ftui.core.runs import Run, write_json_atomic
 from ftui.tui.app import FtuiApp
-from test_tui import (RUN_A, RUN_B, RUN_C, TOKENS, fake_services, gpu_machine, make_run, screen_text,  # noqa: F401
+from test_tui import (RUN_A, RUN_B, RUN_C, TOKENS, fake_services, gpu_machine, make_run, open_study_form, screen_text,  # noqa: F401
                       train_events, utc, wait_until, write_events)  # utc: autouse
 
 MEAN_TOKENS = TOKENS["tokens"]["mean"]  # 108.2 a conversation, the longest 170; demo trains on 340
@@ -229,11 +229,7 @@ async def test_study_form_ticks_only_what_can_start_and_shows_unticked_boxes_emp
     monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
     app = FtuiApp(services=fake_services())
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("R")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "RunsScreen")
-        await pilot.press("S")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "StartStudyModal")
-        modal = app.screen
+        modal = await open_study_form(app, pilot)
         text = screen_text(app)
         assert modal.query_one("#study-local").value and not modal.query_one("#study-openai").value
         # without colour a capture tells them apart: Textual's box draws an X either way
