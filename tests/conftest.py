@@ -11,6 +11,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker keeps to its own share of the cores, and so do the
+    runners it starts (they inherit the affinity and size their compute threads by it,
+    core.devices.usable_cores): two trainings, each with a thread per core, on the same
+    cores fight and run many times slower than one at a time."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= count:
+        os.sched_setaffinity(0, cores[int(worker[2:]) % count::count])
+
+
 @pytest.fixture(autouse=True)
 def ftui_home(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own FTUI_HOME (runs), sharing one model cache for speed."""
