@@ -638,7 +638,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_model(run: Any, kind: str, *, out: Path | None, gguf_types: list[str]) -> int:
     """``ftui export RUN --model KIND``: the backend writes it; the paths on stdout, sizes and time on stderr."""
     from ftui.backends.base import load_backend
+    from ftui.runner.quiet import quiet_libraries
 
+    quiet_libraries()  # the libraries' deprecation warnings are not the user's business here
     impl = load_backend(run.spec.backend)
     if not hasattr(impl, "export_model"):
         raise FtuiError(f"run {run.id}: backend {run.spec.backend} cannot export a model")

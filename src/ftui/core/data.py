@@ -371,7 +371,7 @@ def _load_jsonl(p: Path, task: str, field_map: Mapping[str, str] | None, need_re
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            issues.append(Issue(number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            issues.append(Issue(number, f"not valid JSON: {exc.msg} (column {exc.colno})"))
             continue
         except RecursionError:
             issues.append(Issue(number, "JSON nested too deeply to read"))

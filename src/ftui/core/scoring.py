@@ -166,7 +166,7 @@ def read_score_file(path: str | Path, *, needs: Sequence[str] = ()) -> tuple[lis
             problems.append((number, f"not UTF-8 (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"))
             continue
         except json.JSONDecodeError as exc:
-            problems.append((number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            problems.append((number, f"not valid JSON: {exc.msg} (column {exc.colno})"))
             continue
         except RecursionError:
             problems.append((number, "JSON nested too deeply to read"))
