@@ -508,22 +508,18 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info)
         return EXIT_OK
+    lines = {"trainable_params": ("trainable", lambda v: trainable_text(v, info["total_params"])),
+             "peak_mem_bytes": ("peak memory", lambda v: f"{v / 2**30:.2f} GiB"),
+             "peak_rss": ("peak RSS", lambda v: f"{v / 2**30:.2f} GiB (the training process's resident memory)")}
     for k, v in info.items():
         if k in ("created", "ended") and isinstance(v, (int, float)):
             v = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(v))  # --json keeps the timestamp
         if k in ("preset", "method") and v is None:
             continue  # a run on a file has no preset (its data line says where the rows came from)
-        if k == "trainable_params":
+        if k in lines:  # a line of its own, under another name, when the run has the value
             if v is not None:
-                print(f"{'trainable':<12} {trainable_text(v, info['total_params'])}")
-            continue
-        if k == "peak_mem_bytes":
-            if v is not None:
-                print(f"{'peak memory':<12} {v / 2**30:.2f} GiB")
-            continue
-        if k == "peak_rss":
-            if v is not None:
-                print(f"{'peak RSS':<12} {v / 2**30:.2f} GiB (the training process's resident memory)")
+                label, text = lines[k]
+                print(f"{label:<12} {text(v)}")
             continue
         if k == "tokens_per_s":
             if v:  # (an OpenAI job's replayed steps carry no rate: 0)
