@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -49,20 +48,6 @@ ARCHS: dict[str, dict[str, Any]] = {
                        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True),
 }
 
-PEAK_BF16_TFLOPS: list[tuple[str, float, str]] = [
-    # (regex on torch.cuda.get_device_name(), dense bf16 tensor-core TFLOP/s, source). NVIDIA's
-    # datasheets quote bf16 "with sparsity"; dense is half of that.
-    (r"H200 NVL", 835.5, "nvidia.com/en-us/data-center/h200: H200 NVL BF16 1,671 TFLOPS with sparsity"),
-    (r"H200", 989.4, "nvidia.com/en-us/data-center/h200: H200 SXM BF16 1,979 TFLOPS with sparsity"),
-    (r"H100 NVL", 835.5, "nvidia.com/en-us/data-center/h100: H100 NVL BF16 1,671 TFLOPS with sparsity"),
-    (r"H100 PCIe", 756.0, "nvidia.com/en-us/data-center/h100: H100 PCIe BF16 1,513 TFLOPS with sparsity"),
-    (r"H100", 989.4, "nvidia.com/en-us/data-center/h100: H100 SXM BF16 1,979 TFLOPS with sparsity"),
-    (r"A100", 312.0, "nvidia.com/en-us/data-center/a100: A100 BF16 312 TFLOPS (624 with sparsity)"),
-    (r"L40S", 362.05, "nvidia.com/en-us/data-center/l40s: L40S BF16 362.05 TFLOPS (733 with sparsity)"),
-    (r"\bL4\b", 121.0, "nvidia.com/en-us/data-center/l4: L4 BF16 242 TFLOPS with sparsity"),
-    (r"\bA10\b", 125.0, "nvidia.com/en-us/data-center/products/a10-gpu: A10 BF16 125 TFLOPS (250 with sparsity)"),
-]
-
 WORDS = (
     "the of and to in is was for on that with as by at from his her they this which have are be one had not "
     "but what all were when we there can an your been has more if will so no out up into time only new some "
@@ -79,10 +64,10 @@ def peak_tflops(gpu_name: str | None, override: float | None) -> tuple[float | N
         return override, "--peak-tflops"
     if gpu_name is None:
         return None, None
-    for pattern, tflops, source in PEAK_BF16_TFLOPS:
-        if re.search(pattern, gpu_name):
-            return tflops, source
-    return None, f"{gpu_name} is not in the table: pass --peak-tflops for MFU"
+    from ftui.core.mfu import gpu_peak  # the table ftui show's MFU uses
+
+    peak = gpu_peak(gpu_name)
+    return peak if peak else (None, f"{gpu_name} is not in the table: pass --peak-tflops for MFU")
 
 
 def make_run(data: str, model_ref: str, settings: dict[str, Any], total: int, seq_len: int, home: Path,

@@ -36,7 +36,7 @@ Figures, per configuration:
   not counted. Causal attention is included: 6 x layers x 2048 x sequence length per token
   (QK^T and the weighted sum over half the square, backward twice the forward). The peak for
   the H100 SXM and the H200 is 989.4 TFLOP/s (NVIDIA's datasheets: BF16 1,979 TFLOPS "with
-  sparsity", dense is half); ``--peak-tflops`` for a GPU not in ``_training.PEAK_BF16_TFLOPS``.
+  sparsity", dense is half); ``--peak-tflops`` for a GPU not in ftui's table (``ftui.core.mfu.GPU_PEAK_TFLOPS``).
 
 Missing pieces make nulls, not a crash: without trl the TRL figures and the ratio are null,
 without bitsandbytes (or on the CPU) QLoRA's, each with the reason under ``skipped``; a

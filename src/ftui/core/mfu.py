@@ -24,8 +24,8 @@ from typing import Any, Mapping
 GPU_PEAK_TFLOPS: dict[str, tuple[float, str]] = {
     # A name fragment (a whole word of the GPU's name, matched case-insensitively, most specific
     # first) -> (dense bf16 Tensor Core TFLOP/s, the source). Datasheets give "with sparsity"
-    # figures twice the dense ones; these are the dense ones (the same as benchmarks/_training.py's
-    # PEAK_BF16_TFLOPS, nvidia.com/en-us/data-center/<gpu>).
+    # figures twice the dense ones; these are the dense ones (nvidia.com/en-us/data-center/<gpu>).
+    # benchmarks/_training.py reads this table too.
     "H100 PCIe": (756.0, "NVIDIA H100 datasheet: BF16 1,513 TFLOPS with sparsity (PCIe)"),
     "H100 NVL": (835.5, "NVIDIA H100 datasheet: BF16 1,671 TFLOPS with sparsity (NVL)"),
     "H100": (989.4, "NVIDIA H100 datasheet: BF16 1,979 TFLOPS with sparsity (SXM)"),
@@ -42,15 +42,21 @@ GPU_PEAK_TFLOPS: dict[str, tuple[float, str]] = {
 }
 
 
-def gpu_peak_flops(gpu_name: str | None) -> float | None:
-    """FLOP/s of the GPU's dense bf16 peak, from the table; None for a GPU not in it (no MFU
-    rather than a guessed one) and for no GPU."""
+def gpu_peak(gpu_name: str | None) -> tuple[float, str] | None:
+    """(dense bf16 TFLOP/s, source) of the GPU from the table; None for a GPU not in it (no MFU
+    rather than a guessed one) and for no GPU. The benchmarks read the same table."""
     if not gpu_name:
         return None
-    for fragment, (tflops, _) in GPU_PEAK_TFLOPS.items():
+    for fragment, peak in GPU_PEAK_TFLOPS.items():
         if re.search(rf"(?<![A-Za-z0-9]){re.escape(fragment)}(?![A-Za-z0-9])", gpu_name, re.IGNORECASE):
-            return tflops * 1e12
+            return peak
     return None
+
+
+def gpu_peak_flops(gpu_name: str | None) -> float | None:
+    """FLOP/s of the GPU's dense bf16 peak (``gpu_peak``), or None."""
+    peak = gpu_peak(gpu_name)
+    return peak[0] * 1e12 if peak else None
 
 
 def flops_per_token(total_params: float, trainable_params: float) -> float:
