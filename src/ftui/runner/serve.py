@@ -121,13 +121,10 @@ class _Sender:
 
 
 def _read_requests(stream: BinaryIO, requests: queue.Queue) -> None:
-    for line in stream:
-        try:
-            request = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(request, dict):
-            requests.put(request)
+    from ftui.runner.serve_client import json_objects
+
+    for request in json_objects(stream):
+        requests.put(request)
     os._exit(0)  # end of stdin: the viewer closed the pipe or is gone, even mid-answer
 
 

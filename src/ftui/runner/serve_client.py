@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import IO, Any, Callable, Iterator, Mapping, Sequence
 
 from ftui.core.runs import Run
 from ftui.runner.launch import child_env
@@ -107,11 +107,18 @@ class InferenceServer:
 
     def _read(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self.on_event(event)
+        for event in json_objects(proc.stdout):
+            self.on_event(event)
         self.on_event({"event": "exited", "code": proc.wait()})
+
+
+def json_objects(stream: IO) -> Iterator[dict]:
+    """The protocol's messages, one JSON object a line, in either direction; other lines are
+    skipped (a library's stray print on the server's stdout)."""
+    for line in stream:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict):
+            yield message
