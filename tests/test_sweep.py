@@ -15,6 +15,7 @@ import pytest
 from ftui.core.errors import ConfigError
 from ftui.core.runs import Run, create_run
 from ftui.core.study import create_study, render_csv, render_markdown, render_text, studies_dir, study_table
+from ftui.core.request import parse_value
 from ftui.core.sweep import Sweep, budget_verdict, combinations, parse_grid, plot_axis
 
 from conftest import run_cli
@@ -84,6 +85,10 @@ def test_grid_parsing_and_the_budget_rule():
                          (["eval.limit=5,10"], "different validation sets")]:
         with pytest.raises(ConfigError, match=words):
             parse_grid(items)
+    # a list setting's modules are joined by "+" inside one value, as --set also reads them
+    modules = parse_grid(["target_modules=q_proj+v_proj,q_proj+k_proj+v_proj+o_proj+gate_proj"])
+    assert modules == [("target_modules", ["q_proj+v_proj", "q_proj+k_proj+v_proj+o_proj+gate_proj"])]
+    assert parse_value("q_proj+v_proj", ("q_proj",)) == parse_value("q_proj, v_proj", ("q_proj",)) == ("q_proj", "v_proj")
     assert budget_verdict(None, [5.0]) is None and budget_verdict(1.0, []) is None  # the first always starts
     assert budget_verdict(10.0, [3.0, 3.0]) is None  # 6 spent + 3 expected fits
     assert budget_verdict(10.0, [3.0, 4.0]) == (  # 7 spent + 3.5 expected does not

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                     help="a sweep: one local run per combination of the values (repeatable: the cartesian "
                          "product); any local or eval setting, checked as --set checks it; the runs are "
-                         "compared on their validation rows, and only the best is evaluated on the test split")
+                         "compared on their validation rows, and only the best is evaluated on the test split; a list "
+                         "setting joins its items with + (target_modules=q_proj+v_proj,q_proj+k_proj+v_proj)")
     st.add_argument("--budget-minutes", type=float, metavar="N",
                     help="with --grid: launch no run that would end past N minutes of the sweep's training "
                          "and evaluation (estimated from its runs so far; the first always starts)")

@@ -5,6 +5,8 @@ The spec made here (``core.runspec.RunSpec``) is what the runner reads.
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,7 +67,7 @@ def parse_value(raw: str, current: Any) -> Any:
             return False
         raise ValueError(f"expected true or false, got {raw!r}")
     if isinstance(current, tuple):
-        return tuple(p.strip() for p in text.split(",") if p.strip())
+        return tuple(p.strip() for p in re.split(r"[,+]", text) if p.strip())
     if text == "auto":  # openai's n_epochs, batch_size, learning_rate_multiplier
         return "auto"
     if text.lower() == "all":  # local val_rows: the whole validation split
