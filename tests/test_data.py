@@ -154,10 +154,10 @@ def test_hub_loader_uses_datasets_and_fails_in_one_line(tmp_path, monkeypatch):
 def test_data_check_says_what_memory_training_would_need_with_the_method():
     """The local backend's memory estimate follows --set method= (full fine-tuning pays
     training state on every weight) and is in --json as `memory`."""
-    lora = run_cli("data", "check", "--preset", "demo", "--model", "none")
-    full = run_cli("data", "check", "--preset", "demo", "--model", "none", "--set", "method=full")
+    lora = run_cli("data", "check", "--preset", "demo", "--model", "none", "--set", "method=lora")
+    full = run_cli("data", "check", "--preset", "demo", "--model", "none")  # the demo's own method
     assert lora.returncode == full.returncode == 0, lora.stderr + full.stderr
-    assert "memory (lora, 922K trainable" in lora.stdout and "adapter state" in lora.stdout
+    assert "memory (lora, 1.84M trainable" in lora.stdout and "adapter state" in lora.stdout
     assert "memory (full, 135M trainable" in full.stdout and "weights + gradients + Adam 2.00 GiB" in full.stdout
     js = json.loads(run_cli("data", "check", "--preset", "demo", "--model", "none", "--set", "method=ia3",
                             "--json").stdout)

@@ -79,7 +79,14 @@ def test_switching_method_without_a_rate_takes_the_methods_own():
     def rate(*overrides: str) -> float:
         return resolve_request(RunRequest(preset="demo", overrides=overrides)).spec.hyperparameters.learning_rate
 
-    assert rate() == 5e-4  # the demo's LoRA rate
-    assert rate("method=dora") == 5e-4
-    assert rate("method=full") == 5e-5 and rate("method=ia3") == 3e-3 and rate("method=prefix") == 1e-2
-    assert rate("method=full", "learning_rate=1e-4") == 1e-4
+    assert rate() == 1e-4  # the demo's full fine-tuning rate
+    assert rate("method=full") == 1e-4  # its own method: the preset's rate stays
+    assert rate("method=lora") == rate("method=dora") == 2e-3  # LoRA's, from the demo sweep
+    assert rate("method=ia3") == 3e-3 and rate("method=prefix") == 1e-2
+    assert rate("method=lora", "learning_rate=5e-4") == 5e-4
+
+    def sql(*overrides: str) -> float:
+        return resolve_request(RunRequest(preset="sql", overrides=overrides)).spec.hyperparameters.learning_rate
+
+    assert sql("method=dora") == sql() == 2e-4  # between lora and dora the preset's rate stays
+    assert sql("method=full") == 5e-5

@@ -117,7 +117,7 @@ def test_data_check_shows_the_openai_preflight():
     res = run_cli("data", "check", "--preset", "demo", "--backend", "openai", "--json", env={"OPENAI_API_KEY": ""})
     assert res.returncode == 0, res.stderr
     pre = json.loads(res.stdout)["openai"]
-    assert pre["n_train"] == 340 and pre["n_epochs"] == 1 and pre["epochs_auto"] is False
+    assert pre["n_train"] == 1200 and pre["n_epochs"] == 1 and pre["epochs_auto"] is False
     assert pre["train_usd"] == pytest.approx(pre["train_tokens_per_epoch"] * 1.5 / 1e6, abs=1e-6)
     assert pre["key_present"] is False and not pre["over_budget"]
 
@@ -144,26 +144,26 @@ def test_whole_flow_ends_succeeded_with_loss_cost_and_three_variants(standin, ft
     assert info["status"] == "succeeded", info
     run = Run(Path(info["dir"]))
     job = json.loads((run.dir / "job.json").read_text())
-    total = 85  # ceil(340 examples x 1 epoch / batch 4)
+    total = 300  # 1200 examples x 1 epoch / batch 4
     assert steps(run) == list(range(1, total + 1))
     events = read_events(run.events_path)
     vals = [e for e in events if e["type"] == "val"]
-    assert [e["step"] for e in vals] == list(range(10, 81, 10)) + [85]
+    assert [e["step"] for e in vals] == list(range(10, 301, 10))
     assert all(e["lr"] is None and 0 < e["loss"] < 3 for e in events if e["type"] == "train")
     # The billed cost: trained_tokens x $1.50 per 1M (gpt-4.1-nano), then the eval's usage on top.
     assert job["billed_usd"] == pytest.approx(job["trained_tokens"] * 1.5 / 1e6, abs=1e-6)
     evals = {v: m for v, m in run.eval_metrics().items()}
     eval_usd = sum(m["cost_usd"] for m in evals.values())
     assert info["cost_usd"] == pytest.approx(job["billed_usd"] + eval_usd, abs=1e-5)
-    assert set(evals) == {"base", "kshot", "finetuned"} and all(m["n"] == 40 for m in evals.values())
+    assert set(evals) == {"base", "kshot", "finetuned"} and all(m["n"] == 100 for m in evals.values())
     assert evals["finetuned"]["metrics"]["exact"] == 1.0 and evals["finetuned"]["model"] == job["fine_tuned_model"]
     assert evals["base"]["metrics"]["valid"] == 0.0
     assert evals["kshot"]["metrics"]["valid"] == 1.0 and evals["kshot"]["metrics"]["exact"] == 0.0
     assert evals["base"]["usage"]["prompt_tokens"] > 0 and evals["base"]["cost_usd"] > 0
     assert job["checkpoints"] and (run.dir / "openai" / "result.csv").is_file()
-    assert (run.dir / "openai" / "train.jsonl").read_text().count("\n") == 340
+    assert (run.dir / "openai" / "train.jsonl").read_text().count("\n") == 1200
     assert standin.count("POST", "/fine_tuning/jobs$") == 1
-    assert standin.completions == 120
+    assert standin.completions == 300
     # Export works unchanged on an OpenAI run.
     assert run_cli("export", run.id).returncode == 0
     assert "finetuned" in (run.dir / "summary.md").read_text()
@@ -202,7 +202,7 @@ def test_resume_reattaches_to_the_job_after_the_runner_is_killed(standin, ftui_h
         except ProcessLookupError:
             break
     recorded = steps(run)
-    assert 20 <= len(recorded) < 85
+    assert 20 <= len(recorded) < 300
     st = json.loads(run.status_path.read_text())
     st["heartbeat"] = time.time() - HEARTBEAT_STALE_S - 1  # let it go stale without waiting a minute
     write_json_atomic(run.status_path, st)
@@ -211,7 +211,7 @@ def test_resume_reattaches_to_the_job_after_the_runner_is_killed(standin, ftui_h
     res = run_cli("resume", run.id, "--detach", env=standin.env())
     assert res.returncode == 0, res.stderr
     assert wait_for(run) == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
-    assert steps(run) == list(range(1, 86))  # every step exactly once across the two sessions
+    assert steps(run) == list(range(1, 301))  # every step exactly once across the two sessions
     assert standin.count("POST", "/fine_tuning/jobs$") == 1 and standin.count("POST", "/files$") == 2
     messages = [e["message"] for e in read_events(run.events_path) if e["type"] == "log"]
     assert any(m.startswith("re-attaching to OpenAI job ftjob-") for m in messages)
@@ -243,7 +243,7 @@ def test_a_transient_error_is_retried_then_succeeds(standin, ftui_home, status):
     standin.add_fault("POST", r"/chat/completions$", "status", status=status, times=3)
     run = start_detached(standin)
     assert wait_for(run) == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
-    assert steps(run) == list(range(1, 86))
+    assert steps(run) == list(range(1, 301))
     assert len(standin.created_jobs()) == 1  # the failed create was not repeated into a second job
     assert all(m["metrics"]["valid"] is not None for m in run.eval_metrics().values())
     assert all(m["failed_requests"] == 0 for m in run.eval_metrics().values())
@@ -268,7 +268,7 @@ def test_a_slow_answer_times_out_and_is_retried(standin, ftui_home):
     standin.add_fault("GET", r"/jobs/ftjob-\d+$", "delay", delay_s=3.0)
     run = start_detached(standin)
     assert wait_for(run, timeout=90) == "succeeded", (run.dir / "runner.log").read_text()[-2000:]
-    assert steps(run) == list(range(1, 86))
+    assert steps(run) == list(range(1, 301))
     # The slow create reached the server after ftui had given up on it and created the job
     # again: the late duplicate was cancelled before it trained a step.
     jobs = sorted(standin.created_jobs(), key=lambda j: j["_step"])

@@ -49,7 +49,7 @@ def test_presets_json_lists_them_all():
     rows = json.loads(res.stdout)
     assert [r["name"] for r in rows] == SHIPPED
     demo = next(r for r in rows if r["name"] == "demo")
-    assert demo["rows"] == 400 and demo["split"] == {"train": 340, "val": 20, "test": 40}
+    assert demo["rows"] == 1340 and demo["split"] == {"train": 1200, "val": 40, "test": 100}
     assert next(r for r in rows if r["name"] == "sql")["hub"] == "b-mc2/sql-create-context"
 
 

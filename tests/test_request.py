@@ -15,7 +15,7 @@ from conftest import run_cli
 
 
 def test_prepare_run_freezes_preset_settings_and_overrides():
-    run = prepare_run(RunRequest(preset="demo", epochs=2, overrides=["lora_r=4", "target_modules=q_proj,v_proj",
+    run = prepare_run(RunRequest(preset="demo", epochs=2, overrides=["method=lora", "lora_r=4", "target_modules=q_proj,v_proj",
                                                                     "eval.k=1", "split.test=10"]))
     spec = json.loads((run.dir / "run.json").read_text())  # the documented contract, on disk
     assert list(spec) == ["id", "ftui_version", "created", "preset", "task", "task_options", "prompt", "data",
@@ -23,8 +23,8 @@ def test_prepare_run_freezes_preset_settings_and_overrides():
     assert spec["task"] == "sql" and spec["backend"] == "local" and spec["model"] == "smollm2-135m"
     hp = spec["hyperparameters"]
     assert hp["epochs"] == 2 and hp["lora_r"] == 4 and hp["target_modules"] == ["q_proj", "v_proj"]
-    assert spec["eval"]["k"] == 1 and spec["split_sizes"] == {"train": 370, "val": 20, "test": 10}
-    assert len(spec["data"]["sha256"]) == 64 and spec["data"]["used"] == 400
+    assert spec["eval"]["k"] == 1 and spec["split_sizes"] == {"train": 1290, "val": 40, "test": 10}
+    assert len(spec["data"]["sha256"]) == 64 and spec["data"]["used"] == 1340
     assert len(run.examples("test")) == 10
     assert "api_key" not in json.dumps(spec).lower()
     # read back once into the same types it was written from

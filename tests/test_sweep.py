@@ -105,7 +105,7 @@ def test_bad_grid_input_exits_2_before_any_run_or_study():
         ({"grid": ["lora_rank=8,16"]}, "--grid lora_rank=8: unknown setting; known: "),
         ({"grid": ["lora_r=8"], "overrides": ["local.lora_r=4"]}, "--grid lora_r and --set lora_r=... both"),
         ({"grid": ["method=lora,ia3"], "methods": ["lora", "dora"]}, "--methods and --grid method=..."),
-        ({"grid": ["method=ia3"], "overrides": ["quantization=4bit"]}, "--grid method=ia3: local.method"),
+        ({"grid": ["method=ia3"], "overrides": ["quantization=4bit"]}, "method=ia3 does not train on a quantized base"),
         ({"grid": ["lora_r=8,16"], "backends": ["local", "openai"]}, "run the others as a study of their own"),
         ({"grid": ["lora_r=8,16"], "models": ["local:a", "local:b"]}, "--grid model=a,b"),
         ({"grid": ["lora_r=8,16"], "overrides": ["split.val=0"]}, "these runs have none"),

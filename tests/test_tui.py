@@ -358,7 +358,7 @@ async def test_dataset_screen_shows_report_token_stats_split_and_chat_turns():
         screen = app.screen
         await wait_until(pilot, lambda: screen.choice is not None and "min 66, mean" in screen_text(app), what="report")
         text = screen_text(app)
-        assert "Demo: text to SQL" in text and "train 340, val 20, test 40" in text
+        assert "Demo: text to SQL" in text and "train 1,200, val 40, test 100" in text
         assert "min 66, mean 108.2" in text and "ready: n goes on" in text
         await pilot.press("t")
         await wait_until(pilot, lambda: "the conversation as training sees it" in screen_text(app))
@@ -383,13 +383,13 @@ async def test_dataset_examples_wrap_the_reference_instead_of_cutting_it(size):
     app = FtuiApp(services=fake_services())
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: app.screen.choice is not None, what="demo data")
-        await pilot.press("t", "down", "down")  # line 17: its reference is wider than the pane
-        await wait_until(pilot, lambda: "line 17:" in screen_text(app))
+        await pilot.press("t")  # line 1: its reference is wider than the pane
+        await wait_until(pilot, lambda: "line 1:" in screen_text(app))
         view = app.screen.query_one("#example-scroll")
         view.scroll_end(animate=False)  # the assistant turn is last
         await wait_until(pilot, lambda: view.scroll_y == view.max_scroll_y, what="the end of the example")
         shown = " ".join(region_text(app, view).split())
-        assert 'SELECT COUNT(position) FROM table_name_28 WHERE school_club_team = "wisconsin" AND no > 32' in shown
+        assert 'SELECT county_name, population FROM county WHERE zip_code = "D08" ORDER BY population DESC' in shown
 
 
 async def test_the_breadcrumb_highlights_the_current_step(ftui_home):
@@ -486,6 +486,8 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         await pilot.pause()
         assert "fill in batch size" in screen_text(app)
         be.query_one("#f-batch_size").value = "8"
+        be.query_one("#f-method").value = "lora"  # the demo fine-tunes fully; LoRA's fields show
+        await wait_until(pilot, lambda: be.query_one("#f-lora_dropout").display, what="the LoRA fields")
         be.query_one("#f-lora_dropout").value = "2"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "lora_dropout" in str(be.query_one("#start-error").render()), what="error")
@@ -497,12 +499,15 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         await pilot.press("n")
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
         quant = app.screen.query_one("#f-quantization")
-        assert not quant.disabled and [v for _, v in quant._options] == ["none", "4bit", "8bit"]
+        assert quant.disabled  # the demo fine-tunes fully: nothing to quantize under it
+        app.screen.query_one("#f-method").value = "lora"
+        await wait_until(pilot, lambda: not quant.disabled, what="QLoRA's choices")
+        assert [v for _, v in quant._options] == ["none", "4bit", "8bit"]
         assert "GPU 0: NVIDIA H200, 141 GiB" in screen_text(app)
 
 
 async def test_backend_method_select_changes_fields_estimate_and_the_run():
-    """lora -> full: the estimate counts every weight with its Adam state and the LoRA fields go;
+    """full (the demo's) -> lora -> full: the estimate counts every weight with its Adam state and the LoRA fields go;
     prefix shows its virtual tokens; config's refusal of full on a 4-bit base is the form's error;
     the chosen method is the run's."""
     from ftui.core.config import METHODS
@@ -516,21 +521,27 @@ async def test_backend_method_select_changes_fields_estimate_and_the_run():
         be = app.screen
         fit = lambda: str(be.query_one("#fit-text").render())  # noqa: E731
         text = screen_text(app)
-        assert "method         lora" in text and METHODS["lora"] in text
-        assert "0.92M trainable (LoRA)" in text and "adapter state" in text and "virtual tokens" not in text
-        lora_fit = fit()
+        assert "method         full" in text and METHODS["full"] in text  # the demo's method
+        assert "135M trainable (full fine-tuning)" in text and be.query_one("#f-learning_rate").value == "0.0001"
+        full_fit = fit()
+        be.query_one("#f-method").value = "lora"
+        await wait_until(pilot, lambda: "trainable (LoRA)" in screen_text(app), what="the LoRA estimate")
+        text = screen_text(app)
+        assert fit() != full_fit and METHODS["lora"] in text and "adapter state" in text
+        assert "virtual tokens" not in text and "135M trainable" not in text
+        # the preset's full fine-tuning rate, untouched, became LoRA's own (as --set method=lora)
+        assert be.query_one("#f-learning_rate").value == "0.002"
         be.query_one("#f-quantization").value = "4bit"
         be.query_one("#f-lora_r").value = "not a number"  # hidden below: neither estimated nor sent
         be.query_one("#f-method").value = "full"
         await wait_until(pilot, lambda: "trainable (full fine-tuning)" in screen_text(app), what="the full estimate")
         text = screen_text(app)
-        assert fit() != lora_fit and "135M trainable (full fine-tuning)" in text and "0.92M" not in text
+        assert "135M trainable (full fine-tuning)" in text and "trainable (LoRA)" not in text
         assert "weights + gradients + Adam 2.00 GiB" in text and METHODS["full"] in text
         assert "LoRA r" not in text and "LoRA modules" not in text and not be.query_one("#f-lora_r").display
         quant = be.query_one("#f-quantization")  # not applicable: none only, config's reason on it
         assert quant.value == "none" and quant.disabled and "does not train on a quantized base" in str(quant.tooltip)
-        # the preset's LoRA rate, untouched, became full fine-tuning's own (as --set method=full)
-        assert be.query_one("#f-learning_rate").value == "5e-05"
+        assert be.query_one("#f-learning_rate").value == "0.0001"  # LoRA's untouched rate: back to the preset's
         be.query_one("#f-method").value = "prefix"
         await wait_until(pilot, lambda: "virtual tokens 20" in screen_text(app), what="the prefix field")
         assert be.query_one("#f-learning_rate").value == "0.01"
@@ -1300,8 +1311,8 @@ async def test_study_form_chooses_methods_and_the_study_makes_a_run_of_each(ftui
         modal = await open_study_form(app, pilot)
         ticked = lambda: [m for m in ("lora", "dora", "ia3", "prefix", "full")  # noqa: E731
                           if modal.query_one(f"#study-method-{m}").value]
-        assert ticked() == ["lora"]  # the preset's own method
-        await pilot.click("#study-method-lora")  # on screen at 80x24, and clicks toggle
+        assert ticked() == ["full"]  # the preset's own method
+        await pilot.click("#study-method-full")  # on screen at 80x24, and clicks toggle
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "choose one or more methods" in screen_text(app))
         assert calls == []

@@ -21,7 +21,7 @@ from ftui.tui.app import FtuiApp
 from test_tui import (RUN_A, RUN_B, RUN_C, TOKENS, fake_services, gpu_machine, make_run, open_study_form, screen_text,  # noqa: F401
                       train_events, utc, wait_until, write_events)  # utc: autouse
 
-MEAN_TOKENS = TOKENS["tokens"]["mean"]  # 108.2 a conversation, the longest 170; demo trains on 340
+MEAN_TOKENS = TOKENS["tokens"]["mean"]  # 108.2 a conversation, the longest 170; demo trains on 1,200
 
 
 def measured_run(root: Path, rid: str, *, created: float, tokens_per_s: float, method: str = "lora",
@@ -98,28 +98,28 @@ async def test_backend_plan_shows_steps_and_tokens_and_no_time_without_a_measure
     app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
     async with app.run_test(size=(80, 24)) as pilot:
         be = await open_backend(app, pilot)
-        await wait_until(pilot, lambda: "~36.8K tokens" in plan(be), what="the token count in the plan")
+        await wait_until(pilot, lambda: "~130K tokens" in plan(be), what="the token count in the plan")
         text = screen_text(app)
-        assert "plan  340 examples, ~36.8K tokens: 43 steps/epoch × 3 = 129 steps" in text
+        assert "plan  1,200 examples, ~130K tokens: 150 steps/epoch × 1 = 150 steps" in text
         assert "time: no measurement yet (no earlier run of smollm2-135m on this machine)" in text
         assert "tok/s" not in plan(be)  # no rate that nobody measured
         assert be.query_one("#f-max_steps").value == "" and "-1: as the epochs need" in text  # the placeholder
         be.query_one("#f-batch_size").value = "4"
-        be.query_one("#f-epochs").value = "1"
+        be.query_one("#f-epochs").value = "2"
         await pilot.pause()
-        assert "85 steps/epoch × 1 = 85 steps" in plan(be)
+        assert "300 steps/epoch × 2 = 600 steps" in plan(be)
         be.query_one("#f-extra").value = "grad_accum=2 eval.limit=8"
         await pilot.pause()
-        assert "43 steps/epoch × 1 = 43 steps" in plan(be)
+        assert "150 steps/epoch × 2 = 300 steps" in plan(be)
         be.query_one("#f-max_steps").value = "100"
         await pilot.pause()
-        assert "43 steps/epoch; max steps 100 = 2.33 epochs" in plan(be)
+        assert "150 steps/epoch; max steps 100 = 0.67 epochs" in plan(be)
         be.query_one("#f-max_steps").value = "0"
         await pilot.pause()
         assert "max steps is -1 (as the epochs need) or 1 and more" in plan(be)
         be.query_one("#f-max_steps").value = ""
         await pilot.pause()
-        assert "43 steps/epoch × 1 = 43 steps" in plan(be) and "max_steps=" not in " ".join(be.local_overrides())
+        assert "150 steps/epoch × 2 = 300 steps" in plan(be) and "max_steps=" not in " ".join(be.local_overrides())
 
 
 async def test_backend_time_comes_from_an_earlier_run_of_the_same_model_on_this_machine(ftui_home):
@@ -129,15 +129,15 @@ async def test_backend_time_comes_from_an_earlier_run_of_the_same_model_on_this_
     app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
     async with app.run_test(size=(80, 24)) as pilot:
         be = await open_backend(app, pilot)
-        await wait_until(pilot, lambda: "~36.8K tokens" in plan(be), what="the token count in the plan")
-        # 3 epochs of 340 examples of 108.2 tokens at 450 tok/s (the lora run here; not the
-        # faster run of another host, not the newer full fine-tuning)
-        seconds = 3 * round(MEAN_TOKENS * 340) / 450
-        assert round(seconds) == 245
-        assert f"~4m 05s of training at 450 tok/s, from run {RUN_A}" in screen_text(app)
-        be.query_one("#f-method").value = "full"
-        await wait_until(pilot, lambda: "300 tok/s" in plan(be), what="the full run's speed")
-        assert f"~6m 08s of training at 300 tok/s, from run {RUN_C}" in plan(be)
+        await wait_until(pilot, lambda: "~130K tokens" in plan(be), what="the token count in the plan")
+        # 1 epoch of 1,200 examples of 108.2 tokens at 300 tok/s (the full run here: the demo's
+        # method; not the faster run of another host)
+        seconds = round(MEAN_TOKENS * 1200) / 300
+        assert round(seconds) == 433
+        assert f"~7m 13s of training at 300 tok/s, from run {RUN_C}" in screen_text(app)
+        be.query_one("#f-method").value = "lora"  # the lora run's speed, though the full run is newer
+        await wait_until(pilot, lambda: "450 tok/s" in plan(be), what="the lora run's speed")
+        assert f"~4m 49s of training at 450 tok/s, from run {RUN_A}" in plan(be)
         be.query_one("#f-method").value = "ia3"  # no ia3 run: the newest of the model, named by its method
         await wait_until(pilot, lambda: "full run" in plan(be), what="another method's speed")
         assert f"at 300 tok/s, from full run {RUN_C}" in plan(be)
@@ -160,17 +160,17 @@ async def test_backend_memory_uses_the_longest_example_and_the_plan_follows_a_la
         shape = model_shape("smollm2-135m")
 
         def breakdown(length: int) -> str:
-            return estimate_fit(shape, method="lora", device="cuda", precision="bf16", quantization="none",
-                                lora_r=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+            return estimate_fit(shape, method="full", device="cuda", precision="bf16", quantization="none",
+                                lora_r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                                 num_virtual_tokens=20, batch_size=8, max_length=length,
                                 available=141 * 2**30).lines()[0]
 
         assert breakdown(256) != breakdown(170)
         # before the count: max length, and the plan says the tokens are not known yet
         assert breakdown(256) in fit() and "batches of 8 × 256 tokens (max length)" in fit()
-        assert plan(be).startswith("plan  340 examples: 43 steps/epoch")
+        assert plan(be).startswith("plan  1,200 examples: 150 steps/epoch")
         counted.set()
-        await wait_until(pilot, lambda: "~36.8K tokens" in plan(be), what="the late count in the plan")
+        await wait_until(pilot, lambda: "~130K tokens" in plan(be), what="the late count in the plan")
         assert breakdown(170) in fit() and "batches of 8 × 170 tokens (longest example)" in fit()
         assert "fits: 141.0 GiB GPU memory; batches of 8 × 170 tokens (longest example)" in screen_text(app)
         be.query_one("#f-max_length").value = "128"  # shorter than the longest example: cut there
@@ -183,6 +183,17 @@ async def test_backend_tab_goes_down_the_form_and_reaches_start_last():
     async with app.run_test(size=(80, 24)) as pilot:
         be = await open_backend(app, pilot)
         order = [app.focused.id]
+        while app.focused.id != "start" and len(order) < 30:
+            await pilot.press("tab")
+            order.append(app.focused.id)
+        assert order == ["f-method", "f-model", "f-epochs", "f-learning_rate", "f-batch_size",  # full: no LoRA
+                         "f-max_length", "f-max_steps", "f-precision", "f-extra", "report-tensorboard",
+                         "report-mlflow", "report-wandb", "start"]
+        be.query_one("#f-method").value = "lora"
+        await pilot.pause()
+        be.query_one("#f-method").focus()
+        await pilot.pause()
+        order = ["f-method"]
         while app.focused.id != "start" and len(order) < 30:
             await pilot.press("tab")
             order.append(app.focused.id)

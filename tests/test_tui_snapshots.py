@@ -40,8 +40,8 @@ def test_dataset_examples_tab(snap_compare):
 
     async def ready(pilot):
         await wait_until(pilot, lambda: app.screen.choice is not None)
-        await pilot.press("t", "down", "down")
-        await wait_until(pilot, lambda: "line 17:" in _text(app))
+        await pilot.press("t")
+        await wait_until(pilot, lambda: "line 1:" in _text(app))
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
@@ -52,8 +52,8 @@ def test_dataset_example_reference_wraps(snap_compare):
 
     async def ready(pilot):
         await wait_until(pilot, lambda: app.screen.choice is not None)
-        await pilot.press("t", "down", "down")
-        await wait_until(pilot, lambda: "line 17:" in _text(app))
+        await pilot.press("t")
+        await wait_until(pilot, lambda: "line 1:" in _text(app))
         view = app.screen.query_one("#example-scroll")
         view.scroll_end(animate=False)
         await wait_until(pilot, lambda: view.scroll_y == view.max_scroll_y > 0)
@@ -69,7 +69,7 @@ def test_backend_screen(snap_compare, size):
         await wait_until(pilot, lambda: app.screen.choice is not None)
         await pilot.press("n")
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
-        await wait_until(pilot, lambda: "~36.8K tokens" in _text(app) and "no measurement yet" in _text(app))
+        await wait_until(pilot, lambda: "~130K tokens" in _text(app) and "no measurement yet" in _text(app))
         still(app)
 
     assert snap_compare(app, terminal_size=SIZES[size], run_before=ready)
@@ -85,7 +85,7 @@ def test_backend_screen_prefix_tuning(snap_compare):
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
         app.screen.query_one("#f-method").value = "prefix"
         await wait_until(pilot, lambda: "trainable (prefix tuning)" in _text(app))
-        await wait_until(pilot, lambda: "~36.8K tokens" in _text(app) and "no measurement yet" in _text(app))
+        await wait_until(pilot, lambda: "~130K tokens" in _text(app) and "no measurement yet" in _text(app))
         still(app)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)

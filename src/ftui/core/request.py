@@ -87,6 +87,7 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
     out = dict(settings)
     sections = _sections()
     given: set[tuple[str, str]] = set()
+    pending: dict[str, dict[str, tuple[Any, str]]] = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
@@ -106,23 +107,38 @@ def apply_overrides(settings: dict[str, Any], overrides: Sequence[str], backend:
             value = parse_value(raw, current if current is not None else 0.0)
         except ValueError as exc:
             raise ConfigError(f"--set {key}: {exc}") from None
+        pending.setdefault(section, {})[name] = (value, f"{key}={raw}")
+    # A section's items are checked together, so their order does not matter
+    # (quantization=4bit then method=lora, on a preset that fine-tunes fully).
+    for section, changes in pending.items():
         try:
-            out[section] = replace(out[section], **{name: value})
+            out[section] = replace(out[section], **{n: v for n, (v, _) in changes.items()})
         except (TypeError, ConfigError) as exc:
-            raise ConfigError(f"--set {key}={raw}: {exc}") from None
+            alone = [item for n, (v, item) in changes.items() if not _accepted(out[section], n, v)]
+            items = alone[:1] or [item for _, item in changes.values()]
+            raise ConfigError(f"--set {' --set '.join(items)}: {exc}") from None
     return _method_learning_rate(settings, out, given)
+
+
+def _accepted(settings: Any, name: str, value: Any) -> bool:
+    """Whether ``settings`` takes ``name=value`` on its own (to name the item a refusal is about)."""
+    try:
+        replace(settings, **{name: value})
+    except (TypeError, ConfigError):
+        return False
+    return True
 
 
 def _method_learning_rate(before: dict[str, Any], after: dict[str, Any], given: set[tuple[str, str]]) -> dict[str, Any]:
     """A section whose ``method`` was switched without a ``learning_rate`` gets the method's own
     rate (``config.METHOD_LEARNING_RATES``): the one it had was chosen for the other method."""
-    from ftui.core.config import METHOD_LEARNING_RATES
+    from ftui.core.config import METHOD_LEARNING_RATES, same_rate_family
 
     for section, settings in after.items():
         method = getattr(settings, "method", None)
         if (section, "method") not in given or (section, "learning_rate") in given:
             continue
-        if method == getattr(before.get(section), "method", None) or method not in METHOD_LEARNING_RATES:
+        if same_rate_family(method, getattr(before.get(section), "method", None)) or method not in METHOD_LEARNING_RATES:
             continue
         after[section] = replace(settings, learning_rate=METHOD_LEARNING_RATES[method])
     return after

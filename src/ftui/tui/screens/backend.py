@@ -23,7 +23,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, TRACKERS, LocalSettings
+from ftui.core.config import (METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, TRACKERS,
+                              LocalSettings, same_rate_family)
 from ftui.core.errors import ConfigError, FtuiError
 from ftui.core.machine import Machine
 from ftui.core.openai_prep import WIND_DOWN, spend_check
@@ -244,10 +245,10 @@ class BackendScreen(Screen):
         return self._value("method")
 
     def _default_rate(self, method: str) -> float:
-        """The learning rate ``method`` starts at: the preset's for its own method (and lora,
-        dora), else the method's own (``config.METHOD_LEARNING_RATES``), as ``--set method=`` does."""
+        """The learning rate ``method`` starts at: the preset's for its own method (between lora
+        and dora too), else the method's own (``config.METHOD_LEARNING_RATES``), as ``--set method=`` does."""
         preset = self.choice.backends["local"]
-        if method == preset.method or method not in METHOD_LEARNING_RATES:
+        if same_rate_family(method, preset.method) or method not in METHOD_LEARNING_RATES:
             return preset.learning_rate
         return METHOD_LEARNING_RATES[method]
 
