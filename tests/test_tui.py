@@ -981,6 +981,21 @@ def test_compare_warns_only_of_what_differs(ftui_home):
     assert fewer.warnings[-1] == "⚠ scored on different numbers of held-out examples (held-out n)"
 
 
+def test_compare_takes_no_setting_for_a_run_that_never_had_it(ftui_home):
+    """A run made before val_rows and keep_best existed has no value for them: not today's
+    defaults (64, true), which would read as a difference from a run that set 0 and false."""
+    from ftui.tui.screens.compare import settings_rows
+
+    hp = {"model": "smollm2-135m", "epochs": 1, "learning_rate": 2e-4}
+    old, new, newer = (make_run(ftui_home, rid, created=T0 + i * 1000) for i, rid in enumerate((RUN_A, RUN_B, RUN_C)))
+    rewrite_spec(new, hyperparameters={**hp, "val_rows": 0, "keep_best": False})
+    rewrite_spec(newer, hyperparameters={**hp, "val_rows": 32, "keep_best": False})
+    old, new, newer = (Run(r.dir).spec for r in (old, new, newer))
+    assert "val_rows" in old.unrecorded_settings and "val_rows" not in new.unrecorded_settings
+    assert dict(settings_rows([old, new])) == {"settings": ["same", "same"]}
+    assert dict(settings_rows([old, new, newer])) == {"val_rows": ["—", "0", "32"]}
+
+
 # -- the whole flow with a real detached runner -----------------------------------------
 
 async def test_whole_flow_demo_to_export_with_a_tiny_model_quitting_and_attaching_back(tiny_model, ftui_home, tmp_path):
