@@ -481,15 +481,21 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         quant = be.query_one("#f-quantization")
         assert quant.disabled and [v for _, v in quant._options] == ["none"]
         text = screen_text(app)
-        assert "no CUDA GPU" in text and "fits: 12.0 GiB available RAM" in text
+        assert "fits: 12.0 GiB available RAM" in text  # the verdict: under the form and the plan at 80x24
+        be.query_one("#machine-text").scroll_visible(animate=False)  # the hardware: below it
+        await pilot.pause()
+        assert "no CUDA GPU" in screen_text(app)
+        be.query_one("#local-scroll").scroll_home(animate=False)
         be.query_one("#f-batch_size").value = "many"
         await pilot.pause()
         assert "fill in batch size" in screen_text(app)
+        assert "batch size: expected a number, got 'many'" in str(be.query_one("#local-form-problems").render())
         be.query_one("#f-batch_size").value = "8"
         be.query_one("#f-lora_dropout").value = "2"
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "lora_dropout" in str(be.query_one("#start-error").render()), what="error")
         assert "must be in [0, 1)" in str(be.query_one("#start-error").render())
+        assert be.query_one("#f-lora_dropout").has_class("refused") and app.focused is be.query_one("#f-lora_dropout")
         assert not (Path(os.environ["FTUI_HOME"]) / "runs").is_dir() or not list((Path(os.environ["FTUI_HOME"]) / "runs").iterdir())
     app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -498,6 +504,8 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         await wait_until(pilot, lambda: getattr(app.screen, "machine", None) is not None)
         quant = app.screen.query_one("#f-quantization")
         assert not quant.disabled and [v for _, v in quant._options] == ["none", "4bit", "8bit"]
+        app.screen.query_one("#machine-text").scroll_visible(animate=False)
+        await pilot.pause()
         assert "GPU 0: NVIDIA H200, 141 GiB" in screen_text(app)
 
 
