@@ -481,10 +481,15 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         quant = be.query_one("#f-quantization")
         assert quant.disabled and [v for _, v in quant._options] == ["none"]
         text = screen_text(app)
-        assert "no CUDA GPU" in text and "fits: 12.0 GiB available RAM" in text
+        assert "fits: 12.0 GiB available RAM" in text  # the verdict: under the form and the plan at 80x24
+        be.query_one("#machine-text").scroll_visible(animate=False)  # the hardware: below it
+        await pilot.pause()
+        assert "no CUDA GPU" in screen_text(app)
+        be.query_one("#local-scroll").scroll_home(animate=False)
         be.query_one("#f-batch_size").value = "many"
         await pilot.pause()
         assert "fill in batch size" in screen_text(app)
+        assert "batch size: expected a number, got 'many'" in str(be.query_one("#local-form-problems").render())
         be.query_one("#f-batch_size").value = "8"
         be.query_one("#f-method").value = "lora"  # the demo fine-tunes fully; LoRA's fields show
         await wait_until(pilot, lambda: be.query_one("#f-lora_dropout").display, what="the LoRA fields")
@@ -492,6 +497,7 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: "lora_dropout" in str(be.query_one("#start-error").render()), what="error")
         assert "must be in [0, 1)" in str(be.query_one("#start-error").render())
+        assert be.query_one("#f-lora_dropout").has_class("refused") and app.focused is be.query_one("#f-lora_dropout")
         assert not (Path(os.environ["FTUI_HOME"]) / "runs").is_dir() or not list((Path(os.environ["FTUI_HOME"]) / "runs").iterdir())
     app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -503,6 +509,8 @@ async def test_backend_screen_offers_quantization_only_with_cuda_and_refuses_bad
         app.screen.query_one("#f-method").value = "lora"
         await wait_until(pilot, lambda: not quant.disabled, what="QLoRA's choices")
         assert [v for _, v in quant._options] == ["none", "4bit", "8bit"]
+        app.screen.query_one("#machine-text").scroll_visible(animate=False)
+        await pilot.pause()
         assert "GPU 0: NVIDIA H200, 141 GiB" in screen_text(app)
 
 
@@ -990,6 +998,21 @@ def test_compare_warns_only_of_what_differs(ftui_home):
         (b.dir / "eval" / v / "metrics.json").unlink()
     fewer = compare([Run(a.dir), Run(b.dir)])
     assert fewer.warnings[-1] == "⚠ scored on different numbers of held-out examples (held-out n)"
+
+
+def test_compare_takes_no_setting_for_a_run_that_never_had_it(ftui_home):
+    """A run made before val_rows and keep_best existed has no value for them: not today's
+    defaults (64, true), which would read as a difference from a run that set 0 and false."""
+    from ftui.tui.screens.compare import settings_rows
+
+    hp = {"model": "smollm2-135m", "epochs": 1, "learning_rate": 2e-4}
+    old, new, newer = (make_run(ftui_home, rid, created=T0 + i * 1000) for i, rid in enumerate((RUN_A, RUN_B, RUN_C)))
+    rewrite_spec(new, hyperparameters={**hp, "val_rows": 0, "keep_best": False})
+    rewrite_spec(newer, hyperparameters={**hp, "val_rows": 32, "keep_best": False})
+    old, new, newer = (Run(r.dir).spec for r in (old, new, newer))
+    assert "val_rows" in old.unrecorded_settings and "val_rows" not in new.unrecorded_settings
+    assert dict(settings_rows([old, new])) == {"settings": ["same", "same"]}
+    assert dict(settings_rows([old, new, newer])) == {"val_rows": ["—", "0", "32"]}
 
 
 # -- the whole flow with a real detached runner -----------------------------------------

@@ -180,36 +180,109 @@ async def test_backend_memory_uses_the_longest_example_and_the_plan_follows_a_la
 
 async def test_backend_tab_goes_down_the_form_and_reaches_start_last():
     app = FtuiApp(services=fake_services(detect_machine=gpu_machine))
+
+    def focused() -> str:  # the group's title has no id of its own
+        return app.focused.id or type(app.focused).__name__
+
     async with app.run_test(size=(80, 24)) as pilot:
         be = await open_backend(app, pilot)
-        order = [app.focused.id]
-        while app.focused.id != "start" and len(order) < 30:
+        order = [focused()]
+        while focused() != "start" and len(order) < 30:
             await pilot.press("tab")
-            order.append(app.focused.id)
+            order.append(focused())
         assert order == ["f-method", "f-model", "f-epochs", "f-learning_rate", "f-batch_size",  # full: no LoRA
-                         "f-max_length", "f-max_steps", "f-precision", "f-extra", "report-tensorboard",
-                         "report-mlflow", "report-wandb", "start"]
+                         "f-max_length", "f-max_steps", "f-precision", "f-devices", "CollapsibleTitle", "f-extra",
+                         "report-tensorboard", "report-mlflow", "report-wandb", "start"]
         be.query_one("#f-method").value = "lora"
         await pilot.pause()
         be.query_one("#f-method").focus()
         await pilot.pause()
-        order = ["f-method"]
-        while app.focused.id != "start" and len(order) < 30:
+        order = [focused()]
+        while focused() != "start" and len(order) < 30:
             await pilot.press("tab")
-            order.append(app.focused.id)
+            order.append(focused())
         assert order == ["f-method", "f-quantization", "f-model", "f-epochs", "f-learning_rate", "f-batch_size",
                          "f-max_length", "f-max_steps", "f-precision", "f-target_modules", "f-lora_r",
-                         "f-lora_alpha", "f-lora_dropout", "f-extra", "report-tensorboard", "report-mlflow",
-                         "report-wandb", "start"]
+                         "f-lora_alpha", "f-lora_dropout", "f-devices", "CollapsibleTitle", "f-extra",
+                         "report-tensorboard", "report-mlflow", "report-wandb", "start"]
         be.query_one("#f-method").value = "prefix"  # the hidden fields are no stops, nor is a disabled one
         await pilot.pause()
         be.query_one("#f-max_steps").focus()
         order = []
-        for _ in range(7):
+        for _ in range(9):
             await pilot.press("tab")
-            order.append(app.focused.id)
-        assert order == ["f-precision", "f-num_virtual_tokens", "f-extra", "report-tensorboard", "report-mlflow",
-                         "report-wandb", "start"]
+            order.append(focused())
+        assert order == ["f-precision", "f-num_virtual_tokens", "f-devices", "CollapsibleTitle", "f-extra",
+                         "report-tensorboard", "report-mlflow", "report-wandb", "start"]
+        # Enter opens the group: its fields come next, in the form's columns
+        await pilot.press("shift+tab", "shift+tab", "shift+tab", "shift+tab", "shift+tab", "enter")
+        await wait_until(pilot, lambda: not be.query_one("#schedule-form-group").collapsed, what="the open group")
+        order = []
+        for _ in range(6):
+            await pilot.press("tab")
+            order.append(focused())
+        assert order == ["f-lr_scheduler", "f-warmup_steps", "f-val_rows", "f-early_stop_patience", "f-keep_best",
+                         "f-extra"]
+        assert be.query_one("#f-val_rows").region.x == be.query_one("#f-epochs").region.x
+
+
+async def test_backend_schedule_and_validation_settings_reach_the_run_and_a_bad_value_is_named_at_its_field():
+    launched: list[Run] = []
+    app = FtuiApp(services=fake_services(detect_machine=gpu_machine, launch=lambda run: launched.append(run) or 0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        be = await open_backend(app, pilot)
+        group = be.query_one("#schedule-form-group")
+        text = screen_text(app)
+        assert group.collapsed and "▶ schedule & validation " in text and "val rows" not in text  # one line
+        assert be.query_one("#f-keep_best").value == "true" and be.query_one("#f-val_rows").value == "64"
+        group.collapsed = False
+        await pilot.pause()
+        # checked as they are typed, the way --set reads them: tinted, and why under the group's fields
+        be.query_one("#f-val_rows").value = "many"
+        be.query_one("#f-early_stop_patience").value = "-1"
+        await pilot.pause()
+        problems = plain(be.query_one("#schedule-form-problems"))
+        assert "val rows: expected a number, got 'many'" in problems
+        assert "stop patience: must be a whole number of validation passes >= 0 (0: off), got -1" in problems
+        assert be.query_one("#f-val_rows").has_class("refused")
+        be.query_one("#schedule-form-problems").scroll_visible(animate=False)
+        await pilot.pause()
+        assert "val rows: expected a number, got 'many'" in screen_text(app)  # on screen, whole
+        be.query_one("#f-val_rows").value = "all"
+        be.query_one("#f-early_stop_patience").value = "2"
+        be.query_one("#f-lr_scheduler").value = "cosine"
+        be.query_one("#f-devices").value = "cpu"  # a GPU id is checked at Start against the machine the test runs on
+        await pilot.pause()
+        assert be.query_one("#schedule-form-problems").has_class("hidden")
+        assert not be.query_one("#f-val_rows").has_class("refused")
+        group.collapsed = True  # closed, its title still says what it changes
+        await pilot.pause()
+        assert group.title == "schedule & validation: LR schedule cosine, val rows all, stop patience 2"
+        # a schedule the select does not offer, typed in the free-form field: refused at Start,
+        # naming the setting, on that field
+        be.query_one("#f-extra").value = "lr_scheduler=foo"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "lr_scheduler" in str(be.query_one("#start-error").render()), what="error")
+        says = "local.lr_scheduler: must be one of linear, cosine, constant"
+        assert says in str(be.query_one("#start-error").render()) and launched == []
+        assert be.query_one("#f-extra").has_class("refused") and says in plain(be.query_one("#more-form-problems"))
+        # a refusal about a field in the closed group opens it and goes to the field
+        be.query_one("#f-extra").value = "split.val=0"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: not group.collapsed, what="the group opened")
+        await wait_until(pilot, lambda: app.focused is be.query_one("#f-early_stop_patience"), what="the field")
+        assert be.query_one("#f-early_stop_patience").has_class("refused") and not be.query_one("#f-extra").has_class("refused")
+        assert "early_stop_patience=2 watches the validation loss" in plain(be.query_one("#schedule-form-problems"))
+        be.query_one("#f-extra").value = ""
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "TrainingScreen", timeout=30)
+        run = launched[0]
+        hp = run.spec.hyperparameters
+        assert (hp.early_stop_patience, hp.lr_scheduler, hp.val_rows, hp.devices) == (2, "cosine", 0, ("cpu",))
+        assert (hp.keep_best, hp.warmup_steps) == (True, 0.05)  # untouched: the preset's
+        saved = json.loads((run.dir / "run.json").read_text())["hyperparameters"]
+        assert {k: saved[k] for k in ("early_stop_patience", "lr_scheduler", "val_rows", "devices")} == \
+            {"early_stop_patience": 2, "lr_scheduler": "cosine", "val_rows": 0, "devices": ["cpu"]}
 
 
 async def test_openai_tab_says_the_wind_down_once_and_a_missing_key_once(monkeypatch):

@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from ftui.tui.app import FtuiApp
 from test_tui import (EXAMPLES, RUN_A, RUN_B, STUDY, T0, ev, failed_run, fake_services, gpu_machine,  # noqa: F401
-                      make_run, make_study, study_runs, utc, wait_until, write_events, write_heldout,
+                      make_run, make_study, rewrite_spec, study_runs, utc, wait_until, write_events, write_heldout,
                       write_variant, evaluating_run)  # utc: autouse
 
 SIZES = {"80x24": (80, 24), "large": (140, 44)}
@@ -183,6 +183,9 @@ def test_compare_screen(snap_compare, ftui_home):
     """Two runs' settings that differ, the warning of other held-out sets, both loss curves."""
     local = make_run(ftui_home, RUN_A)
     remote = make_run(ftui_home, RUN_B, created=T0 + 1000, backend="openai", model="gpt-4.1-nano-2025-04-14")
+    # each run.json with a batch size: a setting only one run recorded is no difference
+    rewrite_spec(local, hyperparameters={"model": "smollm2-135m", "epochs": 1, "learning_rate": 2e-4, "batch_size": 8})
+    rewrite_spec(remote, hyperparameters={"model": "gpt-4.1-nano-2025-04-14", "batch_size": "auto"})
     write_heldout(local, EXAMPLES)
     write_heldout(remote, EXAMPLES[:4])
     events = [json.loads(line) for line in remote.events_path.read_text().splitlines()]

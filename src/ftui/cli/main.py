@@ -499,7 +499,6 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from ftui.core.config import to_plain
     from ftui.core.early_stopping import describe
     from ftui.core.machine import trainable_text
     from ftui.core.runs import resolve_run
@@ -570,10 +569,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     spec = run.spec
     sizes = ", ".join(f"{k} {v}" for k, v in spec.split_sizes.items())
     print(f"{'data':<12} {spec.data.source} ({spec.data.used} examples; split {sizes})")
-    settings = to_plain(spec.hyperparameters) or {}
-    unused = {"model", *getattr(spec.hyperparameters, "unused", tuple)()}
     print(f"{'settings':<12} " + " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                                          for k, v in settings.items() if k not in unused))
+                                          for k, v in spec.used_settings().items()))
+    unrecorded = [k for k in spec.unrecorded_settings if k not in ("model", *spec.unused_settings())]
+    if unrecorded:  # made before these existed: today's defaults are not what it ran with
+        print(f"{'':<12} not set (older run): {', '.join(unrecorded)}")
     for label, path in run.where():  # where the model is: trained weights, model exports
         print(f"{label:<12} {path}")
     for variant, metrics in info["eval"].items():

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ftui.core.config import to_plain
+from ftui.core.early_stopping import describe
 from ftui.core.events import read_events
+from ftui.core.mfu import mfu_text
 from ftui.core.runs import Run, write_json_atomic
 from ftui.core.scoring import VARIANTS, count_text, left_out, read_predictions
 
@@ -25,6 +27,7 @@ def summary_data(run: Run) -> dict[str, Any]:
     train = [(e["step"], e["loss"]) for e in events if e["type"] == "train"]
     val = [(e["step"], e["loss"]) for e in events if e["type"] == "val"]
     last_train = next((e for e in reversed(events) if e["type"] == "train"), None)
+    hw = next((e for e in reversed(events) if e["type"] == "hw"), {})
     cost = next((e for e in reversed(events) if e["type"] == "cost"), None)
     evals = run.eval_metrics()
     ordered = {v: evals[v] for v in (*VARIANTS, *sorted(set(evals) - set(VARIANTS))) if v in evals}
@@ -40,7 +43,9 @@ def summary_data(run: Run) -> dict[str, Any]:
         # where the rows came from (run.json's data: source, sha256, format, fields, rows, used),
         # how they were split and the split's sizes
         "data": {**to_plain(spec.data), "split": to_plain(spec.split), "split_sizes": dict(spec.split_sizes)},
-        "hyperparameters": to_plain(spec.hyperparameters) or {},
+        # as run.json holds them: an older run's lacks the settings made after it
+        "hyperparameters": spec.recorded_settings(),
+        "unrecorded_settings": list(spec.unrecorded_settings),
         "eval_settings": to_plain(spec.eval),
         # duration_s: created to ended on the clock; train_s, eval_s: working time (Run.summary)
         "time": {k: info[k] for k in ("created", "ended", "duration_s", "train_s", "eval_s")},
@@ -48,12 +53,22 @@ def summary_data(run: Run) -> dict[str, Any]:
             "steps": last_train["step"] if last_train else None,
             "tokens": last_train["tokens"] if last_train else None,
             "tokens_per_s": last_train["tokens_per_s"] if last_train else None,
+            # the share of the GPUs' bf16 peak used at that rate (core.mfu; null on a CPU or a GPU
+            # without a known peak), and the GPU
+            "mfu": info["mfu"],
+            "gpu_name": hw.get("gpu_name"),
             "final_loss": last_train["loss"] if last_train else None,
             "final_val_loss": val[-1][1] if val else None,
             "method": info["method"],
             "trainable_params": info["trainable_params"],
             "total_params": info["total_params"],
             "peak_mem_bytes": info["peak_mem_bytes"],
+            "peak_rss": info["peak_rss"],
+            # The step early stopping ended training at (null: it did not), the step whose weights
+            # are the result (keep_best; null: the last step's) and its validation loss.
+            "stopped_early_at": info["stopped_early_at"],
+            "kept_step": info["kept_step"],
+            "best_val_loss": info["best_val_loss"],
             # The trained weights, relative to the run directory: adapter/ or model/ (full).
             "weights": run.trained_weights().name if run.trained_weights() else None,
         },
@@ -88,6 +103,9 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
     if hp:
         lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
         lines += [f"| {k} | {_cell(v)} |" for k, v in hp.items()]
+        if data.get("unrecorded_settings"):
+            lines += ["", "Not set (older run, made before these settings existed): "
+                      + ", ".join(f"`{k}`" for k in data["unrecorded_settings"]) + "."]
     lines += ["", "## Evaluation", ""]
     lines += _metrics_table(data["eval"]) or ["No evaluation recorded yet."]
     lines += ["", "## Evaluation settings", "", "| setting | value |", "|---|---|"]
@@ -96,13 +114,21 @@ def render_markdown(data: dict[str, Any], *, plot: str | None) -> str:
     tr, cost, t = data["training"], data["cost"], data["time"]
     lines += ["", "## Training, cost and time", ""]
     lines.append(f"- steps: {_cell(tr['steps'])}, trained tokens: {_cell(tr['tokens'])}, "
-                 f"tokens/s: {_cell(tr['tokens_per_s'])}")
+                 f"tokens/s: {_cell(tr['tokens_per_s'])}"
+                 + (f", {mfu_text(tr['mfu'])} of {tr.get('gpu_name') or 'the GPU'}'s bf16 peak"
+                    if tr.get("mfu") is not None else ""))
     lines.append(f"- final train loss: {_cell(tr['final_loss'])}, final validation loss: {_cell(tr['final_val_loss'])}")
+    validation = describe(stopped_early_at=tr.get("stopped_early_at"), kept_step=tr.get("kept_step"),
+                          best_loss=tr.get("best_val_loss"), patience=hp.get("early_stop_patience", 0))
+    if validation:  # "stopped early at step 40: ...; kept step 20 (val 1.2340)"
+        lines.append(f"- validation: {validation}")
     if tr.get("trainable_params"):
         from ftui.core.machine import trainable_text
 
         lines.append(f"- method: {tr.get('method') or '-'}, trained {trainable_text(tr['trainable_params'], tr.get('total_params'))}"
                      + (f", peak memory {tr['peak_mem_bytes'] / 2**30:.2f} GiB" if tr.get("peak_mem_bytes") else ""))
+    if tr.get("peak_rss"):
+        lines.append(f"- peak RSS: {tr['peak_rss'] / 2**30:.2f} GiB (the training process's resident memory)")
     if tr.get("weights"):
         lines.append(f"- trained weights: `{tr['weights']}/` in the run directory")
     for label, path in (data.get("model_files") or {}).items():

@@ -56,6 +56,11 @@ class RunSpec:
     created: float | None = None
     """Unix seconds."""
     split_sizes: Mapping[str, int] = field(default_factory=dict)
+    unrecorded_settings: tuple[str, ...] = ()
+    """The backend's settings that ``run.json`` does not hold: a run made before they existed.
+    ``hyperparameters`` has today's defaults for them, which that run never had, so what lists
+    a run's settings (``recorded_settings``: ``ftui show``, the summary, Compare) leaves them
+    out. Read, never written: ``to_json`` writes every setting."""
 
     def to_json(self) -> dict[str, Any]:
         """``run.json``'s object, its keys in the documented order."""
@@ -82,6 +87,8 @@ class RunSpec:
             hyperparameters: Any = dict(raw_hp)
         else:
             hyperparameters = _typed(settings, raw_hp, fallback=dict(raw_hp))
+        unrecorded = tuple(f.name for f in dataclasses.fields(hyperparameters) if f.name not in raw_hp) \
+            if dataclasses.is_dataclass(hyperparameters) and isinstance(raw_hp, Mapping) else ()
         return cls(
             task=str(obj.get("task") or "text"), backend=name, model=str(obj.get("model") or ""),
             hyperparameters=hyperparameters,
@@ -93,6 +100,7 @@ class RunSpec:
             preset=obj.get("preset"), task_options=dict(obj.get("task_options") or {}),
             id=str(obj.get("id") or ""), ftui_version=str(obj.get("ftui_version") or ""),
             created=obj.get("created"), split_sizes=dict(obj.get("split_sizes") or {}),
+            unrecorded_settings=unrecorded,
         )
 
     @property
@@ -104,12 +112,20 @@ class RunSpec:
             return self.preset or self.task
         return source if source.startswith("hub:") else PurePath(source).name or source
 
+    def recorded_settings(self) -> dict[str, Any]:
+        """The backend's settings as ``run.json`` holds them, as plain values (lists for tuples):
+        an older run's lacks those made after it (``unrecorded_settings``)."""
+        return {k: v for k, v in (to_plain(self.hyperparameters) or {}).items() if k not in self.unrecorded_settings}
+
     def used_settings(self) -> dict[str, Any]:
-        """The backend's settings this run reads, as plain values (lists for tuples), without
-        ``model`` (said on its own) and the ones its method leaves unread."""
-        hp = self.hyperparameters
-        unused = {"model", *getattr(hp, "unused", tuple)()}
-        return {k: v for k, v in (to_plain(hp) or {}).items() if k not in unused}
+        """The recorded settings this run reads (``recorded_settings``), without ``model`` (said
+        on its own) and the ones its method leaves unread."""
+        unused = {"model", *self.unused_settings()}
+        return {k: v for k, v in self.recorded_settings().items() if k not in unused}
+
+    def unused_settings(self) -> tuple[str, ...]:
+        """The backend's settings this run's method does not read (none for most backends)."""
+        return tuple(getattr(self.hyperparameters, "unused", tuple)())
 
     def setting(self, name: str, default: Any = None) -> Any:
         """One of the backend's settings, or ``default`` when this backend has no such setting."""

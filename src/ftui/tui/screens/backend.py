@@ -1,6 +1,6 @@
 """Backend screen: local settings (method, LoRA...) with the plan (steps, tokens, time), the memory
 fit and the hardware, or OpenAI (the service's wind-down first) with its cost; start. The plan's and
-the memory fit's words are in ``local_plan``.
+the memory fit's words are in ``local_plan``, the Local form's fields and their checks in ``local_form``.
 
 The one place outside ``ftui/backends`` that names backends: it holds a settings form for each
 shipped backend (the two tabs). Everything else comes from the registry (``core.backends``); a
@@ -21,11 +21,12 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Button, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.markup import escape
+from textual.widgets import Button, Collapsible, Input, Label, Select, Static, TabbedContent, TabPane
 
-from ftui.core.config import (METHOD_FIELDS, METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, TRACKERS,
-                              LocalSettings, same_rate_family)
-from ftui.core.errors import ConfigError, FtuiError
+from ftui.core.config import (METHOD_LEARNING_RATES, METHODS, QUANTIZABLE_METHODS, TRACKERS, LocalSettings,
+                              same_rate_family)
+from ftui.core.errors import FtuiError
 from ftui.core.machine import Machine
 from ftui.core.openai_prep import WIND_DOWN, spend_check
 from ftui.core.plan import MeasuredSpeed, TokenCounts, measured_speeds
@@ -36,60 +37,13 @@ from ftui.tui.widgets.tick import TickBox
 from ftui.tui import fmt
 from ftui.tui.choice import DatasetChoice
 from ftui.tui.messages import TokensCounted
+from ftui.tui.screens.local_form import (GROUPS, LABELS, LOCAL_FIELDS, LOCAL_GRIDS, METHOD_ONLY, SELECTS, applies,
+                                         form_grid, group_title, named_setting, quantization_refusal, setting_problem,
+                                         shown)
 from ftui.tui.screens.local_plan import FIT_FIELDS, PLAN_SETTINGS, fit_view, plan_view
 from ftui.tui.screens.modals import ConfirmModal
 
-# Grids of (setting, label, columns spanned) in form order; "extra" is free-form key=value
-# settings. The method's explanation goes under the first grid. A field in METHOD_FIELDS shows
-# only for the methods that read it and the grid closes up around the hidden ones, so a field
-# left alone on its row (LoRA dropout, virtual tokens) must end its grid: a 3-column field
-# after it would start in the third column and be cut.
-LOCAL_GRIDS = {
-    "method-form": [("method", "method", 1), ("quantization", "quantization", 1)],
-    "local-form": [
-        ("model", "model", 3),
-        ("epochs", "epochs", 1), ("learning_rate", "learning rate", 1),
-        ("batch_size", "batch size", 1), ("max_length", "max length", 1),
-        ("max_steps", "max steps", 1), ("precision", "precision", 1),
-        ("target_modules", "LoRA modules", 3),
-        ("lora_r", "LoRA r", 1), ("lora_alpha", "LoRA alpha", 1),
-        ("lora_dropout", "LoRA dropout", 1), ("num_virtual_tokens", "virtual tokens", 1),
-    ],
-    "more-form": [("extra", "more", 3)],
-}
-LOCAL_FIELDS = [f for fields in LOCAL_GRIDS.values() for f in fields]
-SELECTS = {"method": tuple(METHODS), "quantization": ("none", "4bit", "8bit"), "precision": ("auto", "bf16", "fp32")}
-LABELS = {name: label for name, label, _ in LOCAL_FIELDS}
-METHOD_ONLY = {name for fields in METHOD_FIELDS.values() for name in fields}
-"""Fields some methods do not read (shown, and sent, only for those that do)."""
-
-
-def applies(name: str, method: str) -> bool:
-    """Whether ``method`` reads the setting ``name``."""
-    return name not in METHOD_ONLY or name in METHOD_FIELDS[method]
-
-
 PREFLIGHT_DELAY_S = 0.5
-MAX_STEPS_HINT = "-1: as the epochs need"
-"""The max steps field's placeholder: left empty (or -1) it trains as many steps as the epochs need."""
-
-
-def shown(value: Any) -> str:
-    """A setting as the form shows it (and as ``--set`` reads it back)."""
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:g}"
-    return "" if value is None else str(value)
-
-
-def quantization_refusal(method: str) -> str:
-    """Why ``method`` takes no 4/8-bit base, in config's own words."""
-    try:
-        LocalSettings(method=method, quantization="4bit")
-    except ConfigError as exc:
-        return str(exc)
-    return ""
 
 
 def openai_prices() -> tuple[dict[str, float], str]:
@@ -133,6 +87,10 @@ class BackendScreen(Screen):
         self.prices, self.prices_as_of = openai_prices()
         self.speeds: list[MeasuredSpeed] | None = None
         """Training speeds earlier local runs measured on this machine (None until read)."""
+        self.problems: dict[str, str] = {}
+        """Field -> what is wrong with its value (shown under its grid)."""
+        self.refused: str | None = None
+        """The field the last refusal at Start named."""
 
     # -- layout --------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -146,10 +104,11 @@ class BackendScreen(Screen):
                 # Not a stop of its own in the Tab order: the fields are, and focusing one scrolls to it.
                 with VerticalScroll(id="local-scroll", can_focus=False):
                     for grid_id, fields in LOCAL_GRIDS.items():
-                        with Grid(id=grid_id, classes="form"):
-                            for name, label, span in fields:
-                                yield Label(label, id=f"label-{name}", classes="label")
-                                yield self._field(name, span)
+                        if grid_id in GROUPS:
+                            with Collapsible(title=GROUPS[grid_id], id=f"{grid_id}-group", classes="form-group"):
+                                yield from form_grid(grid_id, fields, c.backends["local"])
+                        else:
+                            yield from form_grid(grid_id, fields, c.backends["local"])
                         if grid_id == "method-form":
                             yield Static(id="method-help", classes="hint")
                     yield Static(id="plan-text")
@@ -179,25 +138,6 @@ class BackendScreen(Screen):
             yield Button("Start training", variant="success", id="start", compact=True)
             yield Static("", id="start-error")
         yield key_footer()
-
-    def _field(self, name: str, span: int):
-        local = self.choice.backends["local"]
-        classes = "span3" if span == 3 else ""
-        if name in SELECTS:
-            options = SELECTS[name]
-            return Select([(o, o) for o in options], value=shown(getattr(local, name)), allow_blank=False,
-                          id=f"f-{name}", compact=True, classes=classes)
-        if name == "extra":
-            return Input("", id="f-extra", compact=True, classes=classes,
-                         placeholder="key=value … e.g. grad_accum=2 eval.limit=8 price_per_hour=0.5")
-        if name == "max_steps":  # empty reads as -1, which the placeholder explains (#18)
-            value = shown(local.max_steps)
-            field = Input("" if value == "-1" else value, id="f-max_steps", compact=True, classes=classes,
-                          placeholder=MAX_STEPS_HINT)
-            field.tooltip = ("-1 (or empty): as many steps as the epochs need; a number stops there, "
-                             "going round the data again when the epochs need fewer")
-            return field
-        return Input(shown(getattr(local, name)), id=f"f-{name}", compact=True, classes=classes)
 
     def _openai_models(self) -> Select:
         default = self.choice.backends["openai"].model
@@ -270,6 +210,7 @@ class BackendScreen(Screen):
         self.query_one("#method-help", Static).update(METHODS[method])
         for name in METHOD_ONLY:
             self.query_one(f"#label-{name}").display = self.query_one(f"#f-{name}").display = applies(name, method)
+        self._show_problems()  # a hidden field's problem goes with it
         self._update_quantization()
         self._update_fit()
         self._update_plan()
@@ -294,6 +235,54 @@ class BackendScreen(Screen):
     def _value(self, name: str) -> str:
         value = str(self.query_one(f"#f-{name}").value).strip()
         return "-1" if name == "max_steps" and not value else value
+
+    # -- what is wrong with a field ------------------------------------------------------
+    def _check(self, name: str) -> None:
+        """Check a field as ``--set`` would read it, as it changes; the free-form field is
+        checked at Start (its settings depend on each other and on the form's)."""
+        problem = None if name == "extra" else setting_problem(name, self._value(name), self.choice.backends["local"])
+        self._mark(name, None if problem is None else f"{LABELS[name]}: {problem}")
+
+    def _mark(self, name: str, problem: str | None) -> None:
+        """Show ``problem`` on field ``name`` (tinted: tcss .refused) and under its grid; None clears it."""
+        if problem is None:
+            self.problems.pop(name, None)
+        else:
+            self.problems[name] = problem
+        self.query_one(f"#f-{name}").set_class(problem is not None, "refused")
+        self._show_problems()
+
+    def _show_problems(self) -> None:
+        method = self.method
+        for grid_id, fields in LOCAL_GRIDS.items():
+            lines = [self.problems[n] for n, _, _ in fields if n in self.problems and applies(n, method)]
+            out = self.query_one(f"#{grid_id}-problems", Static)
+            out.update(Text("\n".join(lines)))
+            out.set_class(not lines, "hidden")
+
+    def _show_failure(self, message: str) -> None:
+        """Mark the field a refusal at Start names (the free-form field when the setting was
+        typed there: it is read last), opening its group, and go to it."""
+        extra = self._extra()
+        name = named_setting(message, [*extra, *(n for n in LABELS if n != "extra" and applies(n, self.method))])
+        if name is None:
+            return
+        name = "extra" if name in extra else name
+        self.refused = name
+        self._mark(name, message)
+        field = self.query_one(f"#f-{name}")
+        for group in field.ancestors:
+            if isinstance(group, Collapsible):
+                group.collapsed = False
+        self.call_after_refresh(field.focus)
+
+    def _update_group(self) -> None:
+        """Each group's title, with what it changes from the preset (seen while it is collapsed)."""
+        defaults: LocalSettings = self.choice.backends["local"]
+        for grid_id, title in GROUPS.items():
+            changed = [(label, self._value(name)) for name, label, _ in LOCAL_GRIDS[grid_id]
+                       if self._value(name) != shown(getattr(defaults, name))]
+            self.query_one(f"#{grid_id}-group", Collapsible).title = escape(group_title(title, changed))
 
     def _update_fit(self) -> None:
         method = self.method
@@ -349,9 +338,12 @@ class BackendScreen(Screen):
     @on(Select.Changed)
     def _changed(self, event) -> None:
         control_id = event.control.id or ""
+        if control_id.startswith("f-"):
+            self._check(control_id.removeprefix("f-"))
         if control_id == "f-method":
             self._update_method()
         elif control_id.startswith("f-"):
+            self._update_group()
             self._update_fit()
             self._update_plan()
         elif control_id.startswith("oa-"):
@@ -465,6 +457,9 @@ class BackendScreen(Screen):
         if self.starting:
             return
         self.query_one("#start-error", Static).update("")
+        if self.refused is not None:  # the last Start's refusal: Start checks again, the field afresh
+            self._check(self.refused)
+            self.refused = None
         if self.backend == "local":
             self._prepare_and_launch("local", self.report_overrides() + self.local_overrides())
             return
@@ -515,6 +510,7 @@ class BackendScreen(Screen):
         self.starting = False
         self.query_one("#start", Button).disabled = False
         self._error(message)
+        self._show_failure(message)
 
     def _launched(self, run: Run) -> None:
         self.app.notify(f"run {run.id} started; it keeps going if you quit", title="Started")
