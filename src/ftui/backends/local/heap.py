@@ -12,7 +12,8 @@ for sizes the freed holes do not fit; the heaps grow around them, and the reside
 also stops it rising), so that tensors of ``MMAP_THRESHOLD`` and more are mapped and unmapped on
 their own, and hands the heaps' free pages back to the system at the end of every step
 (``malloc_trim``). Neither changes a computed value: only where freed memory goes. Elsewhere
-than glibc (macOS, musl) both are skipped.
+than glibc (macOS, musl) both are skipped. ``benchmarks/memory.py`` measures the resident memory
+of a long run, ``benchmarks/train_throughput.py`` what the fresh pages of mapped blocks cost.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ MMAP_THRESHOLD = 1 << 20
 """Bytes: tensors of this size and more get a mapping of their own (a 576-wide bf16 activation of
 1,024 tokens is 1.2 MiB); smaller requests stay in the heaps."""
 TRIM_EVERY = 1
-"""Steps between two ``malloc_trim`` calls (a few milliseconds each)."""
+"""Steps between two ``malloc_trim`` calls (each walks the heaps' free blocks: cheap next to a
+CPU training step of a second or more)."""
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
@@ -94,7 +96,6 @@ class HeapCallback(TrainerCallback):
     def __init__(self, *, mmap_threshold: int | None = MMAP_THRESHOLD, trim_every: int = TRIM_EVERY) -> None:
         self.mmap_threshold = mmap_threshold
         self.trim_every = trim_every
-        self.trims = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.mmap_threshold:
@@ -103,4 +104,3 @@ class HeapCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.trim_every and state.global_step % self.trim_every == 0:
             trim()
-            self.trims += 1
