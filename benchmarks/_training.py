@@ -374,8 +374,6 @@ def memory_mark() -> list[int | None]:
     The most since the last mark is Linux's ``VmHWM``, set back to the resident set after each
     reading (writing 5 to ``/proc/self/clear_refs``), so that each step has its own peak.
     """
-    from ftui.backends.local import heap
-
     status: dict[str, int] = {}
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -386,8 +384,30 @@ def memory_mark() -> list[int | None]:
             f.write("5")
     except OSError:
         pass
-    h = heap.stats()
-    return [status.get("VmRSS"), status.get("VmHWM"), *((h.in_use, h.free, h.mapped) if h else (None,) * 3)]
+    return [status.get("VmRSS"), status.get("VmHWM"), *heap_stats()]
+
+
+def heap_stats() -> tuple[int | None, int | None, int | None]:
+    """glibc's heaps (all arenas), from ``mallinfo2``: bytes allocated and not freed, freed but
+    kept (resident unless trimmed), and in blocks mapped on their own; Nones elsewhere."""
+    import ctypes
+
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None, None, None
+        libc = ctypes.CDLL(None)
+    except (ValueError, OSError, AttributeError):  # not glibc
+        return None, None, None
+    if not hasattr(libc, "mallinfo2"):  # glibc before 2.33
+        return None, None, None
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks), int(info.fordblks), int(info.hblkhd)
 
 
 def model_shape(model: Any) -> dict[str, Any]:

@@ -306,7 +306,6 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     from peft import prepare_model_for_kbit_training
 
     from ftui.backends.local.callback import EventsCallback
-    from ftui.backends.local.heap import HeapCallback
     from ftui.backends.local.hardware import MethodSampler
     from ftui.backends.local.models import load_model, load_tokenizer
     from ftui.core.early_stopping import BestValidation
@@ -396,9 +395,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
         data_collator=_collate(tokenizer.pad_token_id), processing_class=tokenizer,
         compute_metrics=_token_accuracy if has_val else None,
         preprocess_logits_for_metrics=_argmax if has_val else None,
-        # On a CPU, batches of a new length every step fragment the C heap: HeapCallback keeps
-        # the resident memory flat (heap.py, issue #19).
-        callbacks=[callback, *([HeapCallback()] if device == "cpu" else []), *callbacks],
+        callbacks=[callback, *callbacks],
     )
     trainer.remove_callback(transformers.PrinterCallback)  # events replace its printed dicts
     try:
