@@ -214,7 +214,7 @@ def train_ours(spec: dict[str, Any]) -> dict[str, Any]:
     if device != hw.device:  # --device cpu on a GPU machine: the CPU decides the precision
         hw = hardware.Hardware("cpu", None, 0, None, cpu_bf16(), hw.cpu_count, hw.ram_total)
     dtype = hardware.precision(hw, run.spec.hyperparameters.precision)
-    meter = make_meter(device, spec["warmup"])
+    meter = make_meter(device, spec["warmup"], memory=spec.get("memory", False))
     with EventWriter(run.events_path) as events:
         try:
             train_run(run, events=events, should_stop=lambda: False, price=hardware_price(hw.gpu_name, None),
@@ -256,7 +256,7 @@ def train_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         # a GPU ("Your setup doesn't support bf16/gpu. You need to assign use_cpu ..."), so this
         # is what a CPU user writes.
         must_match["use_cpu"] = True
-    meter = make_meter(spec["device"], spec["warmup"])
+    meter = make_meter(spec["device"], spec["warmup"], memory=spec.get("memory", False))
     trainer = SFTTrainer(
         model=spec["model_path"],
         args=SFTConfig(output_dir=str(run.dir / "trl"), **must_match),
@@ -271,8 +271,9 @@ def train_baseline(spec: dict[str, Any]) -> dict[str, Any]:
             "gradient_checkpointing": args.gradient_checkpointing}
 
 
-def make_meter(device: str, warmup: int) -> Any:
-    """A TrainerCallback that counts the tokens fed to the model and times the optimizer steps."""
+def make_meter(device: str, warmup: int, *, memory: bool = False) -> Any:
+    """A TrainerCallback that counts the tokens fed to the model and times the optimizer steps;
+    with ``memory``, also this process's resident memory at each step (``memory_mark``)."""
     import resource
 
     import torch
@@ -290,12 +291,18 @@ def make_meter(device: str, warmup: int) -> Any:
             padded tokens, this process's CPU time)."""
             self.shape: dict[str, Any] = {}
             self.losses: list[float] = []
+            self.memory: list[list[int | None]] = []
+            """With ``memory``, per optimizer step: ``memory_mark()``."""
+            self.before_peak: int | None = None
+            """With ``memory``: the most resident memory before the first step (loading the model)."""
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             model.register_forward_pre_hook(self.count, with_kwargs=True)
             self.shape = model_shape(model)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
+            if memory:
+                self.before_peak = memory_mark()[1]
 
         def count(self, module, args, kwargs):
             if not module.training:
@@ -322,6 +329,8 @@ def make_meter(device: str, warmup: int) -> Any:
             self.marks.append((now, float(joined.sum()), float((joined ** 2).sum()),
                                sum(p for _, p in self.pending), time.process_time()))
             self.pending.clear()
+            if memory:
+                self.memory.append(memory_mark())
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
@@ -344,15 +353,61 @@ def make_meter(device: str, warmup: int) -> Any:
             flops = per_token * tokens + 6 * s["layers"] * s["attention_width"] * squares
             if device == "cuda":
                 peak = torch.cuda.max_memory_allocated()
+            elif memory:  # each mark sets the kernel's high-water mark back: the most of them
+                peak = max([self.before_peak or 0, *(m[1] or 0 for m in self.memory)])
             else:
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
             cpu_seconds = measured[-1][4] - self.marks[warmup - 1][4]
             return {"steps": len(measured), "seconds": seconds, "cpu_seconds": cpu_seconds, "tokens": int(tokens),
                     "padded_tokens": int(sum(m[3] for m in measured)), "model_flops": flops,
                     "peak_memory_bytes": int(peak), "shape": s,
-                    "final_loss": self.losses[-1] if self.losses else None}
+                    "final_loss": self.losses[-1] if self.losses else None,
+                    **({"memory": self.memory, "before_peak_rss": self.before_peak} if memory else {})}
 
     return Meter()
+
+
+def memory_mark() -> list[int | None]:
+    """This process now: [resident set, the most of it since the last mark, glibc's heap bytes
+    in use, freed but kept, and in blocks mapped on their own] (bytes; None where unknown).
+
+    The most since the last mark is Linux's ``VmHWM``, set back to the resident set after each
+    reading (writing 5 to ``/proc/self/clear_refs``), so that each step has its own peak.
+    """
+    status: dict[str, int] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    status[line[:5]] = int(line.split()[1]) * 1024  # kB
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return [status.get("VmRSS"), status.get("VmHWM"), *heap_stats()]
+
+
+def heap_stats() -> tuple[int | None, int | None, int | None]:
+    """glibc's heaps (all arenas), from ``mallinfo2``: bytes allocated and not freed, freed but
+    kept (resident unless trimmed), and in blocks mapped on their own; Nones elsewhere."""
+    import ctypes
+
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None, None, None
+        libc = ctypes.CDLL(None)
+    except (ValueError, OSError, AttributeError):  # not glibc
+        return None, None, None
+    if not hasattr(libc, "mallinfo2"):  # glibc before 2.33
+        return None, None, None
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks), int(info.fordblks), int(info.hblkhd)
 
 
 def model_shape(model: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.mark.parametrize("script", ["train_throughput.py", "eval_throughput.py", "tui_latency.py",
-                                    "playground_latency.py"])
+                                    "playground_latency.py", "memory.py"])
 def test_each_benchmark_answers_help(script):
     res = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True,
                          timeout=120)
@@ -27,14 +27,19 @@ def test_each_benchmark_answers_help(script):
     assert "--quick" in res.stdout
 
 
-def test_the_training_benchmark_takes_the_demo_presets_local_settings():
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCHMARKS / "train_throughput.py")
+def benchmark_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(BENCHMARKS))
     try:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_the_training_benchmark_takes_the_demo_presets_local_settings():
+    module = benchmark_module("train_throughput")
     args = argparse.Namespace(batch_size=None, max_length=None, seq_len=1024)
     from ftui.core.presets import load_preset
 
@@ -88,3 +93,28 @@ def test_the_gpu_check_reports_what_did_not_fit_its_time_budget_as_nulls_with_th
     for figures in (*line["configs"].values(), line["trl_lora"]):
         assert figures["tokens_per_s"] is None and figures["skipped"]
     assert line["ratio"] is None and line["ratio_reason"]
+
+
+def test_the_memory_benchmark_measures_growth_after_warm_up_from_each_steps_peak():
+    memory = benchmark_module("memory")
+    mib = 2**20
+    # Per step: resident set, peak during the step, heap in use, free, mapped. Two warm-up steps
+    # (loading, the first large batches), then step peaks that grow 10 MiB a step from 1,000 MiB.
+    marks = [[900 * mib, 1500 * mib, 1, 2, 3], [950 * mib, 1200 * mib, 1, 2, 3]]
+    marks += [[800 * mib, (1000 + 10 * i) * mib, 4, 5 * i, 6] for i in range(10)]
+    result = {"memory": marks, "before_peak_rss": 1100 * mib, "tokens": 1000, "seconds": 10.0, "steps": 10}
+    f = memory.summarize(result, warmup=2)
+    assert f["peak_rss_bytes"] == 1500 * mib and f["final_rss_bytes"] == 800 * mib
+    assert f["warm_rss_bytes"] == 950 * mib
+    # The most of steps 7-11 (1,090) less the most of steps 2-6 (1,040), over 5 steps.
+    assert f["peak_growth_per_100_steps_bytes"] == 1000 * mib and f["rss_growth_per_100_steps_bytes"] == 0
+    assert f["growth_per_100_steps_bytes"] == 1000 * mib and f["growth_share"] == pytest.approx(1000 / 1500, abs=1e-4)
+    assert not f["flat"]
+    assert f["heap_free_bytes"] == 45 and f["heap_free_after_warmup_bytes"] == 2
+    assert memory.summarize({"error": "boom"}, warmup=2) == {"error": "boom"}
+    assert memory.slope([5.0, 5.0, 5.0]) == 0 and memory.slope([1.0, 3.0, 5.0]) == pytest.approx(2.0)
+    # A resident set that climbs between steps counts though the peaks do not.
+    marks = [[(1000 + 20 * i) * mib, 2000 * mib, None, None, None] for i in range(12)]
+    f = memory.summarize({**result, "memory": marks}, warmup=2)
+    assert f["rss_growth_per_100_steps_bytes"] == 2000 * mib and f["peak_growth_per_100_steps_bytes"] == 0
+    assert f["growth_per_100_steps_bytes"] == 2000 * mib and f["heap_free_bytes"] is None
