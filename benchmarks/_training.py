@@ -7,7 +7,8 @@ side's peak memory is its own:
 
 - ``build``: a random-weight Llama of a named shape, saved once with a tokenizer;
 - ``ours``: ``ftui.backends.local.train.train_run``, exactly as the runner calls it;
-- ``baseline``: TRL's ``SFTTrainer`` with its defaults (train_throughput.py's docstring says which).
+- ``baseline``: TRL's ``SFTTrainer`` with its defaults (train_throughput.py's docstring says which);
+- ``gemm``: the bf16 GEMM ceiling of a model's matmul shapes on this CPU (``gemm_ceiling``).
 
 Both training sides carry the same meter (``make_meter``): trained tokens, wall and CPU time
 per optimizer step after warm-up, peak memory, and model FLOPs by the formula in
@@ -112,7 +113,8 @@ def run_child(side: str, spec: dict[str, Any], home: Path, *, label: str | None 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1] / "src"),
                                                        os.environ.get("PYTHONPATH")]))}
-    label = label or {"ours": "ftui", "baseline": "TRL SFTTrainer (defaults)", "build": "building the model"}[side]
+    label = label or {"ours": "ftui", "baseline": "TRL SFTTrainer (defaults)", "build": "building the model",
+                      "gemm": "the bf16 GEMM ceiling of the model's shapes"}[side]
     print(f"... {label}", flush=True)
     began = time.monotonic()
     with open(log, "w", encoding="utf-8") as f:
@@ -150,6 +152,9 @@ def child(side: str, spec: dict[str, Any]) -> int:
         result: dict[str, Any] = {"folder": spec["folder"], "params": build_model(spec)}
     elif side == "ours":
         result = train_ours(spec)
+    elif side == "gemm":
+        result = gemm_ceiling(json.loads((Path(spec["model_path"]) / "config.json").read_text()),
+                              tokens=spec["tokens"], reps=spec.get("reps", 5))
     else:
         result = train_baseline(spec)
     Path(spec["out"]).write_text(json.dumps(result))
@@ -410,6 +415,50 @@ def heap_stats() -> tuple[int | None, int | None, int | None]:
     return int(info.uordblks), int(info.fordblks), int(info.hblkhd)
 
 
+def linear_shapes(config: dict[str, Any]) -> list[tuple[str, int, int, int]]:
+    """(name, in features, out features, how many) of the Linear layers of a Llama-family model,
+    from its ``config.json``; the output layer included."""
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or hidden // heads
+    kv = config.get("num_key_value_heads") or heads
+    inter = config["intermediate_size"]
+    return [("q_proj", hidden, heads * head_dim, layers), ("k_proj", hidden, kv * head_dim, layers),
+            ("v_proj", hidden, kv * head_dim, layers), ("o_proj", heads * head_dim, hidden, layers),
+            ("gate_proj", hidden, inter, layers), ("up_proj", hidden, inter, layers),
+            ("down_proj", inter, hidden, layers), ("lm_head", hidden, config["vocab_size"], 1)]
+
+
+def gemm_ceiling(config: dict[str, Any], *, tokens: int, reps: int = 5) -> dict[str, Any]:
+    """The bf16 matmul rate of the model's Linear shapes on this CPU, with torch's threads as the
+    training children have them: each shape's forward ``[tokens x in] @ [in x out]`` (as
+    ``F.linear`` with the weight stored out x in) and its backward to the input ``[tokens x out]
+    @ [out x in]``, the best of ``reps`` timings each, weighted by how many layers have it; so
+    the rate of one pass of the model's matmuls at training's row count, nothing else in it."""
+    import torch
+
+    torch.manual_seed(0)
+    flops = seconds = 0.0
+    shapes = []
+    with torch.inference_mode():
+        for name, fan_in, fan_out, count in linear_shapes(config):
+            w = torch.randn(fan_out, fan_in).to(torch.bfloat16)
+            x = torch.randn(tokens, fan_in).to(torch.bfloat16)
+            g = torch.randn(tokens, fan_out).to(torch.bfloat16)
+            best = float("inf")
+            for i in range(reps + 1):  # the first call is a warm-up (oneDNN picks its kernel)
+                began = time.perf_counter()
+                torch.nn.functional.linear(x, w)
+                torch.matmul(g, w)
+                took = time.perf_counter() - began
+                best = took if i and took < best else best
+            flops += count * 2 * (2 * tokens * fan_in * fan_out)
+            seconds += count * best
+            shapes.append([name, fan_in, fan_out, count])
+    return {"tflops_per_s": flops / seconds / 1e12, "tokens": tokens, "threads": torch.get_num_threads(),
+            "shapes": shapes, "reps": reps}
+
+
 def model_shape(model: Any) -> dict[str, Any]:
     """Parameter counts for the FLOPs formula and the report.
 
@@ -439,7 +488,7 @@ def model_shape(model: Any) -> dict[str, Any]:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description="a child process of the training benchmarks")
-    p.add_argument("--child", choices=("build", "ours", "baseline"), required=True)
+    p.add_argument("--child", choices=("build", "ours", "baseline", "gemm"), required=True)
     p.add_argument("--spec", required=True, help="a JSON file: what to do, and where to write the result")
     a = p.parse_args()
     sys.exit(child(a.child, json.loads(Path(a.spec).read_text())))

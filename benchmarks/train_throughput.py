@@ -17,6 +17,12 @@ them twice in alternating order. The figures:
   logging, ftui's event writing.
 - **peak memory**: on CUDA ``torch.cuda.max_memory_allocated()`` from the start of training;
   on a CPU the child process's peak resident set (model loading included).
+- **GEMM ceiling and gemm_fraction** (CPU): after the training, a child process times plain bf16
+  matmuls of the model's Linear shapes (every projection and the output layer, forward
+  ``[tokens x in] @ [in x out]`` and backward to the input, at the row count of ftui's batches,
+  with torch's default threads as the training children; ``_training.py``, ``gemm_ceiling``):
+  the model FLOPs rate a CPU could reach if training were nothing but its matmuls.
+  ``gemm_fraction`` is ftui's model FLOPs rate over that ceiling (``baseline_gemm_fraction`` TRL's).
 - **model FLOPs utilisation** (CUDA): model FLOPs per token = 4 x matmul parameters (forward,
   and the backward to the inputs; the frozen weights need no weight gradient) + 6 x adapter
   parameters + causal attention 6 x layers x attention width x sequence length (``_training.py``,
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[side].append(run_child(side, {
                     "run_dir": str(run_dir), "model_path": model_path, "device": device, "warmup": warmup,
                 }, home))
-        figures = summarize(results, peak=peak)
+        gemm = gemm_child(results, model_path, home) if device == "cpu" else None
+        figures = summarize(results, peak=peak, gemm=gemm)
     figures.update(
         benchmark="train_throughput", device=device, gpu=gpu_name, arch=arch, data=data,
         batch_size=settings["batch_size"], max_length=settings["max_length"], learning_rate=settings["learning_rate"],
@@ -151,8 +158,23 @@ def run_settings(args: argparse.Namespace, arch: str, data: str, total: int) -> 
             "learning_rate": lr}
 
 
-def summarize(results: dict[str, list[dict[str, Any]]], *, peak: float | None) -> dict[str, Any]:
+def gemm_child(results: dict[str, list[dict[str, Any]]], model_path: str, home: Path) -> dict[str, Any] | None:
+    """The bf16 GEMM ceiling of the model's matmul shapes, at the row count of a training batch
+    (padded tokens per step, ftui's side when it ran), measured after the training."""
+    done = [r for side in ("ours", "baseline") for r in results.get(side, []) if "padded_tokens" in r]
+    if not done:
+        return None
+    tokens = round(done[0]["padded_tokens"] / done[0]["steps"])
+    return run_child("gemm", {"model_path": model_path, "tokens": tokens}, home)
+
+
+def summarize(results: dict[str, list[dict[str, Any]]], *, peak: float | None,
+              gemm: dict[str, Any] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {}
+    ceiling = gemm.get("tflops_per_s") if gemm else None
+    if gemm:
+        figures.update(gemm_ceiling_tflops_per_s=rounded(ceiling, 4), gemm_tokens=gemm.get("tokens"),
+                       gemm_threads=gemm.get("threads"), gemm_error=gemm.get("error"))
     for side, rounds in results.items():
         errors = [r.get("error") or r.get("skipped") for r in rounds if r.get("error") or r.get("skipped")]
         if errors:
@@ -174,6 +196,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], *, peak: float | None) -
             f"{side}_peak_memory_bytes": max(r["peak_memory_bytes"] for r in rounds),
             f"{side}_model_tflops_per_s": rounded(flops / seconds / 1e12, 4),
             f"{side}_mfu": rounded(flops / seconds / (peak * 1e12), 4) if peak else None,
+            f"{side}_gemm_fraction": rounded(flops / seconds / (ceiling * 1e12), 4) if ceiling else None,
             f"{side}_precision": rounds[0].get("precision"),
             f"{side}_final_loss": rounds[-1].get("final_loss"),
             f"{side}_per_round_tokens_per_s": [rounded(r["tokens"] / r["seconds"], 1) for r in rounds],
@@ -182,6 +205,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], *, peak: float | None) -
     figures["ratio"] = rounded(ours / base, 3) if ours and base else None
     ours_cpu, base_cpu = figures.get("ours_tokens_per_cpu_s"), figures.get("baseline_tokens_per_cpu_s")
     figures["cpu_time_ratio"] = rounded(ours_cpu / base_cpu, 3) if ours_cpu and base_cpu else None
+    figures["gemm_fraction"] = figures.get("ours_gemm_fraction")  # the target's figure, on a CPU
     if "ours" in results and results["ours"] and "shape" in results["ours"][0]:
         figures["model_shape"] = results["ours"][0]["shape"]
     return figures
@@ -192,6 +216,10 @@ def report(f: dict[str, Any]) -> None:
     print(f"\ntrain throughput: {f['arch']} on {f['device']} ({where}); {f['data']} data, batch {f['batch_size']}, "
           f"max_length {f['max_length']}, LoRA r=8 on q,k,v,o; {f['steps']} measured steps after "
           f"{f['warmup']} warm-up, {f['rounds']} round(s)\n")
+    # On a CPU the model FLOPs rate is set against the bf16 GEMM ceiling measured here; on a GPU
+    # against the chip's peak (MFU).
+    cpu = f["device"] == "cpu"
+    share, share_key = ("of GEMM ceiling", "gemm_fraction") if cpu else ("MFU", "mfu")
     rows = []
     for side, label in (("ours", "ftui"), ("baseline", "TRL SFTTrainer defaults")):
         if f"{side}_tokens_per_s" not in f:
@@ -201,11 +229,17 @@ def report(f: dict[str, Any]) -> None:
             rows.append([label, "-", "-", "-", "-", "-", "-", "-"])
             continue
         mem = f[f"{side}_peak_memory_bytes"]
+        fraction = f.get(f"{side}_{share_key}")
         rows.append([label, f[f"{side}_tokens_per_s"], f[f"{side}_s_per_step"], f[f"{side}_tokens"],
                      f"{100 * f[f'{side}_padding_share']:.1f}%" if f[f"{side}_padding_share"] is not None else None,
                      f"{mem / 2**30:.2f} GiB", f[f"{side}_model_tflops_per_s"],
-                     f"{100 * f[f'{side}_mfu']:.1f}%" if f[f"{side}_mfu"] is not None else None])
-    print_table(["side", "tokens/s", "s/step", "tokens", "padding", "peak memory", "model TFLOP/s", "MFU"], rows)
+                     f"{100 * fraction:.1f}%" if fraction is not None else None])
+    if cpu and f.get("gemm_ceiling_tflops_per_s"):
+        rows.append([f"bf16 GEMM ceiling ({f['gemm_tokens']} rows, {f['gemm_threads']} threads)", "-", "-", "-",
+                     "-", "-", f["gemm_ceiling_tflops_per_s"], "100.0%"])
+    print_table(["side", "tokens/s", "s/step", "tokens", "padding", "peak memory", "model TFLOP/s", share], rows)
+    if cpu and f.get("gemm_error"):
+        print(f"\nGEMM ceiling: {f['gemm_error']}")
     for side in ("ours", "baseline"):
         if f.get(f"{side}_skipped"):
             print(f"\n{side}: skipped: {f[f'{side}_skipped']}")
@@ -213,6 +247,8 @@ def report(f: dict[str, Any]) -> None:
             print(f"\n{side}: {f[f'{side}_error']}")
     if f["ratio"] is not None:
         print(f"\nratio (ftui / TRL defaults): {f['ratio']:.2f}x trained tokens per second")
+    if f.get("gemm_fraction") is not None:
+        print(f"gemm_fraction (ftui's model FLOPs rate / the bf16 GEMM ceiling): {f['gemm_fraction']:.3f}")
     if f["device"] == "cuda" and f["peak_tflops"] is None:
         print(f"\nMFU: {f['peak_tflops_source']}")
     print()

@@ -1,6 +1,7 @@
 """The benchmark scripts still run against the code they measure: each answers --help, the
-training benchmark reads its settings from the demo preset as the runner would, and the GPU
-check runs its own code on a tiny model on the CPU. (They are measurements, not tests; this
+training benchmark reads its settings from the demo preset as the runner would and sets its
+FLOPs rate against the GEMM ceiling it measures, and the GPU check runs its own code on a tiny
+model on the CPU. (They are measurements, not tests; this
 only catches a script left behind by a change of API, and a JSON line that lost its keys.)"""
 
 from __future__ import annotations
@@ -46,6 +47,41 @@ def test_the_training_benchmark_takes_the_demo_presets_local_settings():
     local = load_preset("demo").settings_for("local")
     assert module.run_settings(args, "smollm2-135m", "demo", 8) == {
         "batch_size": local.batch_size, "max_length": local.max_length, "learning_rate": local.learning_rate}
+
+
+def test_the_gemm_ceiling_times_every_linear_shape_of_the_model_and_weighs_them_by_count(tmp_path):
+    training = benchmark_module("_training")
+    config = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 256}
+    shapes = training.linear_shapes(config)
+    assert shapes == [("q_proj", 64, 64, 3), ("k_proj", 64, 32, 3), ("v_proj", 64, 32, 3), ("o_proj", 64, 64, 3),
+                      ("gate_proj", 64, 128, 3), ("up_proj", 64, 128, 3), ("down_proj", 128, 64, 3),
+                      ("lm_head", 64, 256, 1)]
+    ceiling = training.gemm_ceiling(config, tokens=16, reps=1)
+    assert ceiling["tflops_per_s"] > 0 and ceiling["tokens"] == 16 and ceiling["threads"] >= 1
+    assert [tuple(s) for s in ceiling["shapes"]] == shapes
+
+
+def test_the_training_benchmark_sets_the_model_flops_rate_against_the_gemm_ceiling(capsys):
+    module = benchmark_module("train_throughput")
+
+    def side(tokens: int, seconds: float) -> dict:
+        return {"tokens": tokens, "seconds": seconds, "cpu_seconds": 2 * seconds, "model_flops": tokens * 6e8,
+                "padded_tokens": tokens + 50, "steps": 6, "peak_memory_bytes": 2**30, "precision": "bfloat16"}
+
+    results = {"ours": [side(6000, 20.0)], "baseline": [side(6000, 60.0)]}
+    figures = module.summarize(results, peak=None, gemm={"tflops_per_s": 0.4, "tokens": 1008, "threads": 2})
+    assert figures["ours_model_tflops_per_s"] == 0.18 and figures["baseline_model_tflops_per_s"] == 0.06
+    assert figures["gemm_ceiling_tflops_per_s"] == 0.4 and figures["gemm_tokens"] == 1008
+    assert figures["gemm_fraction"] == figures["ours_gemm_fraction"] == 0.45
+    assert figures["baseline_gemm_fraction"] == 0.15 and figures["ratio"] == 3.0
+    figures.update(benchmark="train_throughput", device="cpu", gpu=None, arch="smollm2-135m", data="demo",
+                   batch_size=8, max_length=256, steps=6, warmup=1, rounds=1, peak_tflops=None,
+                   machine={"cpu": "a CPU", "cpu_count": 2})
+    module.report(figures)
+    out = capsys.readouterr().out
+    assert "of GEMM ceiling" in out and "45.0%" in out and "15.0%" in out
+    assert "bf16 GEMM ceiling (1008 rows, 2 threads)" in out and "gemm_fraction" in out
 
 
 FIGURES = {"tokens_per_s", "mfu", "model_tflops_per_s", "peak_memory_bytes", "s_per_step", "tokens",
