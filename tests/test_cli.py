@@ -75,7 +75,7 @@ def test_max_steps_below_one_is_refused_before_a_run_exists(steps, ftui_home):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--set", "quantization=4bit"], "quantization=4bit needs a CUDA GPU (bitsandbytes) and this machine has none"),
+    (["--set", "method=lora", "--set", "quantization=4bit"], "quantization=4bit needs a CUDA GPU (bitsandbytes) and this machine has none"),
     (["--model", "nosuchmodel", "--detach"], "cannot load model 'nosuchmodel': it is not a local folder, not in the hub cache"),
     (["--model", ".", "--detach"], "model folder '.' has no config.json"),
 ])

@@ -269,7 +269,7 @@ def test_an_openai_run_reports_the_same_series_with_its_cost(ftui_home):
     assert res.returncode == 0, res.stderr
     run = Run(Path(json.loads(res.stdout)["dir"]))
     tb = tensorboard_scalars(run.dir / "tensorboard")
-    assert tb["train/loss"] == approx(series(run)) and len(tb["train/loss"]) == 85
+    assert tb["train/loss"] == approx(series(run)) and len(tb["train/loss"]) == 300
     assert tb["val/loss"] == approx(series(run, "val"))
     costs = [e["usd"] for e in read_events(run.events_path) if e["type"] == "cost"]
     assert [v for _, v in tb["cost/usd"]] == pytest.approx(costs, rel=1e-6) and costs[-1] > 0
