@@ -46,6 +46,18 @@ def test_bad_overrides_are_named(override, message):
         prepare_run(RunRequest(preset="demo", overrides=[override]))
 
 
+def test_a_sections_set_items_are_checked_together_whatever_their_order():
+    from ftui.core.config import LocalSettings
+    from ftui.core.request import apply_overrides
+
+    full = {"local": LocalSettings(method="full", learning_rate=1e-4)}  # as the demo preset trains
+    for items in (["quantization=4bit", "method=lora"], ["method=lora", "quantization=4bit"]):
+        local = apply_overrides(full, items, "local")["local"]
+        assert (local.method, local.quantization, local.learning_rate) == ("lora", "4bit", 2e-3)
+    with pytest.raises(ConfigError, match=r"^--set quantization=4bit: local.method: method=full does not train"):
+        apply_overrides(full, ["quantization=4bit", "lora_r=4"], "local")  # the item refused alone is named
+
+
 def test_train_cli_refuses_bad_input_before_creating_a_run(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "a", "output": ""}\n')

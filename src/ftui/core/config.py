@@ -130,6 +130,8 @@ LORA_FAMILY = ("lora", "dora")
 def same_rate_family(a: str | None, b: str | None) -> bool:
     """Whether a rate tuned for method ``a`` fits method ``b``: the same method, or both LoRA's."""
     return a == b or (a in LORA_FAMILY and b in LORA_FAMILY)
+
+
 LR_SCHEDULERS: dict[str, str] = {
     "linear": "falls in a straight line to 0 at the last step",
     "cosine": "falls along half a cosine to 0: stays high longer, then eases off",

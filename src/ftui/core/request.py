@@ -5,9 +5,8 @@ The spec made here (``core.runspec.RunSpec``) is what the runner reads.
 
 from __future__ import annotations
 
-import re
-
 import dataclasses
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
