@@ -155,3 +155,75 @@ def test_frozen_weights_in_bf16_give_identical_results_under_autocast(tiny_model
     (logits_a, grads_a), (logits_b, grads_b) = run(model), run(stored)
     assert torch.equal(logits_a, logits_b)
     assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+def test_batches_pad_to_a_multiple_of_32_and_the_padding_changes_no_loss(tiny_model):
+    import torch
+    import transformers
+
+    from ftui.backends.local.train import PAD_MULTIPLE, _collate
+
+    rows = [{"input_ids": [5] * n, "labels": [-100] * (n // 2) + [7] * (n - n // 2)} for n in (37, 20)]
+    assert PAD_MULTIPLE == 32
+    assert _collate(0, multiple=32)(rows)["input_ids"].shape == (2, 64)
+    assert _collate(0, multiple=32, max_length=50)(rows)["input_ids"].shape == (2, 50)  # not past max_length
+    assert _collate(0, multiple=32, max_length=30)(rows)["input_ids"].shape == (2, 37)  # a longer row stays whole
+    padded = _collate(0, multiple=32)(rows)
+    assert padded["attention_mask"].sum().item() == 57 and (padded["labels"][:, 37:] == -100).all()
+
+    # the same rows, padded to their longest or to 64: the same loss and gradients
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model).train()
+    inputs = _batch(tiny_model)
+    width = inputs["input_ids"].shape[1]
+    wider = {k: torch.nn.functional.pad(v, (0, 32 - width % 32 + 32), value=-100 if k == "labels" else 0)
+             for k, v in inputs.items()}
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    (a, ga), (b, gb) = loss_and_grads(inputs), loss_and_grads(wider)
+    assert a == pytest.approx(b, rel=1e-5)
+    for x, y in zip(ga, gb):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_a_cpu_training_gives_freed_heap_memory_back_after_each_step():
+    import ctypes
+
+    import transformers
+
+    from ftui.backends.local.train import _heap_trim_callback
+    from ftui.core.machine import heap_trimmer
+
+    trim = heap_trimmer()
+    if trim is None:
+        pytest.skip("not glibc: no malloc_trim")
+    assert _heap_trim_callback(transformers, "cuda") == []
+    [callback] = _heap_trim_callback(transformers, "cpu")
+    assert isinstance(callback, transformers.TrainerCallback)
+
+    # freed blocks kept in the middle of the heap (their neighbours live on) are handed back
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(64 * 1024) for _ in range(2000)]  # under the mmap threshold: heap memory
+    for b in blocks:
+        ctypes.memset(b, 1, 64 * 1024)
+    for b in blocks[:-1:2]:
+        libc.free(b)
+    before = _rss()
+    callback.on_step_end(None, None, None)
+    assert before - _rss() > 32 * 2**20  # about 62 MiB were free in holes
+    for b in blocks[1::2]:
+        libc.free(b)
+
+
+def _rss() -> int:
+    import re
+    from pathlib import Path
+
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024

@@ -175,6 +175,8 @@ def test_a_resumed_run_reports_each_step_once_in_the_same_tracker_runs(monkeypat
     # the resumed runner re-does steps 3 and 4 (its checkpoint was at 2): reported once, not twice
     _session(run, [3, 4, 5, 6], "succeeded")
     assert json.loads((run.dir / "trackers.json").read_text())["mlflow"]["run_id"] == first["mlflow"]["run_id"]
+    # a tracker that could not start or failed says so in the events (and the run goes on): none here
+    assert [e["message"] for e in read_events(run.events_path) if e["type"] == "log"] == []
     train = [(s, round(3.0 / s, 5)) for s in range(1, 7)]
     assert tensorboard_scalars(run.dir / "tensorboard")["train/loss"] == approx(train)
     assert mlflow_history(ftui_home, run.dir, "train/loss") == train

@@ -143,11 +143,13 @@ class WandbTracker:
     def __init__(self, run: Run, settings: Mapping[str, Any], through: int, remembered: Mapping[str, Any]) -> None:
         import wandb
 
+        # init_timeout: W&B's own 90 s was seen to run out while the runner loads a model on a
+        # busy 2-core machine (the run then goes on without W&B, with a warning)
         run_id = remembered.get("run_id") or re.sub(r"[^A-Za-z0-9_-]", "-", run.id)[:64]
         self.project = os.environ.get("WANDB_PROJECT") or "ftui"
         self.dir = os.environ.get("WANDB_DIR") or str(run.dir)
         self.run = wandb.init(project=self.project, name=run.id, id=run_id, resume="allow", config=dict(settings),
-                              dir=self.dir, settings=wandb.Settings(console="off", silent=True))
+                              dir=self.dir, settings=wandb.Settings(console="off", silent=True, init_timeout=300.0))
         self.run_id = run_id
         self.mode = os.environ.get("WANDB_MODE") or "online"
 
