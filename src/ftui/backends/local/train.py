@@ -11,11 +11,12 @@ measures it against TRL's SFTTrainer with its defaults):
 - No gradient checkpointing (TRL turns it on by default): LoRA keeps the activations of a small
   model in memory easily, and recomputing them costs a third more compute.
 - Batches of similar length (``SimilarLengthSampler``): random batches of the demo's examples
-  are about a quarter padding; grouped ones almost none. Their width is rounded up to a
-  multiple of ``PAD_MULTIPLE`` so that a long run meets few shapes (memory, see there).
+  are about a quarter padding; grouped ones almost none. The order is still random and seeded,
+  and a function of (seed, epoch) alone, so a resumed run sees the same batches. Their width
+  is rounded up to a multiple of ``PAD_MULTIPLE`` so that a long run meets few shapes (memory,
+  see there).
 - On a CPU, freed heap memory goes back to the system every ``HEAP_TRIM_EVERY`` steps (see
-  there and ``core.machine.heap_trimmer``), so the resident set does not climb between steps. The order is still random and seeded,
-  and a function of (seed, epoch) alone, so a resumed run sees the same batches.
+  there and ``core.machine.heap_trimmer``), so the resident set does not climb between steps.
 - The output layer runs only where there is a label (``_CompletionLossTrainer``): the prompt is
   most of each example and carries no loss, and the vocabulary projection with its
   cross-entropy is a fifth of a small model's work. Same loss, same gradients.
@@ -142,8 +143,8 @@ batch shape costs memory that stays: the CPU kernels (oneDNN's primitives, their
 reordered weights) are cached per shape, and with a width per batch a run on rows of varied
 lengths met a new shape nearly every step. Measured with ``benchmarks/memory.py --quick`` (2
 cores, rows of 64-128 tokens, 40 steps after warm-up): the resident set grew 1,159 MiB per 100
-steps (43% of the peak) with exact widths, 81 MiB (3.7%) with widths rounded up to 32, at the
-same step time (1.80 s and 1.76 s); the padding is masked and carries no label, so the loss is
+steps (43% of the peak) with exact widths, 81 to 361 MiB (4-17%, three runs) with widths
+rounded up to 32, at the same step time (1.80 s; 1.76-1.99 s); the padding is masked and carries no label, so the loss is
 the same."""
 
 
