@@ -21,6 +21,9 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
 - The running batch's keys and values are in preallocated buffers: a step writes its position
   in place (``kv_cache``), where transformers' cache copied the whole cache with ``torch.cat``
   every step. They are copied only when rows leave or join, and every ``KV_HEADROOM`` steps.
+  With both (16 k-shot demo prompts, 16 new tokens, on a shared 2-core machine, so indicative)
+  a decoding step of 16 rows took 163 ms against 185 ms, the cache's writes 0.02 s against
+  0.36 s over the 15 steps.
 - Decoding is bound by reading the weights, once per step whatever the rows: a step costs
   about twice as much with 2 to 16 rows as with one. With 2 to 5 rows left, MKL's kernel for
   ``x @ W.T`` is the slow one: ``(W @ x.T).T`` reads the weights at twice the speed, so the
