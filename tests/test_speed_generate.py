@@ -62,7 +62,7 @@ def test_finished_rows_leave_and_waiting_prompts_join_with_the_same_outputs(load
     assert max(rows for rows, _ in calls) <= 6
     decoding = [rows for rows, width in calls if width == 1]
     assert any(b < a for a, b in zip(decoding, decoding[1:]))  # rows left the batch
-    first_step = calls.index(next(c for c in calls if c[1] == 1))
+    first_step = calls.index(next(c for c in calls if c[1] == 1 and c[0] > 1))  # after the one-row probe
     joins = [rows for rows, width in calls[first_step:] if width > 1]
     assert joins and all(rows < 6 for rows in joins)  # prompts joined a running batch
 
@@ -83,9 +83,10 @@ def test_the_prompts_shared_beginning_goes_through_the_model_once(loaded):
     assert calls[0][0] == 1 and prefix >= 20 and all(
         ids[:prefix] == shared[:prefix] for ids in prompt_token_ids(tok, prompts))
     assert [c for c in calls if c[1] > 1 and c[0] == 1] == [calls[0]]  # once for all 12 prompts
-    # The rows' own forward is as wide as the longest prompt minus the shared part.
+    # Then one step of one row, twice (does the attention read the shared part once for all the
+    # rows?), and the rows' own forward, as wide as the longest prompt minus the shared part.
     longest = max(len(ids) for ids in prompt_token_ids(tok, prompts))
-    assert calls[1] == (6, longest - prefix)
+    assert calls[1:4] == [(1, 1), (1, 1), (6, longest - prefix)]
 
 
 def test_a_model_asking_for_more_than_greedy_goes_through_generate(loaded, monkeypatch):
@@ -125,3 +126,118 @@ def test_prefill_groups_trade_padding_against_forwards():
     assert _prefill_groups([300, 20, 20, 20], forward_cost=32) == [[0], [1, 2, 3]]  # 840 tokens of padding
     groups = _prefill_groups([62, 60, 55, 50, 48, 45, 44, 43, 40, 38, 36, 30, 28, 27, 25, 24])
     assert [i for g in groups for i in g] == list(range(16)) and 1 < len(groups) < 16
+
+
+def test_preallocated_layer_holds_what_cat_would_hold():
+    from ftui.backends.local.kv_cache import PreallocatedLayer
+
+    g = torch.Generator().manual_seed(0)
+
+    def kv(rows, positions):
+        return torch.randn(rows, 2, positions, 4, generator=g), torch.randn(rows, 2, positions, 4, generator=g)
+
+    def left(t, width):
+        return torch.nn.functional.pad(t, (0, 0, width - t.shape[2], 0))
+
+    a, b = kv(3, 5), kv(2, 7)
+    layer = PreallocatedLayer([a, b], headroom=2)  # rows stacked, the shorter left-padded with zeros
+    keys, values = torch.cat([left(a[0], 7), left(b[0], 7)]), torch.cat([left(a[1], 7), left(b[1], 7)])
+    assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values) and layer.get_seq_length() == 7
+    buffer = layer.key_buffer
+    for step in range(5):
+        k, v = kv(5, 1)
+        out = layer.update(k, v)
+        keys, values = torch.cat([keys, k], dim=2), torch.cat([values, v], dim=2)
+        assert torch.equal(out[0], keys) and torch.equal(out[1], values)
+        assert (layer.key_buffer is buffer) == (step < 2)  # in place while there is room, then copied once
+
+    rows = torch.tensor([4, 1])
+    layer.batch_select_indices(rows)
+    layer.drop_front(3)
+    keys, values = keys[rows][:, :, 3:], values[rows][:, :, 3:]
+    assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values) and layer.get_seq_length() == 9
+    k, v = kv(2, 1)
+    out = layer.update(k, v)
+    assert torch.equal(out[0], torch.cat([keys, k], dim=2)) and torch.equal(out[1], torch.cat([values, v], dim=2))
+
+
+@pytest.mark.parametrize("headroom", [1, 64])
+def test_decoding_writes_keys_and_values_in_place_with_the_same_outputs(loaded, early_stops, monkeypatch, headroom):
+    from ftui.backends.local import kv_cache
+
+    model, tok = loaded
+    monkeypatch.setattr(generate_mod, "KV_HEADROOM", headroom)
+    updates: list[int] = []
+    grown: list[int] = []  # copies because the room ran out
+    real_update, real_fill = kv_cache.PreallocatedLayer.update, kv_cache.PreallocatedLayer._fill
+    monkeypatch.setattr(kv_cache.PreallocatedLayer, "update",
+                        lambda self, *a, **kw: updates.append(1) or real_update(self, *a, **kw))
+    monkeypatch.setattr(kv_cache.PreallocatedLayer, "_fill",
+                        lambda self, parts, extra=0: (extra and grown.append(extra)) or real_fill(self, parts, extra))
+    batched = generate_batched(model, tok, early_stops, max_new_tokens=12, batch_size=6)
+    assert texts(batched) == texts(generate_one_at_a_time(model, tok, early_stops, max_new_tokens=12))
+    assert len(updates) >= 11 * model.config.num_hidden_layers  # every decoding step wrote into the buffers
+    assert bool(grown) == (headroom == 1)  # 64 positions of room: no copy for 12 new tokens
+
+
+def test_shared_prefix_attention_equals_sdpa_over_whole_rows():
+    import types
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from ftui.backends.local.kv_cache import SharedPrefix, SharedPrefixLayer, shared_prefix_attention
+
+    g = torch.Generator().manual_seed(0)
+    rows, heads, kv_heads, dim, shared, own = 3, 6, 2, 8, 5, 4
+    module = types.SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g)
+
+    prefix = randn(1, kv_heads, shared, dim), randn(1, kv_heads, shared, dim)
+    layer = SharedPrefixLayer(SharedPrefix(*prefix), [(randn(rows, kv_heads, own, dim), randn(rows, kv_heads, own, dim))], headroom=1)
+    keys, values = layer.update(randn(rows, kv_heads, 1, dim), randn(rows, kv_heads, 1, dim))
+    query = randn(rows, heads, 1, dim)
+    mask = torch.ones(rows, 1, 1, own + 1, dtype=torch.bool)
+    mask[0, ..., :2] = False  # a left-padded row
+    out, _ = shared_prefix_attention(module, query, keys, values, mask, scaling=dim ** -0.5)
+    assert layer.prefix.reads == 1
+
+    def whole(part, t):
+        return torch.cat([part.expand(rows, -1, -1, -1), t], dim=2)
+
+    whole_mask = torch.cat([torch.ones(rows, 1, 1, shared, dtype=torch.bool), mask], dim=-1)
+    expected, _ = sdpa_attention_forward(module, query, whole(prefix[0], keys), whole(prefix[1], values), whole_mask,
+                                         scaling=dim ** -0.5)
+    assert out.shape == expected.shape == (rows, 1, heads, dim)
+    assert torch.allclose(out, expected, atol=1e-6) and not torch.allclose(out[0], expected[1], atol=1e-2)
+    # Keys of any other layer go to sdpa as they are.
+    plain, _ = shared_prefix_attention(module, query, whole(prefix[0], keys), whole(prefix[1], values), whole_mask,
+                                       scaling=dim ** -0.5)
+    assert torch.equal(plain, expected)
+
+
+@pytest.mark.parametrize("reads", [True, False], ids=["shared", "probe-failed"])
+def test_rows_read_the_shared_beginning_once_with_the_same_outputs(loaded, early_stops, monkeypatch, reads):
+    from ftui.backends.local import kv_cache
+
+    model, tok = loaded
+    if not reads:  # a model whose attention would not read the prefix: every row keeps a copy
+        monkeypatch.setattr(generate_mod._Stream, "_shared_attention_reads", lambda self: False)
+    shared_reads: list[int] = []
+    real = kv_cache.shared_prefix_attention
+
+    def spy(module, query, key, *args, **kwargs):
+        if hasattr(key, "shared_prefix"):
+            shared_reads.append(key.shape[0])
+        return real(module, query, key, *args, **kwargs)
+
+    monkeypatch.setattr(kv_cache, "shared_prefix_attention", spy)
+    batched = generate_batched(model, tok, early_stops, max_new_tokens=12, batch_size=6)
+    assert texts(batched) == texts(generate_one_at_a_time(model, tok, early_stops, max_new_tokens=12))
+    assert model.config._attn_implementation == "sdpa"  # restored
+    if reads:  # the probe's step, then every decoding step's every layer, rows leaving and joining
+        layers = model.config.num_hidden_layers
+        assert len(shared_reads) >= (1 + 11) * layers and 6 in shared_reads and any(1 < n < 6 for n in shared_reads)
+    else:
+        assert not shared_reads
