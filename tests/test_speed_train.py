@@ -37,7 +37,7 @@ def test_similar_length_batches_are_a_seeded_permutation_that_pads_little():
     assert set(first[336:]) == set(range(340)) - set(first[:336])
 
 
-def _batch(tiny_model, n: int = 4):
+def _batch(tiny_model, n: int = 4, **collate: int):
     """A collated batch of demo examples with answers of different lengths."""
     from ftui.backends.local.train import _collate, _Rows, encode
     from ftui.backends.local.models import load_tokenizer
@@ -49,7 +49,7 @@ def _batch(tiny_model, n: int = 4):
     tok = load_tokenizer(str(tiny_model))
     rows = [encode(tok, ex, preset.prompt, 256) for ex in demo_examples(n)]
     dataset = _Rows(rows)
-    return _collate(tok.pad_token_id)([dataset[i] for i in range(n)])
+    return _collate(tok.pad_token_id, **collate)([dataset[i] for i in range(n)])
 
 
 def _lora(tiny_model):
@@ -165,16 +165,17 @@ def test_batches_pad_to_a_multiple_of_32_and_the_padding_changes_no_loss(tiny_mo
 
     rows = [{"input_ids": [5] * n, "labels": [-100] * (n // 2) + [7] * (n - n // 2)} for n in (37, 20)]
     assert PAD_MULTIPLE == 32
-    assert _collate(0, multiple=32)(rows)["input_ids"].shape == (2, 64)
-    assert _collate(0, multiple=32, max_length=50)(rows)["input_ids"].shape == (2, 50)  # not past max_length
-    assert _collate(0, multiple=32, max_length=30)(rows)["input_ids"].shape == (2, 37)  # a longer row stays whole
-    padded = _collate(0, multiple=32)(rows)
+    assert _collate(0)(rows)["input_ids"].shape == (2, 64)  # what training uses: the default
+    assert _collate(0, max_length=50)(rows)["input_ids"].shape == (2, 50)  # not past max_length
+    assert _collate(0, max_length=30)(rows)["input_ids"].shape == (2, 37)  # a longer row stays whole
+    assert _collate(0, multiple=1)(rows)["input_ids"].shape == (2, 37)
+    padded = _collate(0)(rows)
     assert padded["attention_mask"].sum().item() == 57 and (padded["labels"][:, 37:] == -100).all()
 
     # the same rows, padded to their longest or to 64: the same loss and gradients
     torch.manual_seed(0)
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model).train()
-    inputs = _batch(tiny_model)
+    inputs = _batch(tiny_model, multiple=1)
     width = inputs["input_ids"].shape[1]
     wider = {k: torch.nn.functional.pad(v, (0, 32 - width % 32 + 32), value=-100 if k == "labels" else 0)
              for k, v in inputs.items()}

@@ -23,7 +23,8 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
   every step. They are copied only when rows leave or join, and every ``KV_HEADROOM`` steps.
   With both (16 k-shot demo prompts, 16 new tokens, on a shared 2-core machine, so indicative)
   a decoding step of 16 rows took 163 ms against 185 ms, the cache's writes 0.02 s against
-  0.36 s over the 15 steps.
+  0.36 s over the 15 steps. ``benchmarks/eval_throughput.py --quick`` alone, before and after:
+  5.62x and 6.71x one-at-a-time (2.25 and 2.71 examples/s), outputs identical.
 - Decoding is bound by reading the weights, once per step whatever the rows: a step costs
   about twice as much with 2 to 16 rows as with one. With 2 to 5 rows left, MKL's kernel for
   ``x @ W.T`` is the slow one: ``(W @ x.T).T`` reads the weights at twice the speed, so the

@@ -148,7 +148,7 @@ rounded up to 32, at the same step time (1.80 s; 1.76-1.99 s); the padding is ma
 the same."""
 
 
-def _collate(pad_id: int, *, multiple: int = 1, max_length: int | None = None):
+def _collate(pad_id: int, *, multiple: int = PAD_MULTIPLE, max_length: int | None = None):
     """Pads a batch to its longest row, rounded up to ``multiple`` (not past ``max_length``, unless
     a row is longer)."""
     import torch  # heavy: training only
@@ -439,7 +439,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     trainer = _trainer_class(transformers, model)(
         model=model, args=args, train_dataset=_Rows(encoded["train"]),
         eval_dataset=_Rows(val_subset) if has_val else None,
-        data_collator=_collate(tokenizer.pad_token_id, multiple=PAD_MULTIPLE, max_length=hp.max_length),
+        data_collator=_collate(tokenizer.pad_token_id, max_length=hp.max_length),
         processing_class=tokenizer,
         compute_metrics=_token_accuracy if has_val else None,
         preprocess_logits_for_metrics=_argmax if has_val else None,
