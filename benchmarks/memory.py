@@ -70,13 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         model_path = resolve_model(EMBEDDED)  # converts the GGUF once into the model cache
         results = {}
         for side in sides:
-            run_dir = make_run("synthetic", EMBEDDED, settings, mode["steps"], mode["max_length"], home, seed=0)
+            run_dir = make_run("synthetic", EMBEDDED, settings, mode["steps"], mode["max_length"], home, seed=0,
+                               more=args.settings if side == "ours" else ())
             results[side] = run_child(side, {"run_dir": str(run_dir), "model_path": model_path, "device": "cpu",
                                              "warmup": mode["warmup"], "memory": True}, home)
     figures = {side: summarize(result, warmup=mode["warmup"]) for side, result in results.items()}
     line: dict[str, Any] = {
         "benchmark": "memory", "quick": args.quick, "model": EMBEDDED, "device": "cpu", **mode,
-        "env": extra_env, "flat_share": FLAT_SHARE, **{side: figures[side] for side in sides},
+        "env": extra_env, "settings": args.settings, "flat_share": FLAT_SHARE, **{side: figures[side] for side in sides},
         "versions": versions(), "machine": machine(),
     }
     report(line, sides)
@@ -95,6 +96,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", choices=("ours", "baseline"), help="run one side only")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="set in both training processes' environment (an allocator setting to try)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="a setting of ftui's run, as ftui train --set takes it (micro_batch_tokens=4096)")
     p.add_argument("--keep", action="store_true", help="keep the scratch FTUI_HOME (runs, logs) for inspection")
     args = p.parse_args(argv)
     bad = [item for item in args.env if "=" not in item or not item.split("=", 1)[0]]

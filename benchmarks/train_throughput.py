@@ -62,6 +62,12 @@ ARCH_BATCH = {"llama-1b": 8, "llama-8b": 4, "llama-tiny": 8}
 """Default batch sizes: the 8B's activations for 8 x 1024 tokens would not fit next to its weights on 80 GB."""
 
 
+LORA = {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+"""The adapter both sides train (ftui's and TRL's read it from the run's settings)."""
+LORA_SETTINGS = ["method=lora", f"lora_r={LORA['r']}", f"lora_alpha={LORA['alpha']}",
+                 f"lora_dropout={LORA['dropout']}", "target_modules=" + ",".join(LORA["target_modules"])]
+
+
 # -- parent ------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for r in range(args.rounds):
             for side in (sides if r % 2 == 0 else sides[::-1]):
-                run_dir = make_run(data, model_ref, settings, total, args.seq_len, home, seed=r)
+                run_dir = make_run(data, model_ref, settings, total, args.seq_len, home, seed=r, more=LORA_SETTINGS)
                 results[side].append(run_child(side, {
                     "run_dir": str(run_dir), "model_path": model_path, "device": device, "warmup": warmup,
                 }, home))
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(
         benchmark="train_throughput", device=device, gpu=gpu_name, arch=arch, data=data,
         batch_size=settings["batch_size"], max_length=settings["max_length"], learning_rate=settings["learning_rate"],
-        lora={"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+        lora=LORA,
         steps=steps, warmup=warmup, rounds=args.rounds, quick=quick, peak_tflops=peak,
         peak_tflops_source=peak_source, versions=versions(), machine=machine(),
     )
@@ -148,10 +154,13 @@ def prepare_model(arch: str, device: str, home: Path) -> tuple[str, str]:
 
 def run_settings(args: argparse.Namespace, arch: str, data: str, total: int) -> dict[str, Any]:
     if data == "demo":
+        from ftui.core.config import METHOD_LEARNING_RATES
         from ftui.core.presets import load_preset
 
+        # The demo preset trains the whole model (method=full); both sides here train LoRA
+        # (LORA below), at the rate ftui gives LoRA.
         local = load_preset("demo").settings_for("local")
-        batch, max_length, lr = local.batch_size, local.max_length, local.learning_rate
+        batch, max_length, lr = local.batch_size, local.max_length, METHOD_LEARNING_RATES["lora"]
     else:
         batch, max_length, lr = ARCH_BATCH.get(arch, 8), args.seq_len, 2e-4
     return {"batch_size": args.batch_size or batch, "max_length": args.max_length or max_length,

@@ -65,11 +65,15 @@ def _lora(tiny_model):
 
 
 @pytest.mark.parametrize("counted", [False, True], ids=["batch-mean", "num_items_in_batch"])
-def test_loss_on_labelled_positions_only_equals_the_usual_loss_and_gradients(tiny_model, tmp_path, counted):
+def test_loss_on_labelled_positions_only_equals_the_usual_loss_and_gradients(tiny_model, tmp_path, counted,
+                                                                             monkeypatch):
     import torch
     import transformers
 
+    from ftui.backends.local import train
     from ftui.backends.local.train import _trainer_class
+
+    monkeypatch.setattr(train, "EAGER_ATTENTION_CELLS", 0)  # the attention both ways: sdpa (tested below)
 
     model = _lora(tiny_model).train()
     inputs = _batch(tiny_model)
@@ -93,6 +97,84 @@ def test_loss_on_labelled_positions_only_equals_the_usual_loss_and_gradients(tin
     assert ours == pytest.approx(usual, rel=1e-6)
     for a, b in zip(ours_grads, usual_grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["batch-mean", "num_items_in_batch"])
+@pytest.mark.parametrize("accumulated", [1, 2])
+def test_micro_batches_give_the_whole_batch_loss_and_gradients(tiny_model, tmp_path, counted, accumulated):
+    import torch
+    import transformers
+
+    from ftui.backends.local.train import _trainer_class, micro_batch_rows, micro_batches
+
+    assert micro_batch_rows(8, 512, 2048) == 4 and micro_batch_rows(8, 256, 2048) == 8
+    assert micro_batch_rows(8, 512, 0) == 8 and micro_batch_rows(3, 900, 512) == 1  # a row never splits
+    model = _lora(tiny_model).train()
+    inputs = _batch(tiny_model, n=5)
+    width = inputs["input_ids"].shape[1]
+    parts = micro_batches(inputs, 2 * width)
+    assert [p["input_ids"].shape for p in parts] == [(2, width), (2, width), (1, width)]
+    assert torch.equal(torch.cat([p["labels"] for p in parts]), inputs["labels"])
+    items = (inputs["labels"][:, 1:] != -100).sum() if counted else None
+    forwards = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: forwards.append(kw["input_ids"].shape[0]),
+                                           with_kwargs=True)
+
+    def loss_and_grads(budget):
+        args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
+                                              gradient_accumulation_steps=accumulated)
+        trainer = _trainer_class(transformers, model, micro_batch_tokens=budget)(model=model, args=args)
+        trainer.current_gradient_accumulation_steps = accumulated
+        model.zero_grad()
+        forwards.clear()
+        loss = trainer.training_step(model, dict(inputs), items)
+        return loss.item(), list(forwards), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    whole, whole_forwards, whole_grads = loss_and_grads(0)
+    split, split_forwards, split_grads = loss_and_grads(2 * width)
+    hook.remove()
+    assert whole_forwards == [5] and split_forwards == [2, 2, 1]
+    assert split == pytest.approx(whole, rel=1e-6)
+    for a, b in zip(split_grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_short_cpu_batches_train_through_eager_attention_with_the_same_loss_and_gradients(tiny_model, tmp_path,
+                                                                                        monkeypatch):
+    import torch
+    import transformers
+
+    from ftui.backends.local import train
+    from ftui.backends.local.train import EAGER_ATTENTION_CELLS, _trainer_class
+
+    model = _lora(tiny_model).train()
+    assert model.get_base_model().config._attn_implementation == "sdpa"
+    inputs = _batch(tiny_model)
+    rows, width = inputs["input_ids"].shape
+    assert rows * width * width <= EAGER_ATTENTION_CELLS
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = _trainer_class(transformers, model)(model=model, args=args)
+    seen = []
+    hooks = [layer.self_attn.register_forward_pre_hook(
+        lambda m, a: seen.append(m.config._attn_implementation)) for layer in model.get_base_model().model.layers]
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = trainer.compute_loss(model, dict(inputs))
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    eager, eager_grads = loss_and_grads()
+    monkeypatch.setattr(train, "EAGER_ATTENTION_CELLS", rows * width * width - 1)  # one cell too many
+    fused, fused_grads = loss_and_grads()
+    for h in hooks:
+        h.remove()
+    layers = len(hooks)
+    assert seen == ["eager"] * layers + ["sdpa"] * layers
+    assert model.get_base_model().config._attn_implementation == "sdpa"  # switched back
+    assert eager == pytest.approx(fused, rel=1e-6)
+    for a, b in zip(eager_grads, fused_grads):  # float32: the same sums in another order
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5 * float(b.abs().max()))
 
 
 def test_eval_mode_and_return_outputs_keep_the_usual_path(tiny_model, tmp_path):
@@ -228,3 +310,44 @@ def _rss() -> int:
     from pathlib import Path
 
     return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def test_cpu_lora_dropout_is_dropout_drawn_from_16_bits_and_seeded(tiny_model):
+    import peft
+    import torch
+    import transformers
+
+    from ftui.backends.local.train import _cpu_lora_dropout
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    layers = model.config.num_hidden_layers
+    model = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.05,
+                                                      target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert _cpu_lora_dropout(model) == 2 * layers
+    drop = model.get_base_model().model.layers[0].self_attn.q_proj.lora_dropout["default"]
+    assert type(drop).__name__ == "BitsDropout" and drop.threshold == 3277  # 0.05 * 2**16, rounded
+
+    x = torch.randn(1000, 1000, requires_grad=True)
+    drop.train()
+    torch.manual_seed(7)
+    out = drop(x)
+    zeroed = out == 0
+    assert abs(zeroed.float().mean().item() - 3277 / 2**16) < 0.002  # a million draws: ~0.0002 apart
+    kept = ~zeroed
+    torch.testing.assert_close(out[kept], x[kept] * (2**16 / (2**16 - 3277)), rtol=0, atol=0)
+    rows_zeroed = zeroed.float().mean(dim=1)  # independent of position: every row near p
+    assert rows_zeroed.min() > 0.02 and rows_zeroed.max() < 0.085
+    grad = torch.randn_like(x)
+    out.backward(grad)
+    torch.testing.assert_close(x.grad, torch.where(kept, grad * drop.scale, 0.0), rtol=0, atol=0)
+    torch.manual_seed(7)
+    assert torch.equal(drop(x), out)  # the seeded generator: a resumed run draws the same masks
+    drop.eval()
+    assert drop(x) is x
+    plain = peft.get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(tiny_model),
+                                peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj"],
+                                                task_type="CAUSAL_LM"))
+    assert _cpu_lora_dropout(plain) == 0  # no dropout: nothing to replace
+    # each of the four int16 lanes of a 64-bit draw is uniform: every fourth element drops as often
+    lanes = zeroed.flatten().view(-1, 4).float().mean(dim=0)
+    assert (lanes - 3277 / 2**16).abs().max() < 0.003

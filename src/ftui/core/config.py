@@ -169,6 +169,11 @@ class LocalSettings:
     """Examples per device per step."""
     grad_accum: int = 1
     """Gradient accumulation steps."""
+    micro_batch_tokens: int = 0
+    """Most positions (rows x padded width) one forward and backward takes: a wider batch goes
+    through in micro-batches of whole rows whose gradients add up to the batch's (the same loss
+    and update, less memory at the peak). 0: automatic, 2048 on a CPU (whose steps otherwise
+    hold about 1.5 MiB per position of the embedded model) and whole batches on a GPU."""
     max_length: int = 512
     """Tokens per example (prompt + completion); longer ones are truncated and reported."""
     lora_r: int = 8
@@ -239,6 +244,9 @@ class LocalSettings:
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"local.{name}",
                    f"must be a whole number >= 1, got {value!r}")
+        _check(isinstance(self.micro_batch_tokens, int) and not isinstance(self.micro_batch_tokens, bool)
+               and self.micro_batch_tokens >= 0, "local.micro_batch_tokens",
+               f"must be a whole number of positions >= 0 (0: automatic), got {self.micro_batch_tokens!r}")
         _check(0 <= self.lora_dropout < 1, "local.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         _check(bool(self.target_modules), "local.target_modules", "is empty")
         _check(self.precision in ("auto", "bf16", "fp32"), "local.precision",

@@ -24,6 +24,17 @@ measures it against TRL's SFTTrainer with its defaults):
   autocast rounds them to bf16 for every matmul anyway, so the results are bit for bit the
   same, with half the weight memory and no re-casting on every forward.
 - The optimizer is transformers' default, torch's fused AdamW.
+- On a CPU, LoRA's dropout draws its masks from 16 random bits per element
+  (``_cpu_lora_dropout``): torch's Bernoulli sampling there was a fifth of a step's time.
+- On a CPU, a training batch of short rows goes through transformers' eager attention (matmuls
+  and a softmax) rather than PyTorch's fused CPU kernel, which is slower at these widths
+  (``EAGER_ATTENTION_CELLS``): the same attention, and the reference one transformers tests
+  the others against.
+- On a CPU, a batch of more than ``CPU_MICRO_BATCH_TOKENS`` positions goes through the model in
+  micro-batches of whole rows (``micro_batches``), each backward adding its part of the batch's
+  gradient: what a step holds at its peak is one micro-batch's activations, not the batch's.
+  Each part's loss is its summed cross-entropy over the whole batch's labelled tokens, so the
+  parts add up to the batch's loss and gradients (``tests/test_speed_train.py``).
 - Validation reads ``val_rows`` rows of the split (a seeded subset, ``core.validation``), longest
   first in batches twice the training batch, and only the logits at the labelled positions (as
   the training loss does): same loss and token accuracy as the usual evaluation of those rows.
@@ -31,10 +42,11 @@ measures it against TRL's SFTTrainer with its defaults):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ftui.core.config import LocalSettings, PromptTemplate
 from ftui.core.cost import Price
@@ -216,8 +228,72 @@ def _heap_trim_callback(transformers: Any, device: str) -> list[Any]:
     return [HeapTrim()]
 
 
-def _trainer_class(transformers: Any, model: Any) -> Any:
-    """transformers' Trainer with the two changes described at the top of this module."""
+EAGER_ATTENTION_CELLS = 2**18
+"""On a CPU, training batches with at most this many cells in a head's attention matrix (rows x
+width x width: 8 rows of up to 181 tokens, 4 of up to 256) use transformers' ``eager`` attention
+instead of ``sdpa``. Timed alone on 2 cores (demo batches of 8 rows, 128-192 wide, embedded
+model, LoRA, bf16 autocast; four repetitions of 6 steps each): 16.5-16.9 s against 19.9-20.6 s
+with sdpa (its fused CPU kernel, forward and backward, is the slow part). Eager keeps each
+layer's attention matrix for the backward (about 6 bytes a cell per head: 0.4 GiB for the
+embedded model at this bound), which is why wider batches keep the fused kernel."""
+
+CPU_MICRO_BATCH_TOKENS = 2048
+"""``micro_batch_tokens=0`` (automatic) on a CPU: a batch of more positions (rows x padded width)
+is trained in micro-batches of at most this many. A training step holds every layer's activations
+for the whole batch until its backward: about 1.5 MiB per position for the embedded model (a
+step of the spider shape, 8 rows of up to 512 tokens, peaked at 7.5 GiB). On a GPU the batch
+goes whole unless the setting says otherwise: there the user sizes the batch to the memory, and
+smaller matmuls cost more."""
+
+
+def micro_batch_rows(rows: int, width: int, budget: int) -> int:
+    """Rows per micro-batch for a batch of ``rows`` x ``width`` positions under ``budget``
+    positions (0: no limit); at least one row, so a single row wider than the budget goes alone."""
+    if budget <= 0 or rows * width <= budget:
+        return rows
+    return max(1, budget // max(width, 1))
+
+
+def micro_batches(inputs: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """The batch split by rows into micro-batches of at most ``budget`` positions (the batch's own
+    width: each part keeps the shapes the batch has); the whole batch when it fits."""
+    first = next(iter(inputs.values()))
+    rows, width = first.shape[0], first.shape[-1]
+    per = micro_batch_rows(rows, width, budget)
+    if per >= rows:
+        return [inputs]
+    return [{k: (v[i:i + per] if hasattr(v, "shape") and v.shape[:1] == (rows,) else v) for k, v in inputs.items()}
+            for i in range(0, rows, per)]
+
+
+def micro_batch_budget(hp: LocalSettings, device: str) -> int:
+    """The positions per micro-batch a run trains with (0: whole batches): the setting, or on a
+    CPU ``CPU_MICRO_BATCH_TOKENS`` when it is 0. Several processes train whole batches (their
+    gradients are exchanged once per backward)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 0
+    if hp.micro_batch_tokens:
+        return hp.micro_batch_tokens
+    return CPU_MICRO_BATCH_TOKENS if device == "cpu" else 0
+
+
+@contextlib.contextmanager
+def _attention(config: Any, implementation: str | None) -> Iterator[None]:
+    """The model's attention implementation switched to ``implementation`` (None: unchanged),
+    from ``sdpa`` only; transformers reads it from the config at every forward."""
+    if implementation is None or getattr(config, "_attn_implementation", None) != "sdpa":
+        yield
+        return
+    config._attn_implementation = implementation
+    try:
+        yield
+    finally:
+        config._attn_implementation = "sdpa"
+
+
+def _trainer_class(transformers: Any, model: Any, *, micro_batch_tokens: int = 0) -> Any:
+    """transformers' Trainer with the changes described at the top of this module; batches of
+    more than ``micro_batch_tokens`` positions (0: no limit) train in micro-batches."""
     import importlib
     import inspect
 
@@ -238,17 +314,19 @@ def _trainer_class(transformers: Any, model: Any) -> Any:
                 # of every position's logits.
                 self.compute_metrics, self.preprocess_logits_for_metrics = _token_accuracy_of_counts, None
 
-        def _completion_logits(self, model: Any, inputs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        def _completion_logits(self, model: Any, inputs: dict[str, Any], *, eager: bool = False) -> tuple[Any, Any, Any]:
             """(logits, targets) at the positions whose next token has a label, and those
-            positions (a boolean mask of the batch; the logits are its True cells in row order)."""
+            positions (a boolean mask of the batch; the logits are its True cells in row order).
+            ``eager``: through transformers' eager attention where the model uses sdpa."""
             labels = inputs["labels"]
             # The logits at position t predict token t + 1: keep the positions whose next token
             # has a label, exactly the ones the usual shifted cross-entropy counts.
             keep = torch.zeros_like(labels, dtype=torch.bool)
             keep[:, :-1] = labels[:, 1:] != IGNORE
             targets = labels[:, 1:][keep[:, :-1]]
-            logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                           logits_to_keep=keep).logits
+            with _attention(base.config, "eager" if eager else None):
+                logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                               logits_to_keep=keep).logits
             if logits.dim() == 3:  # a model that ignores a mask here: every position came back
                 logits = logits[keep]
             return logits, targets, keep
@@ -280,13 +358,48 @@ def _trainer_class(transformers: Any, model: Any) -> Any:
             return SimilarLengthSampler([len(r.input_ids) for r in dataset.rows],
                                         batch_size=self.args.train_batch_size, seed=self.args.seed)
 
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            parts = micro_batches(inputs, micro_batch_tokens) if (
+                sparse_head and "labels" in inputs and self.label_smoother is None
+                and self.compute_loss_func is None) else [inputs]
+            if len(parts) == 1:
+                return super().training_step(model, inputs, num_items_in_batch)
+            # Each part's loss is its summed cross-entropy over the labelled tokens of the whole
+            # batch (or of the accumulated batches, when the Trainer counted them), so the parts'
+            # losses and gradients add up to the batch's; divided by the accumulation steps
+            # where transformers' training_step divides the whole batch's loss.
+            scaled = getattr(self, "loss_is_scaled_for_ga", None)
+            if scaled is None:
+                scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or \
+                    self.compute_loss_func is not None
+            whole = num_items_in_batch
+            if whole is None:
+                whole = max(int((inputs["labels"][:, 1:] != IGNORE).sum()), 1)
+            steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+            model.train()
+            if callable(getattr(self.optimizer, "train", None)):
+                self.optimizer.train()
+            total = None
+            for part in parts:
+                part = self._prepare_inputs(part)
+                with self.compute_loss_context_manager():
+                    loss = self.compute_loss(model, part, num_items_in_batch=whole)
+                if not scaled:
+                    loss = loss / steps
+                self.accelerator.backward(loss)
+                total = loss.detach() if total is None else total + loss.detach()
+                del part, loss  # this part's activations go before the next part's forward
+            return total
+
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
             if (return_outputs or not model.training or not sparse_head or "labels" not in inputs
                     or self.label_smoother is not None or self.compute_loss_func is not None):
                 return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                             num_items_in_batch=num_items_in_batch)
-            logits, targets, _ = self._completion_logits(model, inputs)
+            rows, width = inputs["input_ids"].shape[:2]
+            eager = self.args.device.type == "cpu" and rows * width * width <= EAGER_ATTENTION_CELLS
+            logits, targets, _ = self._completion_logits(model, inputs, eager=eager)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
             # As transformers' causal-LM loss: divided by the labelled tokens of the whole
             # accumulated batch when the Trainer counted them, else a mean over this batch.
@@ -315,6 +428,69 @@ def _distributed_args(hp: LocalSettings, model: Any, device: str) -> dict[str, A
         out["fsdp_config"] = {"use_orig_params": True,  # frozen and trainable weights in one layer
                               **({"transformer_layer_cls_to_wrap": layers} if layers else {})}
     return out
+
+
+DROPOUT_BITS = 16
+"""Resolution of ``_cpu_lora_dropout``'s masks: the dropout probability is rounded to a multiple
+of 2**-16 (0.05 becomes 0.0500031), and the kept values are scaled by one over the rounded
+keep probability, so each value's expectation is unchanged."""
+
+
+def _cpu_lora_dropout(model: Any) -> int:
+    """Replace LoRA's dropout modules (torch's ``Dropout``) by one drawing its masks from 16 random
+    bits per element, four to one 64-bit draw of torch's generator; returns how many were replaced.
+
+    On a CPU torch's dropout samples a Bernoulli per element (a float draw and more), serially:
+    with LoRA on q, k, v and o of the embedded model that was 19% of a training step (profiled
+    on demo batches, 2 cores: 4.6 ms per call, 120 calls a step); these masks take 0.5-0.7 ms
+    (``benchmarks/README.md``). It is still dropout: each element is zeroed with probability
+    ``p`` (rounded, ``DROPOUT_BITS``) independently, the rest scaled by ``1 / (1 - p)``, from
+    torch's seeded generator (a resumed run restores it), and the backward passes the gradient
+    through the same mask. Not on a GPU, where torch's dropout is one fast kernel.
+    """
+    import torch  # heavy: training only
+
+    class _Mask(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, threshold: int, scale: float) -> Any:
+            n = x.numel()
+            # all 64 bits (random_() alone leaves the sign bit 0), read as four int16
+            bits = torch.empty(-(-n // 4), dtype=torch.int64).random_(-2**63, None).view(torch.int16)[:n]
+            drop = (bits < threshold - 2**15).view(x.shape)  # int16 is uniform over [-2**15, 2**15)
+            ctx.save_for_backward(drop)
+            ctx.scale = scale
+            return x.masked_fill(drop, 0).mul_(scale)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (drop,) = ctx.saved_tensors
+            return grad.masked_fill(drop, 0).mul_(ctx.scale), None, None
+
+    class BitsDropout(torch.nn.Module):
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p = p
+            self.threshold = round(p * 2**DROPOUT_BITS)
+            self.scale = 2**DROPOUT_BITS / (2**DROPOUT_BITS - self.threshold)
+
+        def forward(self, x: Any) -> Any:
+            if not self.training or self.threshold == 0:
+                return x
+            return _Mask.apply(x, self.threshold, self.scale)
+
+        def extra_repr(self) -> str:
+            return f"p={self.p}, drawn from {DROPOUT_BITS} bits"
+
+    replaced = 0
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if not isinstance(drops, torch.nn.ModuleDict):
+            continue
+        for name, drop in list(drops.items()):
+            if type(drop) is torch.nn.Dropout and 0 < drop.p < 1:
+                drops[name] = BitsDropout(drop.p)
+                replaced += 1
+    return replaced
 
 
 def _frozen_weights_to_bf16(model: Any) -> int:
@@ -381,6 +557,8 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     # run and its resume) start from different adapters.
     transformers.set_seed(spec.split.seed)
     model = with_method(model, hp)
+    if device == "cpu":
+        _cpu_lora_dropout(model)
     if hp.method == "prefix":
         # peft hands the prefix to the model as `past_key_values`, which transformers 5 warns
         # about on every forward: noise in runner.log, not a problem of the run.
@@ -436,7 +614,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     callback = EventsCallback(events, should_stop=should_stop, price=price, sampler=sampler,
                               spent_before_s=spent_before_s, best=BestValidation(patience=hp.early_stop_patience),
                               val_rows=len(val_subset))
-    trainer = _trainer_class(transformers, model)(
+    trainer = _trainer_class(transformers, model, micro_batch_tokens=micro_batch_budget(hp, device))(
         model=model, args=args, train_dataset=_Rows(encoded["train"]),
         eval_dataset=_Rows(val_subset) if has_val else None,
         data_collator=_collate(tokenizer.pad_token_id, max_length=hp.max_length),
