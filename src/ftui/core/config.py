@@ -172,7 +172,7 @@ class LocalSettings:
     micro_batch_tokens: int = 0
     """Most positions (rows x padded width) one forward and backward takes: a wider batch goes
     through in micro-batches of whole rows whose gradients add up to the batch's (the same loss
-    and update, less memory at the peak). 0: automatic, 2048 on a CPU (whose steps otherwise
+    and update, less memory at the peak). 0: automatic, 1024 on a CPU (whose steps otherwise
     hold about 1.5 MiB per position of the embedded model) and whole batches on a GPU."""
     max_length: int = 512
     """Tokens per example (prompt + completion); longer ones are truncated and reported."""

@@ -237,13 +237,15 @@ with sdpa (its fused CPU kernel, forward and backward, is the slow part). Eager 
 layer's attention matrix for the backward (about 6 bytes a cell per head: 0.4 GiB for the
 embedded model at this bound), which is why wider batches keep the fused kernel."""
 
-CPU_MICRO_BATCH_TOKENS = 2048
+CPU_MICRO_BATCH_TOKENS = 1024
 """``micro_batch_tokens=0`` (automatic) on a CPU: a batch of more positions (rows x padded width)
 is trained in micro-batches of at most this many. A training step holds every layer's activations
-for the whole batch until its backward: about 1.5 MiB per position for the embedded model (a
-step of the spider shape, 8 rows of up to 512 tokens, peaked at 7.5 GiB). On a GPU the batch
-goes whole unless the setting says otherwise: there the user sizes the batch to the memory, and
-smaller matmuls cost more."""
+for the whole batch until its backward: about 1.5 MiB per position for the embedded model. The
+spider shape (8 rows of 256-512 tokens, LoRA, ``benchmarks/memory.py``, 25 steps alone on 2
+cores) peaked at 7.5 GiB whole, 4.06 GiB in micro-batches of 2048 positions and 3.18 GiB of
+1024, at the same speed (12.8, 11.4 and 11.5 s a step: smaller matmuls lose nothing on a CPU).
+On a GPU the batch goes whole unless the setting says otherwise: there the user sizes the batch
+to the memory, and smaller matmuls cost more."""
 
 
 def micro_batch_rows(rows: int, width: int, budget: int) -> int:
