@@ -304,6 +304,17 @@ def test_a_cpu_training_gives_freed_heap_memory_back_after_each_step():
     for b in blocks[1::2]:
         libc.free(b)
 
+    # from the start of training, a large block goes back to the system as soon as it is freed,
+    # even with a live block after it
+    callback.on_train_begin(None, None, None)
+    big = [libc.malloc(9 * 2**20) for _ in range(2)]  # MMAP_THRESHOLD is 8 MiB
+    for b in big:
+        ctypes.memset(b, 1, 9 * 2**20)
+    before = _rss()
+    libc.free(big[0])
+    assert before - _rss() > 8 * 2**20
+    libc.free(big[1])
+
 
 def _rss() -> int:
     import re

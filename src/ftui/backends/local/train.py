@@ -211,16 +211,26 @@ back in: 16.0 s a step instead of 12.8 s there (no difference at batch 4, 128 to
 holds at its peak (the activations: 7.5 GiB at that shape) trimming does not change."""
 
 
+MMAP_THRESHOLD = 8 * 2**20
+"""On a CPU, allocations of this size or more get their own mapping, handed back when freed
+(``machine.fix_mmap_threshold``): a step's large activations and logits no longer stay in the
+heap between steps."""
+
+
 def _heap_trim_callback(transformers: Any, device: str) -> list[Any]:
-    """On a CPU, a callback that gives freed heap memory back to the system every
-    ``HEAP_TRIM_EVERY`` optimizer steps (``machine.heap_trimmer``); none elsewhere or without glibc."""
-    from ftui.core.machine import heap_trimmer
+    """On a CPU, a callback that fixes glibc's mmap threshold at ``MMAP_THRESHOLD`` when training
+    begins and gives freed heap memory back to the system every ``HEAP_TRIM_EVERY`` optimizer
+    steps (``machine.heap_trimmer``); none elsewhere or without glibc."""
+    from ftui.core.machine import fix_mmap_threshold, heap_trimmer
 
     trim = heap_trimmer() if device == "cpu" else None
     if trim is None:
         return []
 
     class HeapTrim(transformers.TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            fix_mmap_threshold(MMAP_THRESHOLD)
+
         def on_step_end(self, args, state, control, **kwargs):
             if state is None or state.global_step % HEAP_TRIM_EVERY == 0:
                 trim(0)
