@@ -26,7 +26,8 @@ The full run (default) is the spider preset's: batch 8, max length 512, 150 step
 20 warm up. ``--quick``: batch 4, max length 128, 50 steps of which 10 warm up. ``--env
 NAME=VALUE`` sets a variable in both children (``MALLOC_ARENA_MAX=2``,
 ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576``, ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=8``)
-to try an allocator setting against the same rows.
+to try an allocator setting against the same rows; ``--set KEY=VALUE`` changes a setting of
+ftui's run (``micro_batch_tokens=100000`` trains whole batches, as before micro-batching).
 """
 
 from __future__ import annotations
