@@ -39,14 +39,20 @@ def benchmark_module(name: str):
     return module
 
 
-def test_the_training_benchmark_takes_the_demo_presets_local_settings():
+def test_the_training_benchmark_takes_the_demo_presets_shape_and_trains_lora_on_both_sides():
     module = benchmark_module("train_throughput")
     args = argparse.Namespace(batch_size=None, max_length=None, seq_len=1024)
+    from ftui.core.config import METHOD_LEARNING_RATES
     from ftui.core.presets import load_preset
 
     local = load_preset("demo").settings_for("local")
+    assert local.method == "full"  # the preset's own method; the benchmark compares LoRA with LoRA
     assert module.run_settings(args, "smollm2-135m", "demo", 8) == {
-        "batch_size": local.batch_size, "max_length": local.max_length, "learning_rate": local.learning_rate}
+        "batch_size": local.batch_size, "max_length": local.max_length,
+        "learning_rate": METHOD_LEARNING_RATES["lora"]}
+    assert "method=lora" in module.LORA_SETTINGS
+    assert [s.split("=")[0] for s in module.LORA_SETTINGS] == [
+        "method", "lora_r", "lora_alpha", "lora_dropout", "target_modules"]
 
 
 def test_the_gemm_ceiling_times_every_linear_shape_of_the_model_and_weighs_them_by_count(tmp_path):
