@@ -385,3 +385,19 @@ def test_cpu_lora_dropout_is_dropout_drawn_from_16_bits_and_seeded(tiny_model):
     # each of the four int16 lanes of a 64-bit draw is uniform: every fourth element drops as often
     lanes = zeroed.flatten().view(-1, 4).float().mean(dim=0)
     assert (lanes - 3277 / 2**16).abs().max() < 0.003
+
+
+def test_the_micro_batch_budget_is_1024_positions_on_a_cpu_and_whole_batches_elsewhere(monkeypatch):
+    from ftui.backends.local.train import CPU_MICRO_BATCH_TOKENS, micro_batch_budget
+    from ftui.core.config import ConfigError, LocalSettings
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert CPU_MICRO_BATCH_TOKENS == 1024
+    assert micro_batch_budget(LocalSettings(), "cpu") == 1024
+    assert micro_batch_budget(LocalSettings(), "cuda") == 0
+    assert micro_batch_budget(LocalSettings(micro_batch_tokens=4096), "cpu") == 4096
+    assert micro_batch_budget(LocalSettings(micro_batch_tokens=512), "cuda") == 512
+    monkeypatch.setenv("WORLD_SIZE", "2")  # several processes: whole batches
+    assert micro_batch_budget(LocalSettings(micro_batch_tokens=512), "cpu") == 0
+    with pytest.raises(ConfigError, match="local.micro_batch_tokens"):
+        LocalSettings(micro_batch_tokens=-1)
