@@ -241,3 +241,28 @@ def test_rows_read_the_shared_beginning_once_with_the_same_outputs(loaded, early
         assert len(shared_reads) >= (1 + 11) * layers and 6 in shared_reads and any(1 < n < 6 for n in shared_reads)
     else:
         assert not shared_reads
+
+
+def test_few_rows_go_through_the_other_kernel_with_the_same_products(monkeypatch):
+    from ftui.backends.local.generate import FEW_ROWS, _few_rows_linears
+
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.Linear(24, 8, bias=False))
+    kernels: list[tuple[int, ...]] = []
+    real_matmul = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        kernels.append(tuple(a.shape))
+        return real_matmul(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    for rows in (1, 2, 3, FEW_ROWS, FEW_ROWS + 1):
+        x = torch.randn(rows, 1, 16, generator=g)
+        expected = model(x)
+        kernels.clear()
+        with _few_rows_linears(model):
+            got = model(x)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        # 2 to FEW_ROWS rows: W @ x.T for both layers (the weight first); otherwise the plain kernel.
+        assert kernels == ([(24, 16), (8, 24)] if 2 <= rows <= FEW_ROWS else [])
+    assert all("forward" not in vars(m) for m in model)  # restored

@@ -25,10 +25,12 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
   a decoding step of 16 rows took 163 ms against 185 ms, the cache's writes 0.02 s against
   0.36 s over the 15 steps. ``benchmarks/eval_throughput.py --quick`` alone, before and after:
   5.62x and 6.71x one-at-a-time (2.25 and 2.71 examples/s), outputs identical.
-- Decoding is bound by reading the weights, once per step whatever the rows: a step costs
-  about twice as much with 2 to 16 rows as with one. With 2 to 5 rows left, MKL's kernel for
-  ``x @ W.T`` is the slow one: ``(W @ x.T).T`` reads the weights at twice the speed, so the
-  last rows of a run (``_small_batch_linears``, CPU only) go twice as fast.
+- Decoding reads the weights once per step whatever the rows, and for the few rows of a step
+  MKL's kernel for ``x @ W.T`` is the slow one: ``(W @ x.T).T`` (the same products through its
+  other kernel) streams the weights faster, twice as fast with 2 to 5 rows, and 10-20% faster
+  with 8 to 64 (a decoding step of 32 k-shot rows 156 ms against 188 ms, medians of six,
+  AMD EPYC, torch 2.13). CPU float32 linears of 2 to ``FEW_ROWS`` rows go that way
+  (``_few_rows_linears``); prefill, hundreds of rows, keeps the plain kernel.
 - Prompts are sorted by length, longest first, and split into prefill groups that balance
   padding against the cost of another forward, so prompts that prefill together pad little;
   an out-of-memory error shows up at once rather than at the end.
@@ -79,10 +81,8 @@ END_OF_TURN = "<|im_end|>"
 MIN_SHARED_TOKENS = 128
 """Share the prompts' common beginning when that saves at least this many tokens of prefill
 (the extra forward for the shared part costs about as much as a decoding step)."""
-SMALL_BATCH_ROWS = 5
-"""Up to this many rows, CPU linears compute ``(W @ x.T).T`` (see the module docstring)..."""
-SMALL_BATCH_ROWS_WIDE = 32
-"""... and up to this many for the vocabulary projection, where that kernel is faster still."""
+FEW_ROWS = 64
+"""Up to this many rows, CPU float32 linears compute ``(W @ x.T).T`` (see the module docstring)."""
 WIDE_LAYER = 8192
 """Output features from which a Linear counts as the vocabulary projection."""
 KV_HEADROOM = 64
@@ -157,7 +157,7 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, m
             on_progress(done, len(ids))
 
     if decoder.plain_greedy:
-        with _small_batch_linears(model):
+        with _few_rows_linears(model):
             _Stream(decoder, ids, order, batch_size, finished).run()
     else:
         for start in range(0, len(order), batch_size):
@@ -314,15 +314,19 @@ class _Stream:
         with torch.inference_mode(), attention_over_shared_prefix(_base_model(self.d.model).config) as can_share:
             self._share_prefix()
             self.share_attention = can_share and self.prefix_cache is not None and self._shared_attention_reads()
-            while self.queue or self.rows:
-                free = self.batch_size - len(self.rows)
-                if self.queue and (not self.rows or (
-                        self.joinable and free >= min(len(self.queue), max(1, self.batch_size // 4)))):
-                    joining = [self.queue.popleft() for _ in range(min(free, len(self.queue)))]
-                    for group in _prefill_groups([len(self.ids[i]) - self.shared for i in joining]):
-                        self._join([joining[at] for at in group])
-                if self.rows:
-                    self._step()
+            self._decode()
+
+    def _decode(self) -> None:
+        """Prefill and decode until every prompt is done (inside ``run``'s settings)."""
+        while self.queue or self.rows:
+            free = self.batch_size - len(self.rows)
+            if self.queue and (not self.rows or (
+                    self.joinable and free >= min(len(self.queue), max(1, self.batch_size // 4)))):
+                joining = [self.queue.popleft() for _ in range(min(free, len(self.queue)))]
+                for group in _prefill_groups([len(self.ids[i]) - self.shared for i in joining]):
+                    self._join([joining[at] for at in group])
+            if self.rows:
+                self._step()
 
     def _share_prefix(self) -> None:
         virtual = self.d.virtual
@@ -485,14 +489,13 @@ class _Stream:
 
 
 @contextlib.contextmanager
-def _small_batch_linears(model: Any) -> Iterator[None]:
-    """On a CPU, float32 Linear layers compute 2 to ``SMALL_BATCH_ROWS`` rows as ``(W @ x.T).T``.
+def _few_rows_linears(model: Any) -> Iterator[None]:
+    """On a CPU, float32 Linear layers compute 2 to ``FEW_ROWS`` rows as ``(W @ x.T).T``.
 
     The same products as ``x @ W.T``, through MKL's other kernel, which streams the weights
-    twice as fast for so few rows (measured on an AMD EPYC with torch 2.13: a decoding step of
-    the embedded model with 3 rows took 147 ms, 67 ms this way; from 6 rows on both are equal,
-    except for the vocabulary projection, still ~20% faster this way up to 32 rows).
-    The layers are restored on exit.
+    faster for few rows (measured on an AMD EPYC with torch 2.13: a decoding step of the
+    embedded model with 3 rows took 147 ms, 67 ms this way; with 8 to 32 k-shot rows 10-20%
+    less, 156 ms against 188 ms with 32). The layers are restored on exit.
     """
     import torch  # heavy: only when generating
 
@@ -511,7 +514,7 @@ def _linear_few_rows(self: Any, x: Any) -> Any:
     import torch  # heavy: only when generating
 
     rows = x.numel() // x.shape[-1]
-    if not 2 <= rows <= (SMALL_BATCH_ROWS_WIDE if self.out_features >= WIDE_LAYER else SMALL_BATCH_ROWS):
+    if not 2 <= rows <= FEW_ROWS:
         return torch.nn.functional.linear(x, self.weight, self.bias)
     y = (self.weight @ x.reshape(rows, x.shape[-1]).T).T
     if self.bias is not None:
