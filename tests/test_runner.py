@@ -68,6 +68,14 @@ def test_detached_run_trains_evaluates_and_loss_falls(tmp_path, tiny_model):
     assert train[-1]["tokens"] > train[0]["tokens"] > 0 and train[-1]["tokens_per_s"] > 0
     kinds = {e["type"] for e in events}
     assert {"status", "train", "val", "hw", "cost", "checkpoint", "eval"} <= kinds
+    # The CPU speed-ups of backends/local/train.py were on: every training forward of these short
+    # batches through eager attention, whole batches, LoRA's dropout replaced on all 7 targets.
+    paths = [e["message"] for e in events if e["type"] == "log" and e["message"].startswith("CPU training paths")]
+    steps = train[-1]["total_steps"]
+    layers = json.loads((tiny_model / "config.json").read_text())["num_hidden_layers"]
+    assert paths == [f"CPU training paths: {steps} of {steps} training forwards through eager attention (batches of "
+                     f"at most 262144 rows x width^2), the rest sdpa; 0 batch(es) over 1024 positions split into 0 "
+                     f"micro-batches; LoRA dropout from 16-bit draws in {7 * layers} module(s)"], paths
     assert (run.dir / "adapter" / "adapter_config.json").is_file()
     show = json.loads(run_cli("show", run.id, "--json").stdout)
     assert show["status"] == "succeeded" and set(show["eval"]) == {"base", "kshot", "finetuned"}
@@ -132,11 +140,15 @@ def test_a_bad_setting_ends_as_failed_with_a_readable_message(tmp_path, tiny_mod
 
 def test_runner_log_holds_no_library_noise(tmp_path, tiny_model):
     """The first lines a user reads on `l`: no bitsandbytes CPU-kernel notice (made on a CPU with
-    AVX512-BF16, as the test machine's), no deprecation warnings between transformers and peft."""
-    run = start(tmp_path, tiny_model, "--max-steps", "2", "--set", "eval.limit=1")
+    AVX512-BF16, as the test machine's), no deprecation warnings between transformers and peft.
+    (Its batches also go through micro-batches of one row, which the run's summary counts.)"""
+    run = start(tmp_path, tiny_model, "--max-steps", "2", "--set", "eval.limit=1", "--set", "micro_batch_tokens=16")
     assert wait_for(run) == "succeeded"
     log = (run.dir / "runner.log").read_text()
     assert "gemm_4bit" not in log and "FutureWarning" not in log, log
+    paths = [e["message"] for e in read_events(run.events_path) if e["type"] == "log"
+             and e["message"].startswith("CPU training paths")]
+    assert len(paths) == 1 and "2 batch(es) over 16 positions split into 8 micro-batches" in paths[0], paths
 
 
 def test_quiet_libraries_drops_the_known_notices_and_keeps_the_rest():

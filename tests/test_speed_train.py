@@ -388,7 +388,8 @@ def test_cpu_lora_dropout_is_dropout_drawn_from_16_bits_and_seeded(tiny_model):
 
 
 def test_the_micro_batch_budget_is_1024_positions_on_a_cpu_and_whole_batches_elsewhere(monkeypatch):
-    from ftui.backends.local.train import CPU_MICRO_BATCH_TOKENS, micro_batch_budget
+    from ftui.backends.local.train import micro_batch_budget
+    from ftui.core.machine import CPU_MICRO_BATCH_TOKENS
     from ftui.core.config import ConfigError, LocalSettings
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)

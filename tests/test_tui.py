@@ -350,6 +350,31 @@ def test_memory_estimate_follows_the_method():
         < est["dora"].trainable_params < full.trainable_params
 
 
+
+def test_memory_estimate_counts_one_micro_batch_of_activations():
+    """On a CPU a batch of more than the budget's positions trains in micro-batches (train.py):
+    the estimate holds one micro-batch's activations. The spider shape (8 rows of 512, LoRA, fp32)
+    peaked at 3.11 GiB in micro-batches of 1024 positions, 7.5-8 GiB whole (benchmarks/memory.py);
+    the estimate stays above both."""
+    from ftui.core.machine import micro_batch_positions
+
+    shape = model_shape("smollm2-135m")
+    common = dict(method="lora", precision="fp32", quantization="none", lora_r=8,
+                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], num_virtual_tokens=20,
+                  batch_size=8, max_length=512, available=24 * 2**30)
+    budget = micro_batch_positions(0, "cpu")
+    parts = estimate_fit(shape, device="cpu", micro_batch_tokens=budget, **common)
+    whole = estimate_fit(shape, device="cpu", **common)
+    assert budget == 1024 and parts.micro_batch_rows == 2 and whole.micro_batch_rows == 0
+    assert parts.activations * 4 == pytest.approx(whole.activations, rel=1e-6)  # a quarter of the rows
+    assert 3.11 * 2**30 < parts.total < whole.total and 8 * 2**30 < whole.total
+    assert "activations (micro-batches of 2 rows)" in parts.lines()[0]
+    assert "micro-batches" not in whole.lines()[0]
+    # A batch within the budget, and the GPU's default, go whole.
+    assert estimate_fit(shape, device="cpu", micro_batch_tokens=budget,
+                        **{**common, "max_length": 128}).micro_batch_rows == 0
+    assert micro_batch_positions(0, "cuda") == 0 and micro_batch_positions(2048, "cpu", processes=2) == 0
+
 # -- screens on fixture runs ------------------------------------------------------------
 
 async def test_dataset_screen_shows_report_token_stats_split_and_chat_turns():

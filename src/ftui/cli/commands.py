@@ -96,7 +96,7 @@ def memory_fit(facts: BackendFacts, *, preset: str | None, model: str | None, ov
     shape is unknown here. The sequence length is the data's longest conversation, up to
     ``max_length``: shorter data needs less than ``max_length`` suggests."""
     from ftui.core.config import LocalSettings
-    from ftui.core.machine import detect, estimate_fit, model_shape
+    from ftui.core.machine import detect, estimate_fit, micro_batch_positions, model_shape
 
     settings = load_preset(preset).settings_for(facts.name) if preset else facts.settings()
     if not isinstance(settings, LocalSettings):
@@ -118,7 +118,8 @@ def memory_fit(facts: BackendFacts, *, preset: str | None, model: str | None, ov
     return estimate_fit(shape, method=hp.method, device=machine.device, precision=precision,
                         quantization=hp.quantization, lora_r=hp.lora_r, target_modules=hp.target_modules,
                         num_virtual_tokens=hp.num_virtual_tokens, batch_size=hp.batch_size,
-                        max_length=min(longest, hp.max_length), available=available)
+                        max_length=min(longest, hp.max_length), available=available,
+                        micro_batch_tokens=micro_batch_positions(hp.micro_batch_tokens, machine.device))
 
 
 def spend_preflight(facts: BackendFacts, *, file: Path | None, task: str | None, preset: str | None,

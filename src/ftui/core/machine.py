@@ -487,6 +487,37 @@ def trainable_params(shape: ModelShape, *, method: str, lora_r: int, target_modu
     raise ValueError(f"unknown method {method!r}")
 
 
+CPU_MICRO_BATCH_TOKENS = 1024
+"""``micro_batch_tokens=0`` (automatic) on a CPU: a batch of more positions (rows x padded width)
+is trained in micro-batches of at most this many. A training step holds every layer's activations
+for the whole batch until its backward: about 1.5 MiB per position for the embedded model. The
+spider shape (8 rows of 256-512 tokens, LoRA, ``benchmarks/memory.py``, 25 steps alone on 2
+cores) peaked at 7.5 GiB whole, 4.06 GiB in micro-batches of 2048 positions and 3.18 GiB of
+1024, at the same speed (12.8, 11.4 and 11.5 s a step: smaller matmuls lose nothing on a CPU).
+On a GPU the batch goes whole unless the setting says otherwise: there the user sizes the batch
+to the memory, and smaller matmuls cost more. (Used by ``backends.local.train`` and by the memory
+estimate, ``estimate_fit``.)"""
+
+
+def micro_batch_rows(rows: int, width: int, budget: int) -> int:
+    """Rows per micro-batch for a batch of ``rows`` x ``width`` positions under ``budget``
+    positions (0: no limit); at least one row, so a single row wider than the budget goes alone."""
+    if budget <= 0 or rows * width <= budget:
+        return rows
+    return max(1, budget // max(width, 1))
+
+
+def micro_batch_positions(setting: int, device: str, *, processes: int = 1) -> int:
+    """The positions per micro-batch a run trains with (0: whole batches): ``setting``
+    (``local.micro_batch_tokens``), or on a CPU ``CPU_MICRO_BATCH_TOKENS`` when it is 0. Several
+    processes train whole batches (their gradients are exchanged once per backward)."""
+    if processes > 1:
+        return 0
+    if setting:
+        return setting
+    return CPU_MICRO_BATCH_TOKENS if device == "cpu" else 0
+
+
 @dataclass(frozen=True)
 class FitEstimate:
     """Bytes a training run needs, by part, against what the device has."""
@@ -503,6 +534,9 @@ class FitEstimate:
     device: str
     trainable_params: int
     notes: list[str] = field(default_factory=list)
+    micro_batch_rows: int = 0
+    """Rows of each micro-batch, whose activations are what a step holds at once; 0: the batch
+    goes whole."""
 
     @property
     def fits(self) -> bool | None:
@@ -513,7 +547,8 @@ class FitEstimate:
             parts = f"weights + gradients + Adam {self.trained / GiB:.2f} GiB"
         else:
             parts = f"weights {self.weights / GiB:.2f} GiB + adapter state {self.trained / GiB:.2f} GiB"
-        out = [f"{parts} + activations {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
+        of = f" (micro-batches of {self.micro_batch_rows} rows)" if self.micro_batch_rows else ""
+        out = [f"{parts} + activations{of} {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
         where = "GPU memory" if self.device == "cuda" else "available RAM"
         if self.available:
             verdict = "fits" if self.fits else "does NOT fit"
@@ -523,7 +558,7 @@ class FitEstimate:
 
 def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str, quantization: str,
                  lora_r: int, target_modules: Sequence[str], num_virtual_tokens: int, batch_size: int,
-                 max_length: int, available: int | None) -> FitEstimate:
+                 max_length: int, available: int | None, micro_batch_tokens: int = 0) -> FitEstimate:
     """A rough upper bound of the memory ``method`` needs to train ``shape``.
 
     ``precision``: ``bf16`` or ``fp32`` (resolve ``auto`` first). Trainable parameters carry
@@ -532,7 +567,9 @@ def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str,
     ``s*b*h*34 + 5*a*s*s*b`` bytes in 16-bit, plus the logits and their gradient in fp32;
     gradient checkpointing would cut them. Prefix tuning attends over ``num_virtual_tokens``
     more keys (``s*(s + p)`` scores); DoRA keeps each target's base and LoRA outputs for the
-    magnitude's gradient (two ``s*b*out`` tensors a module).
+    magnitude's gradient (two ``s*b*out`` tensors a module). With ``micro_batch_tokens`` (the
+    run's budget, ``micro_batch_positions``; 0: whole batches) a batch of more positions trains
+    in micro-batches of whole rows, and the activations are one micro-batch's.
     """
     compute = "bf16" if precision == "bf16" else "fp32"
     per_param = BYTES_PER_PARAM[quantization if quantization in ("4bit", "8bit") else compute]
@@ -540,7 +577,8 @@ def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str,
                                  num_virtual_tokens=num_virtual_tokens)
     weights = 0 if method == "full" else int(shape.params * per_param)
     trained = trainable * TRAINING_STATE_BYTES
-    s, b, h, a = max_length, batch_size, shape.hidden, shape.heads
+    micro = micro_batch_rows(batch_size, max_length, micro_batch_tokens)
+    s, b, h, a = max_length, micro, shape.hidden, shape.heads
     p = num_virtual_tokens if method == "prefix" else 0
     per_layer16 = s * b * h * 34 + 5 * a * s * (s + p) * b
     dims = shape.linear_dims()
@@ -557,4 +595,5 @@ def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str,
         notes.append("shape of the embedded SmolLM2-135M")
     return FitEstimate(method=method, weights=weights, trained=trained, activations=activations,
                        total=weights + trained + activations, available=available, device=device,
-                       trainable_params=trainable, notes=notes)
+                       trainable_params=trainable, notes=notes,
+                       micro_batch_rows=micro if micro < batch_size else 0)

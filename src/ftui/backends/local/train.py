@@ -30,7 +30,7 @@ measures it against TRL's SFTTrainer with its defaults):
   and a softmax) rather than PyTorch's fused CPU kernel, which is slower at these widths
   (``EAGER_ATTENTION_CELLS``): the same attention, and the reference one transformers tests
   the others against.
-- On a CPU, a batch of more than ``CPU_MICRO_BATCH_TOKENS`` positions goes through the model in
+- On a CPU, a batch of more than ``core.machine.CPU_MICRO_BATCH_TOKENS`` positions goes through the model in
   micro-batches of whole rows (``micro_batches``), each backward adding its part of the batch's
   gradient: what a step holds at its peak is one micro-batch's activations, not the batch's.
   Each part's loss is its summed cross-entropy over the whole batch's labelled tokens, so the
@@ -53,6 +53,7 @@ from ftui.core.cost import Price
 from ftui.core.errors import ConfigError
 from ftui.core.events import EventWriter
 from ftui.core.examples import Example
+from ftui.core.machine import micro_batch_positions, micro_batch_rows
 from ftui.core.prompts import render_messages
 from ftui.core.runs import Run
 
@@ -247,25 +248,6 @@ with sdpa (its fused CPU kernel, forward and backward, is the slow part). Eager 
 layer's attention matrix for the backward (about 6 bytes a cell per head: 0.4 GiB for the
 embedded model at this bound), which is why wider batches keep the fused kernel."""
 
-CPU_MICRO_BATCH_TOKENS = 1024
-"""``micro_batch_tokens=0`` (automatic) on a CPU: a batch of more positions (rows x padded width)
-is trained in micro-batches of at most this many. A training step holds every layer's activations
-for the whole batch until its backward: about 1.5 MiB per position for the embedded model. The
-spider shape (8 rows of 256-512 tokens, LoRA, ``benchmarks/memory.py``, 25 steps alone on 2
-cores) peaked at 7.5 GiB whole, 4.06 GiB in micro-batches of 2048 positions and 3.18 GiB of
-1024, at the same speed (12.8, 11.4 and 11.5 s a step: smaller matmuls lose nothing on a CPU).
-On a GPU the batch goes whole unless the setting says otherwise: there the user sizes the batch
-to the memory, and smaller matmuls cost more."""
-
-
-def micro_batch_rows(rows: int, width: int, budget: int) -> int:
-    """Rows per micro-batch for a batch of ``rows`` x ``width`` positions under ``budget``
-    positions (0: no limit); at least one row, so a single row wider than the budget goes alone."""
-    if budget <= 0 or rows * width <= budget:
-        return rows
-    return max(1, budget // max(width, 1))
-
-
 def micro_batches(inputs: dict[str, Any], budget: int) -> list[dict[str, Any]]:
     """The batch split by rows into micro-batches of at most ``budget`` positions (the batch's own
     width: each part keeps the shapes the batch has); the whole batch when it fits."""
@@ -279,14 +261,20 @@ def micro_batches(inputs: dict[str, Any], budget: int) -> list[dict[str, Any]]:
 
 
 def micro_batch_budget(hp: LocalSettings, device: str) -> int:
-    """The positions per micro-batch a run trains with (0: whole batches): the setting, or on a
-    CPU ``CPU_MICRO_BATCH_TOKENS`` when it is 0. Several processes train whole batches (their
-    gradients are exchanged once per backward)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return 0
-    if hp.micro_batch_tokens:
-        return hp.micro_batch_tokens
-    return CPU_MICRO_BATCH_TOKENS if device == "cpu" else 0
+    """The positions per micro-batch a run trains with (0: whole batches):
+    ``core.machine.micro_batch_positions`` of the setting, with this process's ``WORLD_SIZE``."""
+    return micro_batch_positions(hp.micro_batch_tokens, device, processes=int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def paths_summary(paths: dict[str, int], *, dropouts: int, budget: int) -> str:
+    """The line a CPU run logs at its end: which of the speed-ups at the top of this module its
+    training steps went through (``paths``: the trainer's ``ftui_paths`` counts)."""
+    forwards = paths["eager"] + paths["sdpa"]
+    micro = (f"{paths['micro_batched']} batch(es) over {budget} positions split into {paths['parts']} micro-batches"
+             if budget else "whole batches (micro_batch_tokens off)")
+    return (f"CPU training paths: {paths['eager']} of {forwards} training forwards through eager attention "
+            f"(batches of at most {EAGER_ATTENTION_CELLS} rows x width^2), the rest sdpa; {micro}; "
+            f"LoRA dropout from 16-bit draws in {dropouts} module(s)")
 
 
 @contextlib.contextmanager
@@ -320,6 +308,9 @@ def _trainer_class(transformers: Any, model: Any, *, micro_batch_tokens: int = 0
     class _CompletionLossTrainer(transformers.Trainer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            # Training forwards through eager attention and through sdpa, batches split into
+            # micro-batches: what the run's summary reports (``paths_summary``).
+            self.ftui_paths = {"eager": 0, "sdpa": 0, "micro_batched": 0, "parts": 0}
             if sparse_head and self.compute_metrics is _token_accuracy:
                 # Validation reads the logits at the labelled positions only (prediction_step
                 # below): each example hands back its (right, counted) tokens, not the argmaxes
@@ -376,6 +367,8 @@ def _trainer_class(transformers: Any, model: Any, *, micro_batch_tokens: int = 0
                 and self.compute_loss_func is None) else [inputs]
             if len(parts) == 1:
                 return super().training_step(model, inputs, num_items_in_batch)
+            self.ftui_paths["micro_batched"] += 1
+            self.ftui_paths["parts"] += len(parts)
             # Each part's loss is its summed cross-entropy over the labelled tokens of the whole
             # batch (or of the accumulated batches, when the Trainer counted them), so the parts'
             # losses and gradients add up to the batch's; divided by the accumulation steps
@@ -411,6 +404,7 @@ def _trainer_class(transformers: Any, model: Any, *, micro_batch_tokens: int = 0
                                             num_items_in_batch=num_items_in_batch)
             rows, width = inputs["input_ids"].shape[:2]
             eager = self.args.device.type == "cpu" and rows * width * width <= EAGER_ATTENTION_CELLS
+            self.ftui_paths["eager" if eager else "sdpa"] += 1
             logits, targets, _ = self._completion_logits(model, inputs, eager=eager)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
             # As transformers' causal-LM loss: divided by the labelled tokens of the whole
@@ -569,8 +563,7 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
     # run and its resume) start from different adapters.
     transformers.set_seed(spec.split.seed)
     model = with_method(model, hp)
-    if device == "cpu":
-        _cpu_lora_dropout(model)
+    dropouts = _cpu_lora_dropout(model) if device == "cpu" else 0
     if hp.method == "prefix":
         # peft hands the prefix to the model as `past_key_values`, which transformers 5 warns
         # about on every forward: noise in runner.log, not a problem of the run.
@@ -643,6 +636,9 @@ def train_run(run: Run, *, events: EventWriter, should_stop: Callable[[], bool],
             f"out of memory on {device} with batch_size={hp.batch_size}, max_length={hp.max_length}: "
             "lower them (--set batch_size=... max_length=...) or use --set quantization=4bit on a GPU"
         ) from None
+    if device == "cpu":
+        events.write("log", level="info", message=paths_summary(
+            trainer.ftui_paths, dropouts=dropouts, budget=micro_batch_budget(hp, device)))
     if callback.stopped:
         return False
     _keep_best(trainer, run, callback, events, enabled=has_val and hp.keep_best)

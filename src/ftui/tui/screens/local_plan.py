@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from ftui.core.config import METHOD_LABELS, LocalSettings
-from ftui.core.machine import Machine, estimate_fit, model_shape
+from ftui.core.machine import Machine, estimate_fit, micro_batch_positions, model_shape
 from ftui.core.plan import MeasuredSpeed, TokenCounts, TrainingPlan, plan_training, speed_for
 from ftui.tui import fmt
 
@@ -133,8 +133,10 @@ def fit_view(values: Mapping[str, str], *, method: str, defaults: LocalSettings,
         available = m.gpus[0].mem_total if m.cuda else m.ram_available
     modules = ([t.strip() for t in values["target_modules"].split(",") if t.strip()] if "target_modules" in values
                else list(defaults.target_modules))
-    est = estimate_fit(shape, method=method, device=m.device if m else "cpu", precision=precision,
-                       quantization=values["quantization"], target_modules=modules, available=available, **numbers)
+    device = m.device if m else "cpu"
+    est = estimate_fit(shape, method=method, device=device, precision=precision,
+                       quantization=values["quantization"], target_modules=modules, available=available,
+                       micro_batch_tokens=micro_batch_positions(defaults.micro_batch_tokens, device), **numbers)
     head = Text.assemble(label, f"{millions(shape.params)} parameters, "
                          f"{millions(est.trainable_params)} trainable ({METHOD_LABELS[method]}), {precision}")
     breakdown, *rest = est.lines()
