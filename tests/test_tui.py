@@ -341,7 +341,8 @@ def test_memory_estimate_follows_the_method():
     est = {m: estimate_fit(shape, method=m, **common) for m in ("lora", "dora", "ia3", "prefix", "full")}
     full, lora = est["full"], est["lora"]
     assert full.trainable_params == shape.params and full.weights == 0
-    assert full.trained == 16 * shape.params and full.total == full.trained + full.activations
+    assert full.trained == 16 * shape.params and full.total == full.trained + full.activations + full.casts
+    assert full.casts == 2 * shape.params and full.process == 0 and lora.casts == 0  # autocast's copies, bf16 full
     assert full.lines()[0].startswith("weights + gradients + Adam 2.00 GiB + activations")
     assert lora.weights == 2 * shape.params and lora.lines()[0].startswith("weights 0.25 GiB + adapter state")
     assert est["prefix"].activations > lora.activations == est["ia3"].activations == full.activations
@@ -356,7 +357,7 @@ def test_memory_estimate_counts_one_micro_batch_of_activations():
     the estimate holds one micro-batch's activations. The spider shape (8 rows of 512, LoRA, fp32)
     peaked at 3.11 GiB in micro-batches of 1024 positions, 7.5-8 GiB whole (benchmarks/memory.py);
     the estimate stays above both."""
-    from ftui.core.machine import micro_batch_positions
+    from ftui.core.machine import CPU_PROCESS_BYTES, micro_batch_positions
 
     shape = model_shape("smollm2-135m")
     common = dict(method="lora", precision="fp32", quantization="none", lora_r=8,
@@ -368,7 +369,9 @@ def test_memory_estimate_counts_one_micro_batch_of_activations():
     assert budget == 1024 and parts.micro_batch_rows == 2 and whole.micro_batch_rows == 0
     assert parts.activations * 4 == pytest.approx(whole.activations, rel=1e-6)  # a quarter of the rows
     assert 3.11 * 2**30 < parts.total < whole.total and 8 * 2**30 < whole.total
-    assert "activations (micro-batches of 2 rows)" in parts.lines()[0]
+    assert "activations (micro-batches of 2 rows)" in parts.lines()[0] and parts.process == CPU_PROCESS_BYTES
+    assert parts.total == parts.weights + parts.trained + parts.activations + CPU_PROCESS_BYTES
+    assert parts.lines()[2] == "other: the Python process 0.47 GiB"
     assert "micro-batches" not in whole.lines()[0]
     # A batch within the budget, and the GPU's default, go whole.
     assert estimate_fit(shape, device="cpu", micro_batch_tokens=budget,

@@ -38,6 +38,11 @@ TRAINING_STATE_BYTES = 16
 """Per trainable parameter (an adapter's, or every weight in full fine-tuning): fp32 weight,
 gradient and Adam's two moments."""
 
+CPU_PROCESS_BYTES = 480 * 2**20
+"""A training process before any model: Python with torch, transformers, peft and trl imported
+held 0.47 GiB resident (torch 2.13, transformers 5.24, peft 0.21, trl 1.16; 2026-12-04). In RAM,
+so counted for CPU runs only."""
+
 
 @dataclass(frozen=True)
 class Gpu:
@@ -537,6 +542,10 @@ class FitEstimate:
     micro_batch_rows: int = 0
     """Rows of each micro-batch, whose activations are what a step holds at once; 0: the batch
     goes whole."""
+    process: int = 0
+    """The training process itself (``CPU_PROCESS_BYTES``; CPU runs only)."""
+    casts: int = 0
+    """bf16 copies of fp32 trained weights that autocast keeps during a forward (full fine-tuning)."""
 
     @property
     def fits(self) -> bool | None:
@@ -548,11 +557,16 @@ class FitEstimate:
         else:
             parts = f"weights {self.weights / GiB:.2f} GiB + adapter state {self.trained / GiB:.2f} GiB"
         of = f" (micro-batches of {self.micro_batch_rows} rows)" if self.micro_batch_rows else ""
-        out = [f"{parts} + activations{of} {self.activations / GiB:.2f} GiB ≈ {self.total / GiB:.1f} GiB"]
+        other = f" + other {(self.process + self.casts) / GiB:.2f} GiB" if self.process + self.casts else ""
+        out = [f"{parts} + activations{of} {self.activations / GiB:.2f} GiB{other} ≈ {self.total / GiB:.1f} GiB"]
         where = "GPU memory" if self.device == "cuda" else "available RAM"
         if self.available:
             verdict = "fits" if self.fits else "does NOT fit"
             out.append(f"{verdict}: {self.available / GiB:.1f} GiB {where}")
+        if other:
+            what = [f"the Python process {self.process / GiB:.2f} GiB" if self.process else "",
+                    f"autocast's bf16 weight copies {self.casts / GiB:.2f} GiB" if self.casts else ""]
+            out.append("other: " + ", ".join(w for w in what if w))
         return out + self.notes
 
 
@@ -569,7 +583,9 @@ def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str,
     more keys (``s*(s + p)`` scores); DoRA keeps each target's base and LoRA outputs for the
     magnitude's gradient (two ``s*b*out`` tensors a module). With ``micro_batch_tokens`` (the
     run's budget, ``micro_batch_positions``; 0: whole batches) a batch of more positions trains
-    in micro-batches of whole rows, and the activations are one micro-batch's.
+    in micro-batches of whole rows, and the activations are one micro-batch's. A CPU run's
+    process (``CPU_PROCESS_BYTES``) and, in full fine-tuning under bf16, autocast's bf16 copy of
+    the weights are counted as ``other``.
     """
     compute = "bf16" if precision == "bf16" else "fp32"
     per_param = BYTES_PER_PARAM[quantization if quantization in ("4bit", "8bit") else compute]
@@ -593,7 +609,9 @@ def estimate_fit(shape: ModelShape, *, method: str, device: str, precision: str,
         notes.append(f"not counted (unknown modules): {', '.join(unknown)}")
     if shape.source == "embedded":
         notes.append("shape of the embedded SmolLM2-135M")
+    process = CPU_PROCESS_BYTES if device == "cpu" else 0
+    casts = shape.params * 2 if method == "full" and compute == "bf16" else 0
     return FitEstimate(method=method, weights=weights, trained=trained, activations=activations,
-                       total=weights + trained + activations, available=available, device=device,
+                       total=weights + trained + activations + process + casts, available=available, device=device,
                        trainable_params=trainable, notes=notes,
-                       micro_batch_rows=micro if micro < batch_size else 0)
+                       micro_batch_rows=micro if micro < batch_size else 0, process=process, casts=casts)
