@@ -56,7 +56,7 @@ bits of each matmul (kernels block by shape) and of the attention over a shared 
 same sums in another order; a one-row step both ways checks, before a run, that the model's
 attention goes through it and gives the same logits); in float32 that is far below the gap between
 the top two logits, which is why the runner evaluates in float32. Checked on the embedded
-model: the 40 demo test prompts, base and k-shot, identical (benchmarks/eval_throughput.py
+model: the 100 demo test prompts, base and k-shot, identical 200/200 (benchmarks/eval_throughput.py
 checks it on every run). In bfloat16 the same noise flips near-ties: 7 of 16 demo prompts
 differed, and 1 of 16 even in a batch of identical, unpadded prompts, so it is rounding, not
 padding.
