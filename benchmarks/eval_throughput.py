@@ -140,7 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="32 prompts per variant: about 4 minutes on 2 CPU cores")
-    p.add_argument("--limit", type=int, help="the first N test prompts (default: the whole test split, the demo's 100; 32 with --quick)")
+    p.add_argument("--limit", type=int,
+                   help="the first N test prompts (default: the whole test split, the demo's 100; 32 with --quick)")
     p.add_argument("--variant", default="base,kshot",
                    help="comma-separated: base (zero-shot prompts), kshot (with the k training examples); "
                         "default both, as `ftui eval` runs them")

@@ -266,3 +266,24 @@ def test_few_rows_go_through_the_other_kernel_with_the_same_products(monkeypatch
         # 2 to FEW_ROWS rows: W @ x.T for both layers (the weight first); otherwise the plain kernel.
         assert kernels == ([(24, 16), (8, 24)] if 2 <= rows <= FEW_ROWS else [])
     assert all("forward" not in vars(m) for m in model)  # restored
+
+
+def test_batched_eval_decodes_its_steps_of_up_to_64_rows_through_the_few_rows_kernel(loaded, monkeypatch):
+    """generate_batched itself runs its decoding steps through ``_few_rows_linears``: with 8 rows
+    (more than the 5 it used to be) the Linear weights multiply ``x.T``, and the tokens are the same."""
+    model, tok = loaded
+    prompts = demo_prompts(8)
+    shapes = {tuple(m.weight.shape) for m in model.modules() if type(m) is torch.nn.Linear}
+    rows_seen: list[int] = []
+    real_matmul = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        if tuple(a.shape) in shapes and b.dim() == 2:
+            rows_seen.append(b.shape[1])
+        return real_matmul(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    batched = generate_batched(model, tok, prompts, max_new_tokens=6, batch_size=8)
+    monkeypatch.undo()
+    assert 8 in rows_seen and max(rows_seen) <= generate_mod.FEW_ROWS
+    assert texts(batched) == texts(generate_one_at_a_time(model, tok, prompts, max_new_tokens=6))
