@@ -7,9 +7,11 @@ The same model (the embedded SmolLM2-135M by default, in float32 as the runner e
 same prompts (the demo preset's held-out test split, as the ``base`` and ``kshot`` variants of
 ``ftui eval`` render them), the same ``max_new_tokens`` and batch size (the preset's). One side
 is ``generate_one_at_a_time`` (``model.generate`` per prompt, no padding), the other
-``generate_batched``, what ``ftui eval`` runs. The outputs must be identical; only then are
-examples per second and their ratio reported (exit status 1 otherwise). ``"ratio"`` in the
-JSON line is over all the variants run; each variant's is under its name.
+``generate_batched`` as ``ftui eval`` runs it: base and k-shot prompts in one running batch,
+each variant a group with its own shared beginning. The outputs must be identical; only then
+are examples per second and their ratio reported (exit status 1 otherwise). ``"ratio"`` in
+the JSON line is over all the variants run; each variant's is under its name, its batched
+seconds the sum of its examples' shares of the time.
 
 The one-at-a-time side runs in two halves, before and after the batched side, so a machine
 that gets busier or quieter during the run moves both alike.
@@ -60,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                                "dtype": args.dtype, "variants": variants, "examples_per_variant": len(examples),
                                "batch_size": batch_size, "max_new_tokens": max_new_tokens}
     rows, total = [], {"batched": 0.0, "single": 0.0, "n": 0, "differing": 0}
-    for variant in variants:
-        prompts = [render_messages(ex, preset.prompt, shots=shots if variant == "kshot" else ()) for ex in examples]
-        m = measure(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                    label=variant)
+    prompt_sets = {variant: [render_messages(ex, preset.prompt, shots=shots if variant == "kshot" else ())
+                             for ex in examples] for variant in variants}
+    measured = measure(model, tokenizer, prompt_sets, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    for variant, m in measured.items():
         for key in ("batched", "single", "n", "differing"):
             total[key] += m[key]
         identical = not m["differing"]
@@ -99,41 +101,64 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if identical else 1
 
 
-def measure(model: Any, tokenizer: Any, prompts: list, *, max_new_tokens: int, batch_size: int,
-            label: str) -> dict[str, Any]:
-    """Both sides on ``prompts``, taking turns batch by batch; their outputs and seconds."""
+def measure(model: Any, tokenizer: Any, prompt_sets: dict[str, list], *, max_new_tokens: int,
+            batch_size: int) -> dict[str, dict[str, Any]]:
+    """Both sides on each variant's prompts; per variant, their outputs and seconds."""
     from ftui.backends.local.generate import generate_batched, generate_one_at_a_time, prompt_token_ids
 
-    lengths = [len(ids) for ids in prompt_token_ids(tokenizer, prompts)]
+    labels = list(prompt_sets)
+    prompts = [p for label in labels for p in prompt_sets[label]]
+    of = [label for label in labels for _ in prompt_sets[label]]  # each prompt's variant
     # Warm-up (first-call allocations, lazy imports), outside the timing.
     generate_batched(model, tokenizer, prompts[:2], max_new_tokens=4, batch_size=2)
     generate_one_at_a_time(model, tokenizer, prompts[:1], max_new_tokens=4)
     # generate_batched sees all the prompts at once, as in `ftui eval` (waiting prompts join
-    # the batch as rows finish); the one-at-a-time side runs in two halves around it, so both
-    # sides are measured around the same moments however busy the machine is.
-    order = list(range(len(prompts)))
-    half = (len(order) + 1) // 2
-    single: dict[int, str] = {}
-    seconds = {"batched": 0.0, "single": 0.0}
-    for part in (order[:half], None, order[half:]):
+    # the batch as rows finish); the one-at-a-time side runs in two halves around it (half of
+    # each variant's prompts before, half after), so both sides are measured around the same
+    # moments however busy the machine is.
+    halves: tuple[list[int], list[int]] = ([], [])
+    for label in labels:
+        mine = [i for i in range(len(prompts)) if of[i] == label]
+        cut = (len(mine) + 1) // 2
+        halves[0].extend(mine[:cut])
+        halves[1].extend(mine[cut:])
+    single: dict[int, tuple[str, float]] = {}
+    batched: dict[int, tuple[str, float]] = {}
+    wall = {"batched": 0.0, "single": 0.0}
+    for part in (halves[0], None, halves[1]):
         began = time.perf_counter()
         if part is None:
-            out = generate_batched(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
-            batched = {i: text for i, (text, _) in enumerate(out)}
-            seconds["batched"] += time.perf_counter() - began
-            print(f"... {label}: batched {seconds['batched']:.1f} s", flush=True)
+            out = generate_batched(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                   groups=[labels.index(label) for label in of])
+            batched = dict(enumerate(out))
+            wall["batched"] += time.perf_counter() - began
+            print(f"... batched, {' and '.join(labels)} together: {wall['batched']:.1f} s", flush=True)
         elif part:
             out = generate_one_at_a_time(model, tokenizer, [prompts[i] for i in part], max_new_tokens=max_new_tokens)
-            single.update({i: text for i, (text, _) in zip(part, out)})
-            seconds["single"] += time.perf_counter() - began
-            print(f"... {label}: one at a time {len(single)}/{len(prompts)}, {seconds['single']:.1f} s", flush=True)
-    differing = [i for i in order if batched[i] != single[i]]
-    out_tokens = [len(tokenizer(single[i], add_special_tokens=False)["input_ids"]) for i in order]
-    return {"batched": seconds["batched"], "single": seconds["single"], "n": len(prompts),
-            "differing": len(differing), "mismatches": [(single[i], batched[i]) for i in differing],
+            single.update(zip(part, out))
+            wall["single"] += time.perf_counter() - began
+            print(f"... one at a time {len(single)}/{len(prompts)}, {wall['single']:.1f} s", flush=True)
+
+    def seconds(side: dict[int, tuple[str, float]], order: list[int], key: str) -> float:
+        """The side's wall time, the variant's part of it as its examples' share of the latencies
+        (the wall time also counts what no example's latency does: tokenizing, the shared
+        beginnings' forwards)."""
+        return wall[key] * sum(side[i][1] for i in order) / sum(latency for _, latency in side.values())
+
+    figures = {}
+    for label in labels:
+        order = [i for i in range(len(prompts)) if of[i] == label]
+        lengths = [len(ids) for ids in prompt_token_ids(tokenizer, [prompts[i] for i in order])]
+        differing = [i for i in order if batched[i][0] != single[i][0]]
+        out_tokens = [len(tokenizer(single[i][0], add_special_tokens=False)["input_ids"]) for i in order]
+        figures[label] = {
+            "batched": seconds(batched, order, "batched"), "single": seconds(single, order, "single"),
+            "n": len(order), "differing": len(differing),
+            "mismatches": [(single[i][0], batched[i][0]) for i in differing],
             "prompt_tokens_mean": rounded(sum(lengths) / len(lengths), 1),
             "output_tokens_mean": rounded(sum(out_tokens) / len(out_tokens), 1),
             "at_max": sum(n >= max_new_tokens for n in out_tokens)}
+    return figures
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

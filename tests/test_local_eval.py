@@ -116,7 +116,8 @@ def test_evaluate_base_and_kshot_writes_records_metrics_and_events(lively_model,
     assert set(results) == {"base", "kshot"}
     assert len(loads) == 1  # one base model serves both variants
 
-    base_prompts, kshot_prompts = seen[0], seen[1]
+    assert len(seen) == 1  # one running batch for both variants, base's prompts first
+    base_prompts, kshot_prompts = seen[0][:len(seen[0]) // 2], seen[0][len(seen[0]) // 2:]
     assert all([m["role"] for m in p] == ["system", "user"] for p in base_prompts)
     assert all([m["role"] for m in p] == ["system", "user", "assistant", "user", "assistant", "user"]
                for p in kshot_prompts)
@@ -212,7 +213,38 @@ def test_stop_request_leaves_no_metrics_for_the_unfinished_variant(lively_model)
     assert not [e for e in read_events(run.events_path) if e["type"] == "eval"]
     assert len(asked) == 2  # asked once before the variant, once after the first of three batches
 
-    asked.clear()  # now the stop comes after base's last batch: base is complete and kept
-    results = evaluate_run(run, variants=("base", "kshot"), should_stop=lambda: asked.append(1) or len(asked) > 3)
+    # Now the stop comes after base's last batch (base and k-shot decode together: 12 prompts,
+    # asked after each batch of 2 but the last, then before k-shot): base is complete and kept.
+    asked.clear()
+    results = evaluate_run(run, variants=("base", "kshot"), should_stop=lambda: asked.append(1) or len(asked) > 6)
     assert set(results) == {"base"} and (run.dir / "eval" / "base" / "metrics.json").exists()
     assert not (run.dir / "eval" / "kshot").exists()
+
+
+def test_base_and_kshot_decode_together_each_with_its_own_answers_and_time(lively_model, loaded, monkeypatch):
+    import json
+
+    run = make_run(lively_model, n_test=6, k=2, batch_size=8)
+    calls = []
+    real = evaluate_mod.generate_batched
+    monkeypatch.setattr(evaluate_mod, "generate_batched",
+                        lambda model, tok, prompts, **kw: calls.append((len(prompts), kw.get("groups")))
+                        or real(model, tok, prompts, **kw))
+    with EventWriter(run.events_path) as events:
+        results = evaluate_run(run, variants=("base", "kshot"), events=events)
+    assert set(results) == {"base", "kshot"}
+    assert calls == [(12, [0] * 6 + [1] * 6)]  # one running batch for both variants
+    model, tok = loaded
+    shots = [run.examples("train")[i] for i in choose_shots(10, 2, seed=run.spec.split.seed)]
+    for variant, kw in (("base", {}), ("kshot", {"shots": shots})):
+        prompts = [render_messages(ex, DEMO.prompt, **kw) for ex in run.examples("test")]
+        expected = [t for t, _ in generate_one_at_a_time(model, tok, prompts, max_new_tokens=8)]
+        records = read_jsonl(run.dir / "eval" / variant / "predictions.jsonl")
+        assert [r["output"] for r in records] == expected
+        metrics = json.loads((run.dir / "eval" / variant / "metrics.json").read_text())
+        # Each variant's own share of the time, not the whole call's (base) or nothing (k-shot).
+        assert metrics["decoded_with"] == [{"base": "kshot", "kshot": "base"}[variant]]
+        assert abs(metrics["duration_s"] - sum(r["latency_s"] for r in records)) < 0.01
+        assert metrics["duration_s"] > 0
+    progress = [e for e in read_events(run.events_path) if e["type"] == "eval_progress"]
+    assert {e["variant"] for e in progress} >= {"base", "kshot"}

@@ -82,11 +82,13 @@ def test_the_prompts_shared_beginning_goes_through_the_model_once(loaded):
     prefix = calls[0][1]
     assert calls[0][0] == 1 and prefix >= 20 and all(
         ids[:prefix] == shared[:prefix] for ids in prompt_token_ids(tok, prompts))
-    assert [c for c in calls if c[1] > 1 and c[0] == 1] == [calls[0]]  # once for all 12 prompts
     # Then one step of one row, twice (does the attention read the shared part once for all the
-    # rows?), and the rows' own forward, as wide as the longest prompt minus the shared part.
-    longest = max(len(ids) for ids in prompt_token_ids(tok, prompts))
-    assert calls[1:4] == [(1, 1), (1, 1), (6, longest - prefix)]
+    # rows?), and the prompts' own tokens, packed: one sequence a prefill, every prompt's tokens
+    # after the shared part once, no padding.
+    assert calls[1:3] == [(1, 1), (1, 1)]
+    prefills = [c for c in calls[3:] if c[1] > 1]
+    assert all(rows == 1 for rows, _ in prefills) and len(prefills) >= 2  # the first 6, then those joining
+    assert sum(width for _, width in prefills) == sum(len(ids) - prefix for ids in prompt_token_ids(tok, prompts))
 
 
 def test_a_model_asking_for_more_than_greedy_goes_through_generate(loaded, monkeypatch):
@@ -223,7 +225,7 @@ def test_rows_read_the_shared_beginning_once_with_the_same_outputs(loaded, early
 
     model, tok = loaded
     if not reads:  # a model whose attention would not read the prefix: every row keeps a copy
-        monkeypatch.setattr(generate_mod._Stream, "_shared_attention_reads", lambda self: False)
+        monkeypatch.setattr(generate_mod._Stream, "_shared_attention_reads", lambda self, group: False)
     shared_reads: list[int] = []
     real = kv_cache.shared_prefix_attention
 
@@ -287,3 +289,40 @@ def test_batched_eval_decodes_its_steps_of_up_to_64_rows_through_the_few_rows_ke
     monkeypatch.undo()
     assert 8 in rows_seen and max(rows_seen) <= generate_mod.FEW_ROWS
     assert texts(batched) == texts(generate_one_at_a_time(model, tok, prompts, max_new_tokens=6))
+
+
+def test_two_groups_of_prompts_decode_together_each_reading_its_own_shared_beginning(loaded, early_stops,
+                                                                                      monkeypatch):
+    """Base and k-shot prompts in one running batch: the same outputs as one at a time, every
+    decoding step's prefix holding both beginnings, each row reading its own group's only."""
+    from ftui.backends.local import kv_cache
+    from ftui.core.prompts import render_messages
+    from test_local_eval import DEMO, demo_examples
+
+    model, tok = loaded
+    shots = demo_examples(16)[12:14]
+    kshot = [render_messages(ex, DEMO.prompt, shots=shots) for ex in demo_examples(6)]
+    prompts = early_stops[:6] + kshot
+    masks: list[tuple[int, int]] = []  # (rows, prefix positions) of each masked read
+    mixed: list[bool] = []  # whether a step's rows read different positions
+    real = kv_cache.shared_prefix_attention
+
+    def spy(module, query, key, *args, **kwargs):
+        prefix = getattr(key, "shared_prefix", None)
+        if prefix is not None and prefix.rows is not None and prefix.rows.mask is not None:
+            mask = prefix.rows.mask
+            assert mask.shape == (key.shape[0], prefix.keys.shape[-2])
+            masks.append(tuple(mask.shape))
+            mixed.append(bool((mask != mask[:1]).any()))
+        return real(module, query, key, *args, **kwargs)
+
+    monkeypatch.setattr(kv_cache, "shared_prefix_attention", spy)
+    together = generate_batched(model, tok, prompts, max_new_tokens=12, batch_size=8, groups=[0] * 6 + [1] * 6)
+    assert texts(together) == texts(generate_one_at_a_time(model, tok, prompts, max_new_tokens=12))
+    assert any(mixed)  # rows of both groups in one step, reading different positions
+    # A prefix longer than either group's beginning alone: both are in it.
+    ids = prompt_token_ids(tok, prompts)
+    alone = [generate_mod._shared_prefix(ids[:6]), generate_mod._shared_prefix(ids[6:])]
+    assert max(n for _, n in masks) == sum(alone) and min(alone) > 0
+    with pytest.raises(ValueError, match="one label per prompt"):
+        generate_batched(model, tok, prompts, max_new_tokens=4, groups=[0])

@@ -58,6 +58,9 @@ class Answered:
 
     answers: list[Answer]
     info: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    """The wall time the answers took, when not the ``answer`` call's: answers decoded together
+    with another variant's (the sum of their latencies, each example's share of the time)."""
 
 
 class Answerer(Protocol):

@@ -43,7 +43,7 @@ def evaluate_run(run: Run, backend: Backend, *, variants: Sequence[str] = VARIAN
             if answered is None:
                 _log(events, f"eval {name}: stopped before the end; no metrics written for it")
                 break
-            duration = time.perf_counter() - began
+            duration = answered.seconds if answered.seconds is not None else time.perf_counter() - began
             answers = answered.answers
             records, metrics = score_examples(
                 plan.task, examples, [a.text for a in answers],

@@ -26,12 +26,27 @@ class _Stopped(Exception):
     """Raised from the progress callback when ``should_stop()`` says so; never escapes."""
 
 
+TOGETHER = ("base", "kshot")
+"""Variants of one model whose prompts decode in one running batch when both are asked for."""
+
+
 class LocalAnswerer:
     """One model in memory at a time: the base for ``base`` and ``kshot`` (loaded once for
-    both), then the trained weights for ``finetuned``."""
+    both), then the trained weights for ``finetuned``.
 
-    def __init__(self, run: Run, plan: EvalPlan, *, device: str | None = None, dtype: str = "float32") -> None:
+    ``base`` and ``kshot`` decode together, in one running batch of up to ``eval.batch_size``
+    rows, each variant's shared prompt beginning kept once (``generate_batched``'s groups): on
+    2 CPU cores a decoding step's matrix products cost 1.9 ms a row with 64 rows against 2.5 ms
+    with 32, and the rows of one variant's last, longest outputs decode beside the other's
+    rather than alone. The first of the two asked for gets both; the other's answers wait for
+    its turn (``Answered.seconds``: each its own share of the time).
+    """
+
+    def __init__(self, run: Run, plan: EvalPlan, *, device: str | None = None, dtype: str = "float32",
+                 variants: Sequence[str] = ()) -> None:
         self.run, self.plan = run, plan
+        self.together = [v for v in TOGETHER if v in variants]
+        self.waiting: dict[str, list[tuple[str, float]]] = {}  # answers decoded ahead of their turn
         self.model_id = run.spec.model
         self.quantization = run.spec.hyperparameters.quantization
         self.device = device or _default_device()
@@ -47,24 +62,43 @@ class LocalAnswerer:
 
     def answer(self, variant: str, prompts: Sequence[Sequence[dict]], *, on_progress: Callable[[int], None],
                should_stop: Callable[[], bool]) -> Answered | None:
+        settings = self.plan.settings
+        info: dict[str, Any] = {"model": self.model_id, "dtype": self.dtype, "device": self.device,
+                                "batch_size": settings.batch_size}
+        if variant in self.waiting:  # decoded with the variant before it
+            outputs = self.waiting.pop(variant)
+            on_progress(len(outputs))
+            info["decoded_with"] = [v for v in self.together if v != variant]
+            return Answered([Answer(text, latency) for text, latency in outputs], info,
+                            seconds=sum(latency for _, latency in outputs))
         self._load("finetuned" if variant == "finetuned" else "base")
+        others = [v for v in self.together if v != variant] if variant in self.together else []
+        groups = [prompts] + [self.plan.prompts(v) for v in others]
+        everything = [p for group in groups for p in group]
+        share = len(prompts) / len(everything)
 
         def progress(done: int, total: int) -> None:
-            on_progress(done)
+            on_progress(min(len(prompts), int(done * share)))
             if done < total and should_stop():  # after the last batch the variant is done: keep it
                 raise _Stopped
 
-        settings = self.plan.settings
         try:
-            outputs = generate_batched(self.model, self.tokenizer, prompts, max_new_tokens=settings.max_new_tokens,
-                                       batch_size=settings.batch_size, on_progress=progress)
+            outputs = generate_batched(self.model, self.tokenizer, everything, max_new_tokens=settings.max_new_tokens,
+                                       batch_size=settings.batch_size, on_progress=progress,
+                                       groups=[n for n, group in enumerate(groups) for _ in group])
         except _Stopped:
             return None
-        info: dict[str, Any] = {"model": self.model_id, "dtype": self.dtype, "device": self.device,
-                                "batch_size": settings.batch_size}
+        at = len(prompts)
+        for other, group in zip(others, groups[1:]):
+            self.waiting[other], at = outputs[at:at + len(group)], at + len(group)
         if variant == "finetuned" and self.weights is not None:
             info["adapter"] = self.weights.name  # "adapter" or "model", in the run's folder
-        return Answered([Answer(text, latency) for text, latency in outputs], info)
+        mine = outputs[:len(prompts)]
+        if not others:
+            return Answered([Answer(text, latency) for text, latency in mine], info)
+        info["decoded_with"] = others
+        return Answered([Answer(text, latency) for text, latency in mine], info,
+                        seconds=sum(latency for _, latency in mine))
 
     def after(self, variant: str, answered: Answered, events: EventWriter | None) -> None:
         from ftui.backends.local.export import refresh_card
@@ -103,7 +137,7 @@ def answerer(run: Run, plan: EvalPlan, variants: Sequence[str], **kw: Any) -> Lo
     if "finetuned" in variants and run.trained_weights() is None:
         # Checked before any work, so nobody waits through base and k-shot to learn this.
         raise ConfigError(_no_weights(run))
-    return LocalAnswerer(run, plan, **kw)
+    return LocalAnswerer(run, plan, variants=variants, **kw)
 
 
 def evaluate_run(run: Run, *, variants: Sequence[str] = VARIANTS, limit: int | None = None,

@@ -20,7 +20,9 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
   prompts and 32 rows the copies were more bytes than the weights).
 - The running batch's keys and values are in preallocated buffers: a step writes its position
   in place (``kv_cache``), where transformers' cache copied the whole cache with ``torch.cat``
-  every step. They are copied only when rows leave or join, and every ``KV_HEADROOM`` steps.
+  every step. They are copied only when rows join, and every ``KV_HEADROOM`` steps; when rows
+  leave, the last rows move into their places (a copy of the moved rows only: selecting the rows
+  still going copied all of them, ~90 ms each time a k-shot row finished in a batch of 32).
   With both (16 k-shot demo prompts, 16 new tokens, on a shared 2-core machine, so indicative)
   a decoding step of 16 rows took 163 ms against 185 ms, the cache's writes 0.02 s against
   0.36 s over the 15 steps. ``benchmarks/eval_throughput.py --quick`` alone, before and after:
@@ -93,6 +95,10 @@ PREFILL_FORWARD_TOKENS = 32
 """What one more prefill forward costs, in tokens of prefill work (reading the weights once:
 ~60 ms on 2 CPU cores against ~2 ms a token for the embedded model)."""
 
+PACK_TOKENS = 4096
+"""Most prompt tokens of one packed prefill forward (``_Stream._join_packed``): its activations
+are this many positions, as a training batch's; more prompts take several forwards."""
+
 _GREEDY_NEUTRAL: dict[str, Any] = {
     "repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
     "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size": (None, 0),
@@ -132,16 +138,21 @@ def stop_token_ids(tokenizer: Any) -> list[int]:
 
 
 def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, max_new_tokens: int,
-                     batch_size: int = 16, on_progress: Progress | None = None) -> list[tuple[str, float]]:
+                     batch_size: int = 16, on_progress: Progress | None = None,
+                     groups: Sequence[int] | None = None) -> list[tuple[str, float]]:
     """Greedy outputs with each example's share of the wall time, in input order.
 
     At most ``batch_size`` prompts decode together. ``on_progress(done, total)`` runs each time
     another ``batch_size`` examples are done, and after the last; it may raise to stop early.
+    ``groups``: a label per prompt, for prompts rendered several ways (eval's base and k-shot
+    variants) that decode together: each group's shared beginning is found and kept once.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not prompts:
         return []
+    if groups is not None and len(groups) != len(prompts):
+        raise ValueError(f"groups: one label per prompt, got {len(groups)} for {len(prompts)} prompts")
     ids = prompt_token_ids(tokenizer, prompts)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first (stable)
     results: list[tuple[str, float] | None] = [None] * len(ids)
@@ -158,7 +169,7 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, m
 
     if decoder.plain_greedy:
         with _few_rows_linears(model):
-            _Stream(decoder, ids, order, batch_size, finished).run()
+            _Stream(decoder, ids, order, batch_size, finished, groups).run()
     else:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
@@ -234,10 +245,12 @@ class _Decoder:
         """A fresh cache holding the prefix tuning's virtual tokens for ``rows`` rows."""
         return self.model.get_prompt(rows)
 
-    def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any) -> Any:
+    def forward(self, input_ids: Any, attention_mask: Any, position_ids: Any, cache: Any,
+                logits_to_keep: Any = 1) -> Any:
         """The model's forward; under prefix tuning ``cache`` starts with the virtual tokens, and
-        the mask and positions count them."""
-        extra = {"logits_to_keep": 1} if self.last_logits_only else {}
+        the mask and positions count them. Logits of the last position (or of the positions
+        ``logits_to_keep``, a tensor), where the model can leave out the others."""
+        extra = {"logits_to_keep": logits_to_keep} if self.last_logits_only else {}
         return self.net(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                         use_cache=True, **{self.cache_arg: cache}, **extra)
 
@@ -288,9 +301,12 @@ class _Stream:
     """
 
     def __init__(self, decoder: _Decoder, ids: Sequence[Sequence[int]], order: Sequence[int],
-                 batch_size: int, finished: Callable[[int, list[int], float], None]) -> None:
+                 batch_size: int, finished: Callable[[int, list[int], float], None],
+                 groups: Sequence[int] | None = None) -> None:
         self.d, self.ids, self.batch_size, self.finished = decoder, ids, batch_size, finished
         self.queue = deque(order)
+        # Each prompt's group: prompts of one group share their beginning (see generate_batched).
+        self.group_of: Sequence[int] = groups if groups is not None else [0] * len(ids)
         self.rows: list[int] = []  # batch position -> prompt index, for the rows decoding
         self.outputs: dict[int, list[int]] = {}
         self.seconds: dict[int, float] = {}
@@ -299,12 +315,16 @@ class _Stream:
         self.position_ids: Any = None
         self.next_tokens: Any = None
         self.joinable = True  # rows can leave and join; set from the first cache seen
-        # The cache every row starts from: the virtual tokens (prefix tuning), then the prompts'
-        # shared beginning (``shared`` tokens of each prompt); None when there is neither.
-        self.shared, self.prefix_cache = 0, None
+        # Per group, the cache its rows start from: the virtual tokens (prefix tuning), then the
+        # group's shared beginning (``shared[group]`` tokens of each prompt); None when neither.
+        self.shared: dict[int, int] = {}
+        self.prefix_cache: dict[int, Any] = {}
         # Whether the rows keep only their own positions, the model's attention reading the prefix
-        # cache once for all of them (kv_cache.shared_prefix_attention); decided in run().
+        # caches once for all of them (kv_cache.shared_prefix_attention); decided in run().
         self.share_attention = False
+        self.prefix: Any = None  # then: each layer's SharedPrefix, every group's beginning in turn
+        self.prefix_rows: Any = None  # and which of its positions each row reads (several groups)
+        self.spans: dict[int, tuple[int, int]] = {}  # group -> its positions in the prefix
 
     def run(self) -> None:
         import torch  # heavy: only when generating
@@ -312,9 +332,39 @@ class _Stream:
         from ftui.backends.local.kv_cache import attention_over_shared_prefix  # heavy: imports transformers
 
         with torch.inference_mode(), attention_over_shared_prefix(_base_model(self.d.model).config) as can_share:
-            self._share_prefix()
-            self.share_attention = can_share and self.prefix_cache is not None and self._shared_attention_reads()
+            for group in sorted(set(self.group_of[i] for i in self.queue)):
+                self._share_prefix(group)
+            probe = next((g for g, cache in self.prefix_cache.items() if cache is not None), None)
+            self.share_attention = can_share and probe is not None and self._shared_attention_reads(probe)
+            if self.share_attention:
+                self._shared_prefix()
             self._decode()
+
+    def _shared_prefix(self) -> None:
+        """The prefix the attention reads once for all the rows: every group's beginning, one after
+        the other; with several groups, each row reads its own group's positions only."""
+        from ftui.backends.local.kv_cache import PrefixRows, shared_prefixes  # heavy: imports transformers
+
+        caches, at = [], 0
+        for group, cache in sorted(self.prefix_cache.items()):
+            length = cache.get_seq_length() if cache is not None else 0
+            self.spans[group] = (at, at + length)
+            at += length
+            if cache is not None:
+                caches.append(cache)
+        self.prefix_rows = PrefixRows() if len(self.prefix_cache) > 1 else None
+        self.prefix = shared_prefixes(caches, self.prefix_rows)
+
+    def _prefix_mask(self, prompts: Sequence[int]) -> Any:
+        """Which prefix positions the rows of ``prompts`` read: their group's."""
+        import torch  # heavy: only when generating
+
+        width = max(end for _, end in self.spans.values())
+        mask = torch.zeros((len(prompts), width), dtype=torch.bool, device=self.d.device)
+        for row, i in enumerate(prompts):
+            start, end = self.spans[self.group_of[i]]
+            mask[row, start:end] = True
+        return mask
 
     def _decode(self) -> None:
         """Prefill and decode until every prompt is done (inside ``run``'s settings)."""
@@ -323,16 +373,23 @@ class _Stream:
             if self.queue and (not self.rows or (
                     self.joinable and free >= min(len(self.queue), max(1, self.batch_size // 4)))):
                 joining = [self.queue.popleft() for _ in range(min(free, len(self.queue)))]
-                for group in _prefill_groups([len(self.ids[i]) - self.shared for i in joining]):
-                    self._join([joining[at] for at in group])
+                for kind in sorted(set(self.group_of[i] for i in joining)):  # a prefill is of one group
+                    alike = [i for i in joining if self.group_of[i] == kind]
+                    if self.share_attention:
+                        for group in _packs([len(self.ids[i]) - self.shared[kind] for i in alike]):
+                            self._join_packed([alike[at] for at in group])
+                        continue
+                    for group in _prefill_groups([len(self.ids[i]) - self.shared[kind] for i in alike]):
+                        self._join([alike[at] for at in group])
             if self.rows:
                 self._step()
 
-    def _share_prefix(self) -> None:
+    def _share_prefix(self, group: int) -> None:
+        """``group``'s prefix cache: the virtual tokens, then its prompts' shared beginning when
+        sharing it saves enough prefill."""
         virtual = self.d.virtual
-        if virtual:
-            self.prefix_cache = self.d.virtual_cache(1)
-        prompts = [self.ids[i] for i in self.queue]
+        self.shared[group], self.prefix_cache[group] = 0, self.d.virtual_cache(1) if virtual else None
+        prompts = [self.ids[i] for i in self.queue if self.group_of[i] == group]
         shared = _shared_prefix(prompts)
         if len(prompts) < 2 or (len(prompts) - 1) * shared < MIN_SHARED_TOKENS:
             return
@@ -344,22 +401,24 @@ class _Stream:
         out = self.d.forward(ids, mask, positions, self.d.virtual_cache(1) if virtual else None)
         cache = _cache_of(out)
         if _plain_dynamic(cache):  # a sliding-window or other special cache: nothing to copy
-            self.shared, self.prefix_cache = shared, cache
+            self.shared[group], self.prefix_cache[group] = shared, cache
 
-    def _shared_attention_reads(self) -> bool:
+    def _shared_attention_reads(self, group: int) -> bool:
         """Whether the model's attention reads a ``SharedPrefixLayer``'s prefix as it reads a whole
-        row: one decoding step of the first prompt both ways, every layer through
+        row: one decoding step of ``group``'s first prompt both ways, every layer through
         ``shared_prefix_attention`` and the same logits (but for the last bits)."""
         import torch  # heavy: only when generating
 
-        from ftui.backends.local.kv_cache import preallocate  # heavy: imports transformers
+        from ftui.backends.local.kv_cache import preallocate, shared_prefixes  # heavy: imports transformers
 
-        cached = self.d.virtual + self.shared
-        token = torch.tensor([[self.ids[self.queue[0]][self.shared]]], dtype=torch.long, device=self.d.device)
+        prefix_cache, shared = self.prefix_cache[group], self.shared[group]
+        first = next(i for i in self.queue if self.group_of[i] == group)
+        cached = self.d.virtual + shared
+        token = torch.tensor([[self.ids[first][shared]]], dtype=torch.long, device=self.d.device)
         mask, position = token.new_ones((1, cached + 1)), token.new_full((1, 1), cached)
-        whole = self.d.forward(token, mask, position, copy.deepcopy(self.prefix_cache)).logits[:, -1].float()
-        cache = copy.deepcopy(self.prefix_cache)
-        preallocate(cache, headroom=1, prefix=self.prefix_cache)  # no position of its own yet
+        whole = self.d.forward(token, mask, position, copy.deepcopy(prefix_cache)).logits[:, -1].float()
+        cache = copy.deepcopy(prefix_cache)
+        preallocate(cache, headroom=1, prefix=shared_prefixes([prefix_cache]), skip=cached)  # no own position yet
         shared = self.d.forward(token, mask[:, cached:], position, cache).logits[:, -1].float()
         return (all(layer.prefix.reads == 1 for layer in cache.layers)
                 and float((shared - whole).abs().max()) <= 1e-4 * float(whole.abs().max()))
@@ -369,12 +428,14 @@ class _Stream:
         import torch  # heavy: only when generating
 
         began = time.perf_counter()
-        cached = self.d.virtual + self.shared  # positions already in prefix_cache
+        kind = self.group_of[group[0]]  # the prompts of a prefill are of one group
+        shared, prefix_cache = self.shared[kind], self.prefix_cache[kind]
+        cached = self.d.virtual + shared  # positions already in prefix_cache
         cache = None
-        if self.prefix_cache is not None:
-            cache = copy.deepcopy(self.prefix_cache)
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(group))
-        input_ids, rest_mask = self.d.padded([self.ids[i][self.shared:] for i in group])
+        input_ids, rest_mask = self.d.padded([self.ids[i][shared:] for i in group])
         attention_mask = torch.cat([rest_mask.new_ones((len(group), cached)), rest_mask], dim=-1)
         # As generate(): positions count real tokens only, so padding does not shift them.
         position_ids = cached + (rest_mask.cumsum(-1) - 1).clamp(min=0)
@@ -393,17 +454,78 @@ class _Stream:
             if self.joinable:
                 from ftui.backends.local.kv_cache import preallocate  # heavy: imports transformers
 
-                preallocate(cache, headroom=KV_HEADROOM, prefix=self.prefix_cache if self.share_attention else None)
+                preallocate(cache, headroom=KV_HEADROOM, prefix=self.prefix if self.share_attention else None,
+                            skip=cached)
             self.cache, self.attention_mask, self.position_ids, self.rows = cache, attention_mask, position_ids, group
+            if self.prefix_rows is not None:
+                self.prefix_rows.mask = self._prefix_mask(group)
             self._narrow(going, first)
         elif going:
             index = torch.tensor(going, device=first.device)
             if len(going) < len(group):
                 cache.batch_select_indices(index)
             self._append(cache, attention_mask[index], position_ids[index], [group[at] for at in going],
-                         first[index])
+                         first[index], skip=cached)
 
-    def _append(self, cache: Any, attention_mask: Any, position_ids: Any, group: list[int], first: Any) -> None:
+    def _join_packed(self, group: list[int]) -> None:
+        """Prefill ``group``'s prompts (of one group) as one sequence after their shared beginning,
+        and add those still going to the running batch.
+
+        No padding and no copy of the beginning: the prompts' own tokens go through the model one
+        after the other, each position at its place in its own prompt, and the attention
+        (``kv_cache.packed_attention``) reads the beginning once for all of them and each prompt's
+        own positions causally; the logits are those of each prompt's last position.
+        """
+        import torch  # heavy: only when generating
+        from transformers.cache_utils import DynamicCache  # heavy: only when generating
+
+        from ftui.backends.local.kv_cache import PackedLayer, PackedRows, SharedPrefixLayer  # heavy: transformers
+
+        began = time.perf_counter()
+        kind = self.group_of[group[0]]
+        shared, device = self.shared[kind], self.d.device
+        cached = self.d.virtual + shared  # positions in the shared beginning
+        start, end = self.spans[kind]
+        own = [self.ids[i][shared:] for i in group]
+        lengths = [len(tokens) for tokens in own]
+        layout = PackedRows(lengths, device)
+        cache = DynamicCache()
+        cache.layers = [PackedLayer(layout, (p.keys[:, :, start:end], p.values[:, :, start:end])) for p in self.prefix]
+        input_ids = torch.tensor([[t for tokens in own for t in tokens]], dtype=torch.long, device=device)
+        positions = torch.cat([torch.arange(cached, cached + n, device=device) for n in lengths])[None]
+        last = torch.tensor(lengths, device=device).cumsum(0) - 1
+        # A 4D mask goes to the attention as it is; packed_attention masks by itself.
+        mask = torch.ones((1, 1, 1, 1), dtype=torch.bool, device=device)
+        out = self.d.forward(input_ids, mask, positions, cache, logits_to_keep=last)
+        first = out.logits[0].float().argmax(dim=-1)
+        share = (time.perf_counter() - began) / len(group)
+        for i in group:
+            self.outputs[i], self.seconds[i] = [], share
+        going = self._take(group, first)
+        if not going:
+            return
+        index = torch.tensor(going, device=device)
+        parts = [(layout.left_padded(layer.keys, index), layout.left_padded(layer.values, index))
+                 for layer in cache.layers]
+        kept = torch.tensor([lengths[at] for at in going], device=device)
+        width = int(kept.max())
+        attention_mask = (torch.arange(width, device=device)[None] >= width - kept[:, None]).long()
+        position_ids = cached + kept[:, None] - 1
+        rows = [group[at] for at in going]
+        if self.rows:
+            joining = types.SimpleNamespace(layers=[types.SimpleNamespace(keys=k, values=v) for k, v in parts])
+            self._append(joining, attention_mask, position_ids, rows, first[index], skip=0)
+            return
+        self.joinable = True
+        self.cache = DynamicCache()
+        self.cache.layers = [SharedPrefixLayer(p, [part], headroom=KV_HEADROOM) for p, part in zip(self.prefix, parts)]
+        self.attention_mask, self.position_ids, self.rows = attention_mask, position_ids, rows
+        self.next_tokens = first[index]
+        if self.prefix_rows is not None:
+            self.prefix_rows.mask = self._prefix_mask(rows)
+
+    def _append(self, cache: Any, attention_mask: Any, position_ids: Any, group: list[int], first: Any,
+                skip: int) -> None:
         """Add rows to the running batch: keys, values and masks left-padded to one length."""
         import torch  # heavy: only when generating
         import torch.nn.functional as F
@@ -415,7 +537,9 @@ class _Stream:
         def left(mask: Any) -> Any:  # zeros before the first position
             return F.pad(mask, (width - mask.shape[1], 0))
 
-        append_rows(self.cache, cache, width=width, headroom=KV_HEADROOM)
+        append_rows(self.cache, cache, width=width, headroom=KV_HEADROOM, skip=skip)
+        if self.prefix_rows is not None:
+            self.prefix_rows.mask = torch.cat([self.prefix_rows.mask, self._prefix_mask(group)])
         self.attention_mask = torch.cat([left(self.attention_mask), left(attention_mask)])
         self.position_ids = torch.cat([self.position_ids, position_ids])
         self.next_tokens = torch.cat([self.next_tokens, first])
@@ -475,12 +599,18 @@ class _Stream:
             self.next_tokens = tokens
         elif not going:
             self.rows, self.cache, self.attention_mask, self.position_ids = [], None, None, None
+            if self.prefix_rows is not None:
+                self.prefix_rows.mask = None
         elif self.joinable:
-            index = torch.tensor(going, device=tokens.device)
-            self.cache.batch_select_indices(index)
+            from ftui.backends.local.kv_cache import keep_rows  # heavy: imports transformers
+
+            order = keep_rows(self.cache, going, len(self.rows))
+            index = torch.tensor(order, device=tokens.device)
             self.attention_mask, self.position_ids = self.attention_mask[index], self.position_ids[index]
             self.next_tokens = tokens[index]
-            self.rows = [self.rows[at] for at in going]
+            self.rows = [self.rows[at] for at in order]
+            if self.prefix_rows is not None:
+                self.prefix_rows.mask = self.prefix_rows.mask[index]
             self._trim()
         else:  # finished rows stay, fed padding, as in generate()
             carried = torch.ones(len(self.rows), dtype=torch.bool, device=tokens.device)
@@ -582,6 +712,20 @@ def _cache_of(out: Any) -> Any:
     if cache is None:
         raise RuntimeError("the model returned no KV cache with use_cache=True")
     return cache
+
+
+def _packs(lengths: Sequence[int], most: int = PACK_TOKENS) -> list[list[int]]:
+    """Consecutive prompts whose tokens (``lengths``) prefill in one packed forward, at most
+    ``most`` tokens each (a prompt longer than that alone)."""
+    packs: list[list[int]] = []
+    total = most
+    for at, n in enumerate(lengths):
+        if total + n > most:
+            packs.append([])
+            total = 0
+        packs[-1].append(at)
+        total += n
+    return packs
 
 
 def _prefill_groups(lengths: Sequence[int], forward_cost: int = PREFILL_FORWARD_TOKENS) -> list[list[int]]:
