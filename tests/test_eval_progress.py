@@ -175,12 +175,16 @@ def test_a_real_run_reports_eval_progress_and_shows_sane_when_finished(tmp_path,
     run = Run(Path(json.loads(res.stdout)["dir"]))
     assert wait_for(run, timeout=240) == "succeeded", (run.dir / "runner.log").read_text()[-3000:]
     events = read_events(run.events_path)
+    # Base and k-shot decode together (12 prompts, 2 at a time): base reports its share of each
+    # batch, and k-shot's answers are all there when its turn comes.
+    done = {"base": [0, 1, 2, 3, 4, 5, 6], "kshot": [0, 6], "finetuned": [0, 2, 4, 6]}
     for variant in ("base", "kshot", "finetuned"):
         mine = [e for e in events if e["type"] == "eval_progress" and e["variant"] == variant]
-        assert [e["done"] for e in mine] == [0, 2, 4, 6] and {e["total"] for e in mine} == {6}
+        assert [e["done"] for e in mine] == done[variant] and {e["total"] for e in mine} == {6}
         assert mine[0]["eta_s"] is None and all(e["examples_per_s"] > 0 for e in mine[1:])
         etas = [e["eta_s"] for e in mine[1:]]
-        assert etas[0] > 0 and all(eta >= 0 for eta in etas) and etas[-1] == 0.0, etas  # it moves, to nothing left
+        assert all(eta >= 0 for eta in etas) and etas[-1] == 0.0, etas  # to nothing left
+        assert variant == "kshot" or etas[0] > 0  # it moves
         result = next(i for i, e in enumerate(events) if e["type"] == "eval" and e["variant"] == variant)
         assert events.index(mine[-1]) < result  # progress comes before the variant's result
     show = run_cli("show", run.id, "--json")

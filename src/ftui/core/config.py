@@ -333,10 +333,11 @@ class EvalSettings:
     limit: int = 0
     """Evaluate at most this many test examples (0: all)."""
     batch_size: int = 32
-    """Most prompts decoding together (local backend). On 2 CPU cores a decoding step of the
-    embedded model costs 8.1 ms a row with 16 rows and 4.6 ms with 32 (one row: 76 ms); the
-    demo's eval ran 4.9x faster than one prompt at a time with 16 and 7.3x with 32
-    (benchmarks/eval_throughput.py). Lower it when a large model's keys and values do not fit."""
+    """Most prompts decoding together (local backend; base and k-shot prompts count together:
+    they decode in one running batch). On 2 CPU cores a decoding step's matrix products for the
+    embedded model cost 2.5 ms a row with 32 rows, 1.9 ms with 64 and 1.65 ms with 128 (one
+    row: about 60 ms); the demo preset uses 128. Lower it when a large model's keys and values
+    do not fit."""
 
     def __post_init__(self) -> None:
         _check(self.max_new_tokens >= 1, "eval.max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")

@@ -95,6 +95,8 @@ PREFILL_FORWARD_TOKENS = 32
 """What one more prefill forward costs, in tokens of prefill work (reading the weights once:
 ~60 ms on 2 CPU cores against ~2 ms a token for the embedded model)."""
 
+PROGRESS_EVERY = 16
+"""Examples done between two progress reports (and stop checks) at most, whatever the batch size."""
 PACK_TOKENS = 4096
 """Most prompt tokens of one packed prefill forward (``_Stream._join_packed``): its activations
 are this many positions, as a training batch's; more prompts take several forwards."""
@@ -143,7 +145,8 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, m
     """Greedy outputs with each example's share of the wall time, in input order.
 
     At most ``batch_size`` prompts decode together. ``on_progress(done, total)`` runs each time
-    another ``batch_size`` examples are done, and after the last; it may raise to stop early.
+    another ``batch_size`` examples are done (``PROGRESS_EVERY`` at most), and after the last; it
+    may raise to stop early.
     ``groups``: a label per prompt, for prompts rendered several ways (eval's base and k-shot
     variants) that decode together: each group's shared beginning is found and kept once.
     """
@@ -157,14 +160,14 @@ def generate_batched(model: Any, tokenizer: Any, prompts: Sequence[Prompt], *, m
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first (stable)
     results: list[tuple[str, float] | None] = [None] * len(ids)
     decoder = _Decoder(model, tokenizer, max_new_tokens)
-    reported = 0
+    reported, every = 0, min(batch_size, PROGRESS_EVERY)
 
     def finished(i: int, tokens: list[int], seconds: float) -> None:
         nonlocal reported
         results[i] = (decoder.text(tokens), seconds)
         done = len(ids) - results.count(None)
-        if on_progress is not None and (done // batch_size > reported or done == len(ids)):
-            reported = done // batch_size
+        if on_progress is not None and (done // every > reported or done == len(ids)):
+            reported = done // every
             on_progress(done, len(ids))
 
     if decoder.plain_greedy:
