@@ -157,21 +157,20 @@ class PackedRows:
 
     def __init__(self, lengths: Sequence[int], device: Any) -> None:
         self.lengths = list(lengths)
-        width = max(self.lengths)
-        steps = torch.arange(width, device=device)
-        starts = torch.tensor([0, *self.lengths[:-1]], device=device).cumsum(0)
+        steps = torch.arange(max(self.lengths), device=device)
+        self.starts = torch.tensor([0, *self.lengths[:-1]], device=device).cumsum(0)
         self.real = steps[None, :] < torch.tensor(self.lengths, device=device)[:, None]
-        self.index = torch.where(self.real, starts[:, None] + steps[None, :], 0)
+        self.index = torch.where(self.real, self.starts[:, None] + steps[None, :], 0)
 
     def left_padded(self, packed: Any, rows: Any) -> Any:
         """``packed`` (``[1, heads, positions, dim]``) as ``rows``' positions, left-padded with zeros
         to the longest of them (``[rows, heads, longest, dim]``), as a running batch keeps them."""
-        lengths = self.real.sum(-1)[rows]
+        lengths = torch.tensor(self.lengths, device=packed.device)[rows]
         width = int(lengths.max())
         steps = torch.arange(width, device=packed.device)
         pad = width - lengths[:, None]
         real = steps[None, :] >= pad
-        index = torch.where(real, self.index[rows, 0][:, None] + steps[None, :] - pad, 0)
+        index = torch.where(real, self.starts[rows][:, None] + steps[None, :] - pad, 0)
         return packed[0][:, index].transpose(0, 1).masked_fill(~real[:, None, :, None], 0)
 
 
@@ -206,7 +205,7 @@ def packed_attention(query: Any, key: Any, value: Any, rows: PackedRows, prefix:
     """
     prefix_keys, prefix_values = prefix
     shared = prefix_keys.shape[-2]
-    lengths = rows.real.sum(-1).tolist()
+    lengths = rows.lengths
     outputs = []
     for first in range(0, len(lengths), PACKED_ATTENTION_ROWS):
         n = len(lengths[first:first + PACKED_ATTENTION_ROWS])
