@@ -1446,3 +1446,23 @@ async def test_studies_list_opens_a_study_its_table_writes_and_opens_runs(ftui_h
         await pilot.press("pageup", "enter")  # the first row, an evaluated one: its Eval screen
         await wait_until(pilot, lambda: type(app.screen).__name__ == "EvalScreen")
         assert app.screen.run.id == RUN_A
+
+
+async def test_eval_summary_keeps_whole_names_and_counts_when_the_records_are_read_again(ftui_home):
+    """The screen reads the records as it opens and again when the first events come. In a real
+    terminal (tmux, 100x40 and 160x30) the table, cleared and filled twice, kept its headers'
+    widths ("finet", n "2" of 24); under Pilot the timing never lines up, so this checks the
+    outcome the fix guarantees (widths from the cells): whole names and counts after two reads."""
+    run = make_run(ftui_home, RUN_A)
+    app = FtuiApp(attach=run, services=fake_services())
+    async with app.run_test(size=(100, 30)) as pilot:
+        es = app.screen
+        await wait_until(pilot, lambda: es.data is not None and "80.0% +60.0" in screen_text(app),
+                         what="the summary")
+        for _ in range(2):
+            es._loaded(es.data)
+        await pilot.pause()
+        await wait_until(pilot, lambda: "▶ finetuned" in screen_text(app), what="the whole variant name")
+        table = es.query_one("#summary")
+        assert [column.get_render_width(table) - 2 * table.cell_padding for column in table.columns.values()][:2] == [
+            len("▶ finetuned"), len("n")]

@@ -192,13 +192,13 @@ class EvalScreen(Screen):
             return
         evals = {v: m.get("metrics", {}) for v, m in data.metrics.items()}
         keys = fmt.headline_keys(evals)
-        table.add_columns("variant", "n", *[fmt.METRIC_LABELS[k] for k in keys])
         base = evals.get("base", {})
+        rows: list[list[Text]] = []
         for v in data.variants:
             m = evals[v]
-            cells: list[Any] = [Text(("▶ " if v == self.variant else "  ") + v,
+            cells: list[Text] = [Text(("▶ " if v == self.variant else "  ") + v,
                                      style="bold" if v == self.variant else ""),
-                                count_text(data.metrics[v])]
+                                Text(count_text(data.metrics[v]))]
             for k in keys:
                 value = m.get(k)
                 cell = Text(fmt.pct(value))
@@ -206,6 +206,12 @@ class EvalScreen(Screen):
                 if delta:
                     cell.append(f" {delta}", style="green" if not delta.startswith("-") else "red")
                 cells.append(cell)
+            rows.append(cells)
+        # Widths from the cells: left to the table, a render right after clear(columns=True) (the
+        # records read again as the screen opens) kept the headers' widths ("finet", n "2").
+        for at, label in enumerate(["variant", "n", *[fmt.METRIC_LABELS[k] for k in keys]]):
+            table.add_column(label, width=max([len(label), *(row[at].cell_len for row in rows)]))
+        for cells in rows:
             table.add_row(*cells)
 
     # -- which examples are shown --------------------------------------------------------
