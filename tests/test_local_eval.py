@@ -248,3 +248,16 @@ def test_base_and_kshot_decode_together_each_with_its_own_answers_and_time(livel
         assert metrics["duration_s"] > 0
     progress = [e for e in read_events(run.events_path) if e["type"] == "eval_progress"]
     assert {e["variant"] for e in progress} >= {"base", "kshot"}
+
+
+def test_a_large_batch_still_reports_progress_every_few_examples(loaded, monkeypatch):
+    """Progress (and the stop check behind it) comes every PROGRESS_EVERY examples at most, not
+    once a batch: with the demo's 128 rows a batch would be the whole eval."""
+    from ftui.backends.local import generate as generate_mod
+
+    model, tok = loaded
+    monkeypatch.setattr(generate_mod, "PROGRESS_EVERY", 4)
+    progress = []
+    generate_batched(model, tok, demo_prompts(10), max_new_tokens=2, batch_size=128,
+                     on_progress=lambda done, total: progress.append((done, total)))
+    assert progress == [(4, 10), (8, 10), (10, 10)]
