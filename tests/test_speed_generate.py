@@ -246,7 +246,7 @@ def test_rows_read_the_shared_beginning_once_with_the_same_outputs(loaded, early
 
 
 def test_few_rows_go_through_the_other_kernel_with_the_same_products(monkeypatch):
-    from ftui.backends.local.generate import FEW_ROWS, _few_rows_linears
+    from ftui.backends.local.generate import FEW_ROWS, ROW_TILE, _few_rows_linears
 
     g = torch.Generator().manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.Linear(24, 8, bias=False))
@@ -254,25 +254,29 @@ def test_few_rows_go_through_the_other_kernel_with_the_same_products(monkeypatch
     real_matmul = torch.Tensor.__matmul__
 
     def spy(a, b):
-        kernels.append(tuple(a.shape))
+        kernels.append((*a.shape, b.shape[1]))
         return real_matmul(a, b)
 
     monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
-    for rows in (1, 2, 3, FEW_ROWS, FEW_ROWS + 1):
+    for rows in (1, 2, 3, ROW_TILE, ROW_TILE + 1, FEW_ROWS - 1, FEW_ROWS, FEW_ROWS + 1):
         x = torch.randn(rows, 1, 16, generator=g)
         expected = model(x)
         kernels.clear()
         with _few_rows_linears(model):
             got = model(x)
+        assert got.shape == expected.shape
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-        # 2 to FEW_ROWS rows: W @ x.T for both layers (the weight first); otherwise the plain kernel.
-        assert kernels == ([(24, 16), (8, 24)] if 2 <= rows <= FEW_ROWS else [])
+        # 2 to FEW_ROWS rows: W @ x.T for both layers (the weight first), the rows padded with
+        # zeros to a multiple of ROW_TILE; otherwise the plain kernel.
+        padded = -(-rows // ROW_TILE) * ROW_TILE
+        assert kernels == ([(24, 16, padded), (8, 24, padded)] if 2 <= rows <= FEW_ROWS else [])
     assert all("forward" not in vars(m) for m in model)  # restored
 
 
-def test_batched_eval_decodes_its_steps_of_up_to_64_rows_through_the_few_rows_kernel(loaded, monkeypatch):
+def test_batched_eval_decodes_its_steps_through_the_few_rows_kernel(loaded, monkeypatch):
     """generate_batched itself runs its decoding steps through ``_few_rows_linears``: with 8 rows
-    (more than the 5 it used to be) the Linear weights multiply ``x.T``, and the tokens are the same."""
+    (more than the 5 it used to be) the Linear weights multiply ``x.T``, always a multiple of
+    ``ROW_TILE`` rows as rows leave, and the tokens are the same."""
     model, tok = loaded
     prompts = demo_prompts(8)
     shapes = {tuple(m.weight.shape) for m in model.modules() if type(m) is torch.nn.Linear}
@@ -288,6 +292,7 @@ def test_batched_eval_decodes_its_steps_of_up_to_64_rows_through_the_few_rows_ke
     batched = generate_batched(model, tok, prompts, max_new_tokens=6, batch_size=8)
     monkeypatch.undo()
     assert 8 in rows_seen and max(rows_seen) <= generate_mod.FEW_ROWS
+    assert all(rows % generate_mod.ROW_TILE == 0 for rows in rows_seen)
     assert texts(batched) == texts(generate_one_at_a_time(model, tok, prompts, max_new_tokens=6))
 
 
