@@ -33,9 +33,9 @@ tokens and does less work than ``generate`` on a batch, where most of the time w
   with 8 to 64 (a decoding step of 32 k-shot rows 156 ms against 188 ms, medians of six,
   AMD EPYC, torch 2.13). That kernel is fast only for a multiple of ``ROW_TILE`` rows, though
   (the embedded model's Linear layers: 59 ms with 32 rows, 99 ms with 31; 160 ms with 128, 205
-  with 127; ``x @ W.T`` 76 and 175 ms), so the rows are padded with zeros up to one. CPU float32
-  linears of 2 to ``FEW_ROWS`` rows go that way (``_few_rows_linears``); prefill, hundreds of
-  rows, keeps the plain kernel.
+  with 127; ``x @ W.T`` 76 and 175 ms), so more than ``ROW_TILE`` rows are padded with zeros up
+  to one. CPU float32 linears of 2 to ``FEW_ROWS`` rows go that way (``_few_rows_linears``);
+  prefill, hundreds of rows, keeps the plain kernel.
 - Prompts are sorted by length, longest first (an out-of-memory error shows up at once rather
   than at the end). When the attention reads the shared beginning once, the prompts' own tokens
   prefill packed, one sequence after the beginning (``_Stream._join_packed``: no padding, no
@@ -95,7 +95,8 @@ MIN_SHARED_TOKENS = 128
 FEW_ROWS = 128
 """Up to this many rows, CPU float32 linears compute ``(W @ x.T).T`` (see the module docstring)."""
 ROW_TILE = 8
-"""... with the rows padded with zeros to a multiple of this many."""
+"""... with more rows than this padded with zeros to a multiple of it (fewer run as they are:
+2 rows 15 ms, 5 rows 25 ms, 8 rows 33 ms through the embedded model's Linear layers)."""
 WIDE_LAYER = 8192
 """Output features from which a Linear counts as the vocabulary projection."""
 KV_HEADROOM = 64
@@ -640,8 +641,8 @@ def _few_rows_linears(model: Any) -> Iterator[None]:
     The same products as ``x @ W.T``, through MKL's other kernel, which streams the weights
     faster for few rows (measured on an AMD EPYC with torch 2.13: a decoding step of the
     embedded model with 3 rows took 147 ms, 67 ms this way; with 8 to 32 k-shot rows 10-20%
-    less, 156 ms against 188 ms with 32), the rows padded with zeros to a multiple of
-    ``ROW_TILE``, where that kernel is at its fastest. The layers are restored on exit.
+    less, 156 ms against 188 ms with 32), more than ``ROW_TILE`` rows padded with zeros to a
+    multiple of it, where that kernel is at its fastest. The layers are restored on exit.
     """
     import torch  # heavy: only when generating
 
@@ -663,7 +664,7 @@ def _linear_few_rows(self: Any, x: Any) -> Any:
     if not 2 <= rows <= FEW_ROWS:
         return torch.nn.functional.linear(x, self.weight, self.bias)
     flat = x.reshape(rows, x.shape[-1])
-    if rows % ROW_TILE:  # zero rows: each row's products stay its own
+    if rows > ROW_TILE and rows % ROW_TILE:  # zero rows: each row's products stay its own
         flat = torch.cat([flat, flat.new_zeros(ROW_TILE - rows % ROW_TILE, flat.shape[-1])])
     y = (self.weight @ flat.T).T[:rows]
     if self.bias is not None:
